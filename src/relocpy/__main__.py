@@ -1,0 +1,3 @@
+from relocpy.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,125 @@
+"""Writing and reading interpreter archives (`.tar.gz`, `.tar.zst`).
+
+Writing is deterministic for a given tree (sorted members, numeric owner 0, fixed gzip header);
+reading is streaming and refuses members that would land outside the target directory.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import stat
+import tarfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import zstandard
+
+from relocpy.errors import RelocpyError
+
+
+class BadArchiveError(RelocpyError):
+    """An archive that is corrupt, truncated or has unsafe members."""
+
+
+def iter_tree(root: Path, include: Callable[[str], bool]) -> Iterator[Path]:
+    """Files, symlinks and directories under `root` in sorted order, filtered by relative path."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        base = Path(dirpath)
+        for name in sorted([*dirnames, *filenames]):
+            path = base / name
+            rel = path.relative_to(root).as_posix()
+            if not include(rel):
+                if name in dirnames:
+                    dirnames.remove(name)
+                continue
+            yield path
+
+
+def _tarinfo(tar: tarfile.TarFile, path: Path, arcname: str, mtime: int | None) -> tarfile.TarInfo:
+    info = tar.gettarinfo(str(path), arcname)
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    if mtime is not None:
+        info.mtime = min(int(info.mtime), mtime)
+    if info.isreg() or info.isdir():
+        info.mode = stat.S_IMODE(info.mode) & 0o755 | (0o755 if info.isdir() else 0)
+    return info
+
+
+def write_tar(
+    stream: BinaryIO, root: Path, top: str, include: Callable[[str], bool], mtime: int | None = None
+) -> None:
+    """Write `root` as `top/...` into an uncompressed tar stream."""
+    with tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(_tarinfo(tar, root, top, mtime))
+        for path in iter_tree(root, include):
+            arcname = f"{top}/{path.relative_to(root).as_posix()}"
+            info = _tarinfo(tar, path, arcname, mtime)
+            if info.isreg():
+                with path.open("rb") as handle:
+                    tar.addfile(info, handle)
+            else:
+                tar.addfile(info)
+
+
+def write_archives(
+    root: Path,
+    top: str,
+    gz_path: Path,
+    zst_path: Path,
+    include: Callable[[str], bool],
+    mtime: int | None = None,
+) -> None:
+    """Write the same tar stream gzip- and zstd-compressed (`.part` files, renamed when done)."""
+    gz_tmp = gz_path.with_name(gz_path.name + ".part")
+    zst_tmp = zst_path.with_name(zst_path.name + ".part")
+    try:
+        with (
+            gz_tmp.open("wb") as raw,
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as gz,
+        ):
+            write_tar(gz, root, top, include, mtime)  # type: ignore[arg-type]
+        compressor = zstandard.ZstdCompressor(level=19, threads=-1, write_checksum=True)
+        with zst_tmp.open("wb") as raw, compressor.stream_writer(raw, closefd=False) as zst:
+            write_tar(zst, root, top, include, mtime)  # type: ignore[arg-type]
+        os.replace(gz_tmp, gz_path)
+        os.replace(zst_tmp, zst_path)
+    finally:
+        gz_tmp.unlink(missing_ok=True)
+        zst_tmp.unlink(missing_ok=True)
+
+
+def open_archive_stream(path: Path) -> BinaryIO:
+    """A decompressing stream for `.tar.gz`, `.tgz`, `.tar.zst` or plain `.tar`."""
+    raw = path.open("rb")
+    magic = raw.read(4)
+    raw.seek(0)
+    if magic[:2] == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
+    if magic == b"\x28\xb5\x2f\xfd":
+        return zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)  # type: ignore[return-value]
+    return raw
+
+
+def extract_archive(path: Path, dest: Path) -> None:
+    """Stream-extract `path` into `dest`, refusing unsafe members (tarfile's `data` filter)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        with open_archive_stream(path) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+            tar.extractall(dest, filter="data")
+    except tarfile.FilterError as exc:
+        raise BadArchiveError(f"{path.name} has an unsafe member: {exc}") from exc
+    except (tarfile.TarError, EOFError, OSError, zstandard.ZstdError, gzip.BadGzipFile) as exc:
+        raise BadArchiveError(f"{path.name} is corrupt or truncated: {exc}") from exc
+
+
+def read_member(path: Path, name: str) -> bytes | None:
+    with open_archive_stream(path) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            if member.name == name and member.isreg():
+                handle = tar.extractfile(member)
+                return handle.read() if handle else None
+    return None

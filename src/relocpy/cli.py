@@ -1,0 +1,167 @@
+"""The `relocpy` command: argument parsing, progress display and exit codes over `pipeline`."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from relocpy import __version__, pipeline
+from relocpy.errors import RelocpyError
+from relocpy.policy import get_policy
+from relocpy.progress import ConsoleReporter
+from relocpy.recipes.cpython import OPT_LEVELS
+from relocpy.repair import repair
+from relocpy.verify import VerifyReport, verify
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="relocpy", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"relocpy {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("versions", help="list the CPython releases relocpy knows, and what is cached")
+
+    p = sub.add_parser("fetch", help="download (or seed from --file) and verify a source tarball")
+    p.add_argument("version")
+    p.add_argument(
+        "--file", type=Path, help="a local copy of the release tarball to verify and cache"
+    )
+
+    p = sub.add_parser("build", help="build a relocatable CPython and write its archives")
+    p.add_argument("version", help="3, 3.13 or 3.13.5")
+    p.add_argument(
+        "--out", type=Path, default=Path("dist"), help="output directory (default: dist)"
+    )
+    p.add_argument("--opt", choices=OPT_LEVELS, default="noopt")
+    p.add_argument("-j", "--jobs", type=int, default=None)
+    p.add_argument("--build-tag", help="the +BUILD part of the archive name (default: YYYYMMDD)")
+    p.add_argument("--verify", action="store_true", help="verify the archive after building it")
+    p.add_argument("--keep-work", action="store_true", help="keep the build directory")
+
+    p = sub.add_parser("repair", help="make an installed CPython prefix relocatable (copy)")
+    p.add_argument("prefix", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="where the repaired tree is written")
+    p.add_argument(
+        "--policy", help="manylinux policy deciding what is grafted (default: host glibc)"
+    )
+
+    p = sub.add_parser("verify", help="audit an archive or tree and prove it runs after a move")
+    p.add_argument("target", type=Path)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--policy", help="e.g. manylinux_2_17 (default: the archive's own, or measured)")
+    p.add_argument(
+        "--forbid",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a path no file may contain (repeatable)",
+    )
+    p.add_argument("--static-only", action="store_true", help="skip the runtime checks")
+    p.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    return parser
+
+
+def print_report(report: VerifyReport, console: Console) -> None:
+    table = Table(title=f"verify {report.target} (policy {report.policy})", show_lines=False)
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("detail", overflow="fold")
+    for check in report.checks:
+        table.add_row(check.name, "[green]pass[/]" if check.ok else "[red]FAIL[/]", check.detail)
+    console.print(table)
+    failed = sum(not c.ok for c in report.checks)
+    console.print(f"{len(report.checks) - failed} passed, {failed} failed")
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    console = Console(highlight=False)
+    errors = Console(stderr=True, highlight=False)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    reporter = ConsoleReporter(errors)
+    try:
+        if args.command == "versions":
+            table = Table(title="CPython releases")
+            for column in ("version", "file", "sha256", "cached"):
+                table.add_column(column)
+            for row in pipeline.versions():
+                table.add_row(
+                    row.version, row.filename, row.sha256[:16] + "…", "yes" if row.cached else "no"
+                )
+            console.print(table)
+        elif args.command == "fetch":
+            if args.file:
+                path = pipeline.seed_cache(args.version, args.file)
+            else:
+                from relocpy.catalog import resolve_cpython
+                from relocpy.sources import fetch
+
+                path = fetch(resolve_cpython(args.version), reporter=reporter)
+            console.print(str(path))
+        elif args.command == "build":
+            result = pipeline.build(
+                args.version,
+                args.out,
+                opt=args.opt,
+                jobs=args.jobs,
+                build_tag=args.build_tag,
+                reporter=reporter,
+                keep_work=args.keep_work,
+            )
+            for path in (
+                result.archives.gz,
+                result.archives.zst,
+                result.archives.metadata,
+                result.log,
+            ):
+                console.print(str(path))
+            if args.verify:
+                report = verify(result.archives.gz, reporter=reporter)
+                print_report(report, console)
+                return 0 if report.ok else 1
+        elif args.command == "repair":
+            policy = get_policy(args.policy) if args.policy else None
+            outcome = repair(args.prefix, args.out, policy=policy, reporter=reporter)
+            console.print(
+                f"repaired {outcome.tree.version} into {outcome.tree.root}: "
+                f"{len(outcome.grafted)} libraries grafted, "
+                f"{len(outcome.text_files)} text files and "
+                f"{len(outcome.binary_files)} binaries rewritten, "
+                f"{outcome.recompiled} bytecode files recompiled"
+            )
+        elif args.command == "verify":
+            report = verify(
+                args.target,
+                policy=args.policy,
+                forbid=tuple(args.forbid),
+                runtime=not args.static_only,
+                reporter=reporter,
+                keep=args.keep,
+            )
+            if args.json:
+                console.print_json(report.to_json())
+            else:
+                print_report(report, console)
+            return 0 if report.ok else 1
+    except RelocpyError as exc:
+        errors.print(f"[red]error:[/] {exc.message}", soft_wrap=True)
+        if exc.hint:
+            errors.print(f"hint: {exc.hint}", soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        errors.print("[red]error:[/] interrupted; nothing was written to the output directory")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

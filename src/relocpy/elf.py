@@ -1,0 +1,110 @@
+"""Reading ELF files (via pyelftools): dynamic section and versioned glibc symbol needs.
+
+Pure analysis: `read_elf` returns an `ElfInfo`, or None for files that are not ELF.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.dynamic import DynamicSection
+from elftools.elf.elffile import ELFFile
+from elftools.elf.gnuversions import GNUVerNeedSection
+
+ELF_MAGIC = b"\x7fELF"
+_GLIBC_VERSION = re.compile(r"^GLIBC_(\d+)\.(\d+)(?:\.(\d+))?$")
+
+
+@dataclass(frozen=True)
+class ElfInfo:
+    path: Path
+    machine: str
+    elf_class: int
+    soname: str | None
+    needed: tuple[str, ...]
+    rpath: tuple[str, ...]
+    runpath: tuple[str, ...]
+    # library -> version names required from it (GLIBC_2.17, ...)
+    version_needs: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    has_interp: bool = False
+
+    @property
+    def glibc_versions(self) -> list[tuple[int, ...]]:
+        found = set()
+        for names in self.version_needs.values():
+            for name in names:
+                match = _GLIBC_VERSION.match(name)
+                if match:
+                    found.add(tuple(int(part) for part in match.groups() if part is not None))
+        return sorted(found)
+
+    @property
+    def max_glibc(self) -> tuple[int, ...] | None:
+        versions = self.glibc_versions
+        return versions[-1] if versions else None
+
+
+def is_elf(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(4) == ELF_MAGIC
+    except OSError:
+        return False
+
+
+def read_elf(path: Path) -> ElfInfo | None:
+    """Parse `path`'s dynamic section; None if it is not a (readable) ELF file."""
+    if path.is_symlink() or not path.is_file() or not is_elf(path):
+        return None
+    try:
+        with path.open("rb") as handle:
+            elf = ELFFile(handle)
+            needed: list[str] = []
+            rpath: list[str] = []
+            runpath: list[str] = []
+            soname = None
+            version_needs: dict[str, tuple[str, ...]] = {}
+            has_interp = False
+            for section in elf.iter_sections():
+                if isinstance(section, DynamicSection):
+                    for tag in section.iter_tags():
+                        if tag.entry.d_tag == "DT_NEEDED":
+                            needed.append(tag.needed)
+                        elif tag.entry.d_tag == "DT_RPATH":
+                            rpath += [p for p in tag.rpath.split(":") if p]
+                        elif tag.entry.d_tag == "DT_RUNPATH":
+                            runpath += [p for p in tag.runpath.split(":") if p]
+                        elif tag.entry.d_tag == "DT_SONAME":
+                            soname = tag.soname
+                elif isinstance(section, GNUVerNeedSection):
+                    for verneed, auxiliaries in section.iter_versions():
+                        version_needs[verneed.name] = tuple(aux.name for aux in auxiliaries)
+            for segment in elf.iter_segments():
+                if segment.header.p_type == "PT_INTERP":
+                    has_interp = True
+            return ElfInfo(
+                path=path,
+                machine=elf.get_machine_arch(),
+                elf_class=elf.elfclass,
+                soname=soname,
+                needed=tuple(needed),
+                rpath=tuple(rpath),
+                runpath=tuple(runpath),
+                version_needs=version_needs,
+                has_interp=has_interp,
+            )
+    except (ELFError, OSError, ValueError):
+        return None
+
+
+def iter_elf_files(root: Path) -> list[ElfInfo]:
+    """Every ELF file under `root` (symlinks skipped), sorted by path."""
+    infos = []
+    for path in sorted(root.rglob("*")):
+        info = read_elf(path)
+        if info is not None:
+            infos.append(info)
+    return infos

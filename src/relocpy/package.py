@@ -1,0 +1,146 @@
+"""Packaging a repaired tree as python-build-standalone style `install_only` archives.
+
+Names, member filters and metadata are decided here; `archive.py` does the byte work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from relocpy.archive import write_archives
+from relocpy.elf import iter_elf_files
+from relocpy.policy import policy_for_glibc
+from relocpy.sources import sha256_file
+from relocpy.tree import InterpreterTree
+
+TARGET_TRIPLE = f"{platform.machine() or 'x86_64'}-unknown-linux-gnu"
+_TEST_DIRS = {"test", "tests", "idle_test"}
+
+
+def archive_stem(
+    version: str, build: str, flavour: str = "install_only", triple: str = TARGET_TRIPLE
+) -> str:
+    return f"cpython-{version}+{build}-{triple}-{flavour}"
+
+
+def include_in_install_only(rel: str, short_version: str) -> bool:
+    """The member filter: no test suite, no static libpython, no bytecode of tests."""
+    parts = rel.split("/")
+    if rel == f"lib/python{short_version}/test" or rel.startswith(
+        f"lib/python{short_version}/test/"
+    ):
+        return False
+    if re.fullmatch(r"libpython.*\.a", parts[-1]):
+        return False
+    return not (parts[-1] == "__pycache__" and any(p in _TEST_DIRS for p in parts[:-1]))
+
+
+@dataclass(frozen=True)
+class BundledLibrary:
+    soname: str
+    file: str
+    package: str | None
+    version: str | None
+
+
+def bundled_libraries(grafted: dict[str, str], host_paths: dict[str, str]) -> list[BundledLibrary]:
+    """Grafted libraries with the Debian package and version they came from (dpkg, if present)."""
+    libraries = []
+    for soname, file in sorted(grafted.items()):
+        package = version = None
+        host = host_paths.get(soname)
+        if host:
+            package, version = _dpkg_owner(host)
+        libraries.append(BundledLibrary(soname, file, package, version))
+    return libraries
+
+
+def _dpkg_owner(path: str) -> tuple[str | None, str | None]:
+    for candidate in (path, os.path.realpath(path)):
+        try:
+            owner = subprocess.run(
+                ["dpkg-query", "-S", candidate], capture_output=True, text=True, check=False
+            )
+        except FileNotFoundError:
+            return None, None
+        if owner.returncode == 0 and ":" in owner.stdout:
+            package = owner.stdout.split(":", 2)[0].strip()
+            arch_package = owner.stdout.split(": ", 1)[0].strip()
+            version = (
+                subprocess.run(
+                    ["dpkg-query", "-W", "-f", "${Version}", arch_package],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                ).stdout.strip()
+                or None
+            )
+            return package, version
+    return None, None
+
+
+def measured_glibc(root: Path) -> tuple[int, ...] | None:
+    """The highest GLIBC_ symbol version any ELF file in the tree needs."""
+    versions = [info.max_glibc for info in iter_elf_files(root) if info.max_glibc]
+    return max(versions) if versions else None
+
+
+@dataclass(frozen=True)
+class PackagedArchives:
+    gz: Path
+    zst: Path
+    metadata: Path
+    info: dict[str, object]
+
+
+def package_tree(
+    tree: InterpreterTree,
+    out_dir: Path,
+    *,
+    build: str,
+    metadata: dict[str, object],
+    mtime: int | None = None,
+) -> PackagedArchives:
+    """Write `.tar.gz`, `.tar.zst`, a `.sha256` beside each, and `<stem>.json` into `out_dir`."""
+    stem = archive_stem(tree.version, build)
+    gz = out_dir / f"{stem}.tar.gz"
+    zst = out_dir / f"{stem}.tar.zst"
+    write_archives(
+        tree.root,
+        "python",
+        gz,
+        zst,
+        lambda rel: include_in_install_only(rel, tree.short_version),
+        mtime,
+    )
+    glibc = measured_glibc(tree.root)
+    info: dict[str, object] = {
+        "format": 1,
+        "python_version": tree.version,
+        "python_tag": f"cp{tree.short_version.replace('.', '')}",
+        "build": build,
+        "target_triple": TARGET_TRIPLE,
+        "flavour": "install_only",
+        "libc": "gnu",
+        "glibc_floor": ".".join(map(str, glibc)) if glibc else None,
+        "policy": policy_for_glibc(glibc).name,
+        **metadata,
+        "archives": {},
+    }
+    archives: dict[str, object] = {}
+    for path in (gz, zst):
+        digest = sha256_file(path)
+        (path.parent / f"{path.name}.sha256").write_text(f"{digest}  {path.name}\n")
+        archives[path.name] = {"sha256": digest, "size": path.stat().st_size}
+    info["archives"] = archives
+    meta_path = out_dir / f"{stem}.json"
+    meta_tmp = meta_path.with_name(meta_path.name + ".part")
+    meta_tmp.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    os.replace(meta_tmp, meta_path)
+    return PackagedArchives(gz, zst, meta_path, info)

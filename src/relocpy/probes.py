@@ -1,0 +1,109 @@
+"""Small artefacts the runtime checks feed to an interpreter: a wheel, a C extension, scripts.
+
+Scripts run inside the interpreter under test, so they stay valid on every CPython 3.8+.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import zipfile
+from pathlib import Path
+
+PROBE_PACKAGE = "relocpy_probe"
+
+
+def make_probe_wheel(directory: Path) -> Path:
+    """A pure-Python wheel (`relocpy_probe-1.0-py3-none-any.whl`) built without any tool."""
+    name, version = PROBE_PACKAGE, "1.0"
+    dist_info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": b"ANSWER = 42\n",
+        f"{dist_info}/METADATA": (
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
+        ),
+        f"{dist_info}/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: relocpy\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+    }
+    record_lines = []
+    for path, content in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=").decode()
+        record_lines.append(f"{path},sha256={digest},{len(content)}")
+    record_lines.append(f"{dist_info}/RECORD,,")
+    files[f"{dist_info}/RECORD"] = ("\n".join(record_lines) + "\n").encode()
+    wheel = directory / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path, content in files.items():
+            archive.writestr(zipfile.ZipInfo(path, date_time=(2020, 1, 1, 0, 0, 0)), content)
+    return wheel
+
+
+PROBE_C = r"""
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+static PyObject *add(PyObject *self, PyObject *args) {
+    long a, b;
+    if (!PyArg_ParseTuple(args, "ll", &a, &b)) return NULL;
+    return PyLong_FromLong(a + b);
+}
+
+static PyMethodDef methods[] = {{"add", add, METH_VARARGS, "add two ints"}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "relocpy_cprobe", NULL, -1, methods};
+PyMODINIT_FUNC PyInit_relocpy_cprobe(void) { return PyModule_Create(&module); }
+"""
+
+# Compile PROBE_C the way distutils/setuptools do: with the compiler and flags sysconfig names.
+BUILD_EXTENSION = r"""
+import importlib, os, shlex, subprocess, sys, sysconfig
+src, out_dir = sys.argv[1], sys.argv[2]
+v = sysconfig.get_config_vars()
+cc = shlex.split(v["CC"])
+cflags = shlex.split(v.get("CFLAGS") or "") + shlex.split(v.get("CCSHARED") or "")
+obj = os.path.join(out_dir, "relocpy_cprobe.o")
+ext = os.path.join(out_dir, "relocpy_cprobe" + v["EXT_SUFFIX"])
+include = sysconfig.get_paths()["include"]
+subprocess.check_call(cc + cflags + ["-I" + include, "-c", src, "-o", obj])
+subprocess.check_call(shlex.split(v["LDSHARED"]) + [obj, "-o", ext])
+sys.path.insert(0, out_dir)
+module = importlib.import_module("relocpy_cprobe")
+assert module.add(2, 3) == 5
+print("compiled with", v["CC"].split()[0], "against", include)
+"""
+
+# Report where the interpreter thinks it lives.
+REPORT_LOCATIONS = r"""
+import json, sys, sysconfig
+v = sysconfig.get_config_vars()
+keys = ["prefix", "exec_prefix", "BINDIR", "INCLUDEPY", "LIBDIR", "LIBPL", "LIBDEST",
+        "CONFINCLUDEPY", "BINLIBDEST", "LIBPC"]
+print(json.dumps({
+    "sys.prefix": sys.prefix,
+    "sys.base_prefix": sys.base_prefix,
+    "sys.executable": sys.executable,
+    "paths": sysconfig.get_paths(),
+    "vars": {k: v.get(k) for k in keys},
+    "compilers": {k: v.get(k) for k in ("CC", "CXX", "LDSHARED")},
+}))
+"""
+
+# Import every named extension module; print the failures as JSON.
+IMPORT_MODULES = r"""
+import importlib, json, sys
+failed = {}
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except Exception as exc:
+        failed[name] = "%s: %s" % (type(exc).__name__, exc)
+print(json.dumps(failed))
+"""
+
+SSL_CONTEXT = r"""
+import json, ssl
+ctx = ssl.create_default_context()
+paths = ssl.get_default_verify_paths()
+print(json.dumps({"stats": ctx.cert_store_stats(), "cafile": paths.cafile,
+                  "capath": paths.capath, "openssl": ssl.OPENSSL_VERSION}))
+"""

@@ -1,0 +1,1 @@
+"""Declarative build knowledge: configure flags per CPython version and build option."""

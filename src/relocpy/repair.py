@@ -1,0 +1,305 @@
+"""Repair: copy an installed CPython prefix into a tree that works wherever it is moved.
+
+ELF files get grafted libraries and $ORIGIN RUNPATHs; sysconfig data, Makefile, pkg-config,
+python-config and script shebangs stop naming the old prefix; bytecode is recompiled.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from relocpy.elf import ELF_MAGIC, iter_elf_files
+from relocpy.errors import OutputDirError, RelocpyError
+from relocpy.graft import apply_grafts, plan_grafts
+from relocpy.patchelf import ElfPatcher
+from relocpy.policy import Policy, get_policy, host_glibc
+from relocpy.progress import QuietReporter, Reporter, append_log
+from relocpy.textfix import (
+    PLACEHOLDER,
+    python_config_script,
+    relocatable_makefile,
+    relocatable_pkgconfig,
+    relocatable_sysconfigdata,
+    replace_same_length,
+    rewrite_shebang,
+    same_length_path,
+)
+from relocpy.tree import InterpreterTree, inspect_tree
+
+
+@dataclass
+class RepairReport:
+    tree: InterpreterTree
+    grafted: dict[str, str] = field(default_factory=dict)
+    grafted_from: dict[str, str] = field(default_factory=dict)
+    runpaths: dict[str, str] = field(default_factory=dict)
+    text_files: list[str] = field(default_factory=list)
+    binary_files: list[str] = field(default_factory=list)
+    recompiled: int = 0
+
+
+def default_policy() -> Policy:
+    major, minor = host_glibc()
+    try:
+        return get_policy(f"manylinux_{major}_{minor}")
+    except RelocpyError:
+        return get_policy("manylinux_2_17")
+
+
+def prepare_output(dest: Path) -> Path:
+    """Check `dest` can be created; return a private staging dir beside it."""
+    dest = Path(dest).absolute()
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise OutputDirError(
+            f"output {dest} already exists and is not empty",
+            hint="choose a new directory or remove it first",
+        )
+    parent = dest.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputDirError(f"cannot create {parent}: {exc.strerror}") from exc
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputDirError(
+            f"output directory {parent} is not writable", hint="choose a directory you can write to"
+        )
+    try:
+        return Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=parent))
+    except OSError as exc:
+        raise OutputDirError(f"cannot write into {parent}: {exc.strerror}") from exc
+
+
+def publish(staging: Path, dest: Path) -> None:
+    """Atomically move a finished staging dir to its final name."""
+    if dest.is_dir() and not any(dest.iterdir()):
+        dest.rmdir()
+    os.replace(staging, dest)
+
+
+def repair(
+    src: Path,
+    dest: Path,
+    *,
+    policy: Policy | None = None,
+    reporter: Reporter | None = None,
+    log: Path | None = None,
+) -> RepairReport:
+    """Write a relocatable copy of the CPython installed at `src` to `dest` (src is untouched)."""
+    reporter = reporter or QuietReporter()
+    source = inspect_tree(Path(src).absolute())
+    dest = Path(dest).absolute()
+    if dest == source.root or source.root in dest.parents:
+        raise OutputDirError(f"output {dest} lies inside the source prefix {source.root}")
+    staging = prepare_output(dest)
+    try:
+        reporter.step(f"copying {source.root} ({source.version})")
+        work = staging / "tree"
+        shutil.copytree(source.root, work, symlinks=True)
+        report = repair_in_place(
+            work, source, policy=policy or default_policy(), reporter=reporter, log=log
+        )
+        publish(work, dest)
+        staging.rmdir()
+        report.tree = inspect_tree(dest)
+        return report
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def repair_in_place(
+    root: Path,
+    original: InterpreterTree,
+    *,
+    policy: Policy,
+    reporter: Reporter,
+    log: Path | None = None,
+) -> RepairReport:
+    """Repair the copy at `root` of the tree `original` (whose recorded paths the files hold)."""
+    tree = inspect_tree(root)
+    report = RepairReport(tree=tree)
+    prefix = original.recorded_prefix
+    # Paths the build recorded that must not survive: the prefix (if not already the
+    # placeholder), the source/build directories, and where the source tree lives now.
+    old_paths = [
+        p
+        for p in (prefix, *original.build_dirs, str(original.root))
+        if p and p != PLACEHOLDER and p != "/"
+    ]
+    old_paths = sorted(set(old_paths), key=len, reverse=True)
+
+    reporter.step(f"grafting libraries (policy {policy.name})")
+    infos = iter_elf_files(root)
+    plan = plan_grafts(root, infos, policy)
+    result = apply_grafts(root, plan, root / "lib", ElfPatcher())
+    report.grafted, report.runpaths = result.grafted, result.runpaths
+    report.grafted_from = {soname: str(path) for soname, path in plan.grafts.items()}
+    append_log(log, f"grafted: {result.grafted}\nrunpaths: {result.runpaths}")
+
+    reporter.step("rewriting sysconfig data, Makefile, pkg-config, python-config, shebangs")
+    report.text_files = _fix_text_files(root, tree, prefix, original.build_dirs)
+
+    reporter.step("removing recorded build paths from binaries")
+    report.binary_files = _fix_binaries(root, old_paths)
+
+    reporter.step("recompiling bytecode")
+    report.recompiled = _recompile_bytecode(root, tree, old_paths, log)
+    return report
+
+
+def _write_preserving_mode(path: Path, content: bytes) -> None:
+    mode = stat.S_IMODE(path.stat().st_mode)
+    tmp = path.with_name(path.name + ".relocpy-tmp")
+    tmp.write_bytes(content)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def _fix_text_files(
+    root: Path, tree: InterpreterTree, prefix: str, build_dirs: tuple[str, ...]
+) -> list[str]:
+    changed: list[str] = []
+
+    def update(path: Path, new: str | bytes) -> None:
+        data = new.encode() if isinstance(new, str) else new
+        if path.read_bytes() != data:
+            _write_preserving_mode(path, data)
+            changed.append(str(path.relative_to(root)))
+
+    for path in tree.sysconfigdata:
+        update(
+            path, relocatable_sysconfigdata(path.read_text(encoding="utf-8"), prefix, build_dirs)
+        )
+    makefile = tree.config_dir / "Makefile"
+    if makefile.is_file():
+        update(
+            makefile,
+            relocatable_makefile(makefile.read_text(errors="surrogateescape"), prefix, build_dirs),
+        )
+    for pc in sorted((root / "lib" / "pkgconfig").glob("*.pc")):
+        if not pc.is_symlink():
+            update(pc, relocatable_pkgconfig(pc.read_text(), prefix))
+    for config in sorted((root / "bin").glob("python*-config")):
+        if config.is_symlink() or not config.is_file():
+            continue
+        if config.read_bytes()[:4] == ELF_MAGIC:
+            continue
+        update(config, python_config_script(tree.short_version, tree.config_dir.name))
+    names = tree.interpreter_names
+    scripts = [p for p in sorted((root / "bin").iterdir()) if p.is_file() and not p.is_symlink()]
+    for script in scripts:
+        content = script.read_bytes()
+        new = rewrite_shebang(content, prefix, names)
+        if new is not None:
+            update(script, new)
+    helper = tree.config_dir / "python-config.py"
+    if helper.is_file():
+        # Run through bin/pythonX.Y-config; its first line only has to stop naming the prefix.
+        content = helper.read_bytes()
+        if content.startswith(b"#!"):
+            _, _, rest = content.partition(b"\n")
+            update(helper, b"#!/usr/bin/env python3\n" + rest)
+    return changed
+
+
+def _fix_binaries(root: Path, old_paths: list[str]) -> list[str]:
+    """Replace recorded paths inside ELF files and static archives, keeping every offset."""
+    patched = []
+    replacements = [(old, new) for old in old_paths if (new := same_length_path(old))]
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        with path.open("rb") as handle:
+            head = handle.read(8)
+        if not (head.startswith(ELF_MAGIC) or head.startswith(b"!<arch>\n")):
+            continue
+        data = path.read_bytes()
+        total = 0
+        for old, new in replacements:
+            data, count = replace_same_length(data, old, new)
+            total += count
+        if total:
+            _write_preserving_mode(path, data)
+            patched.append(str(path.relative_to(root)))
+    return patched
+
+
+def clean_env() -> dict[str, str]:
+    """An environment without the caller's PYTHON*/SSL_*/PIP_* settings."""
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LC_ALL": "C.UTF-8",
+        "HOME": os.environ.get("HOME", "/tmp"),
+    }
+
+
+_RECOMPILE = """
+import importlib.util, py_compile, sys
+root, placeholder, listing = sys.argv[1:4]
+failed = 0
+for line in open(listing, encoding="utf-8"):
+    level, source = line.rstrip("\\n").split(" ", 1)
+    level = int(level)
+    opt = "" if level == 0 else level
+    target = importlib.util.cache_from_source(source, optimization=opt)
+    shown = placeholder + source[len(root):]
+    try:
+        py_compile.compile(source, cfile=target, dfile=shown, optimize=level, doraise=True)
+    except Exception as exc:
+        failed += 1
+        print("not recompiled:", source, exc)
+print("failed:", failed)
+"""
+
+
+def _recompile_bytecode(
+    root: Path, tree: InterpreterTree, old_paths: list[str], log: Path | None
+) -> int:
+    """Recompile, with the tree's own interpreter, every `.pyc` that still names an old path."""
+    needles = [p.encode() for p in old_paths]
+    jobs: list[str] = []
+    for pyc in sorted(tree.stdlib.rglob("*.pyc")):
+        if not any(n in pyc.read_bytes() for n in needles):
+            continue
+        source = _source_of(pyc)
+        if not source.is_file():
+            pyc.unlink()  # sourceless and unfixable: Python recreates it if ever needed
+            continue
+        level = 2 if ".opt-2." in pyc.name else 1 if ".opt-1." in pyc.name else 0
+        jobs.append(f"{level} {source}")
+    if not jobs:
+        return 0
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as listing:
+        listing.write("\n".join(jobs) + "\n")
+    try:
+        cmd = [
+            str(tree.executable),
+            "-E",
+            "-s",
+            "-c",
+            _RECOMPILE,
+            str(root),
+            PLACEHOLDER,
+            listing.name,
+        ]
+        result = subprocess.run(cmd, capture_output=True, text=True, env=clean_env())
+    finally:
+        os.unlink(listing.name)
+    append_log(log, f"recompiled {len(jobs)} bytecode files\n{result.stdout}{result.stderr}")
+    if result.returncode != 0:
+        raise RelocpyError(
+            f"recompiling bytecode with {tree.executable} failed: "
+            f"{result.stderr.strip().splitlines()[-1:]}"
+        )
+    return len(jobs)
+
+
+def _source_of(pyc: Path) -> Path:
+    # lib/python3.X/pkg/__pycache__/mod.cpython-312.opt-1.pyc -> lib/python3.X/pkg/mod.py
+    return pyc.parent.parent / (pyc.name.split(".", 1)[0] + ".py")

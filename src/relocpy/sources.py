@@ -1,0 +1,161 @@
+"""Fetching pinned source files: a content-addressed cache in front of a list of mirrors.
+
+Every file is checked against its sha256 pin before it enters the cache; nothing unverified is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Protocol
+
+from relocpy import home
+from relocpy.aptsource import AptSourceArchive
+from relocpy.catalog import SourcePin
+from relocpy.errors import ChecksumMismatchError, SourceUnavailableError
+from relocpy.progress import QuietReporter, Reporter, append_log
+
+_CHUNK = 1 << 20
+
+
+class Mirror(Protocol):
+    """Somewhere a pinned file may be fetched from."""
+
+    @property
+    def name(self) -> str: ...
+
+    def fetch(self, pin: SourcePin, workdir: Path, reporter: Reporter, log: Path | None) -> Path:
+        """Place the file in `workdir` and return its path, or raise SourceUnavailableError."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class SourceCache:
+    """`<root>/sha256/<hex>/<filename>`: a file is stored under the hash it was verified against."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root or home.downloads_dir()
+
+    def path_for(self, pin: SourcePin) -> Path:
+        return self.root / "sha256" / pin.sha256 / pin.filename
+
+    def lookup(self, pin: SourcePin) -> Path | None:
+        path = self.path_for(pin)
+        return path if path.is_file() else None
+
+    def store(self, pin: SourcePin, verified: Path) -> Path:
+        """Move an already verified file into place atomically."""
+        target = self.path_for(pin)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = target.with_name(f".{target.name}.{os.getpid()}.part")
+        shutil.move(str(verified), staging)
+        os.replace(staging, target)
+        return target
+
+
+class UrlMirror:
+    """Plain HTTP(S)/file URLs from the pin (python.org for CPython); short timeout."""
+
+    def __init__(self, timeout: float = 5.0) -> None:
+        self.timeout = timeout
+
+    @property
+    def name(self) -> str:
+        return "upstream URL"
+
+    def fetch(self, pin: SourcePin, workdir: Path, reporter: Reporter, log: Path | None) -> Path:
+        if not pin.urls:
+            raise SourceUnavailableError("no upstream URL pinned")
+        reasons = []
+        for url in pin.urls:
+            target = workdir / pin.filename
+            try:
+                with urllib.request.urlopen(url, timeout=self.timeout) as response:
+                    total = int(response.headers.get("Content-Length") or 0) or None
+                    done = 0
+                    with target.open("wb") as out:
+                        while chunk := response.read(_CHUNK):
+                            out.write(chunk)
+                            done += len(chunk)
+                            reporter.bytes_done(pin.filename, done, total)
+                append_log(log, f"downloaded {url} ({done} bytes)")
+                return target
+            except (OSError, urllib.error.URLError) as exc:
+                reason = getattr(exc, "reason", exc)
+                append_log(log, f"{url}: {reason}")
+                reasons.append(f"{url}: {reason}")
+        raise SourceUnavailableError("; ".join(reasons))
+
+
+class DebianMirror:
+    """The `.orig` tarball of the Debian source package named in the pin."""
+
+    def __init__(self, archive: AptSourceArchive | None = None) -> None:
+        self._archive = archive
+
+    @property
+    def name(self) -> str:
+        return "Debian source package"
+
+    def fetch(self, pin: SourcePin, workdir: Path, reporter: Reporter, log: Path | None) -> Path:
+        if not pin.debian_package:
+            raise SourceUnavailableError("no Debian source package is known for this file")
+        archive = self._archive or AptSourceArchive(home.cache_dir() / "apt")
+        reporter.detail(f"apt-get source {pin.debian_package} (upstream {pin.version})")
+        return archive.download_orig(pin.debian_package, pin.version, workdir, log=log)
+
+
+def default_mirrors() -> list[Mirror]:
+    return [UrlMirror(), DebianMirror()]
+
+
+def fetch(
+    pin: SourcePin,
+    mirrors: list[Mirror] | None = None,
+    cache: SourceCache | None = None,
+    reporter: Reporter | None = None,
+    log: Path | None = None,
+) -> Path:
+    """Return a cached, verified copy of `pin`, trying the cache and then each mirror in order."""
+    cache = cache or SourceCache()
+    reporter = reporter or QuietReporter()
+    mirrors = default_mirrors() if mirrors is None else mirrors
+    cached = cache.lookup(pin)
+    if cached is not None:
+        actual = sha256_file(cached)
+        if actual == pin.sha256:
+            return cached
+        cached.unlink()  # a damaged cache entry is dropped and fetched again
+    cache.root.mkdir(parents=True, exist_ok=True)
+    failures = []
+    for mirror in mirrors:
+        reporter.step(f"fetching {pin.filename} from {mirror.name}")
+        with tempfile.TemporaryDirectory(dir=cache.root, prefix=".fetch-") as tmp:
+            try:
+                path = mirror.fetch(pin, Path(tmp), reporter, log)
+            except SourceUnavailableError as exc:
+                failures.append(f"{mirror.name}: {exc.message}")
+                continue
+            actual = sha256_file(path)
+            if actual != pin.sha256:
+                raise ChecksumMismatchError(
+                    f"{pin.filename} from {mirror.name} has sha256 {actual}, "
+                    f"but the pin is {pin.sha256}",
+                    hint="the mirror serves a different file; it was not used",
+                )
+            return cache.store(pin, path)
+    raise SourceUnavailableError(
+        f"cannot fetch {pin.filename} ({pin.name} {pin.version}): " + "; ".join(failures),
+        hint="put the file into the cache with `relocpy fetch --file PATH` or check the network",
+    )

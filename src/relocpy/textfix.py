@@ -1,0 +1,287 @@
+"""Text and byte fix-ups that make an installed prefix independent of its location.
+
+Pure functions over file contents: the placeholder prefix `/install` (the convention that
+python-build-standalone and uv use) stands for "wherever the tree lives now".
+"""
+
+from __future__ import annotations
+
+import ast
+import pprint
+import re
+import shlex
+
+PLACEHOLDER = "/install"
+SYSCONFIG_HEADER = "# system configuration generated and used by the sysconfig module\n"
+
+# Variables that name the C compiler/linker a user's extension build will run.
+COMPILER_VARS = ("CC", "CXX", "LDSHARED", "LDCXXSHARED", "BLDSHARED", "LINKCC", "CPP", "MAINCC")
+_DEFAULT_COMPILERS = {"CXX": "c++", "LDCXXSHARED": "c++", "CPP": "cc"}
+
+# Runs inside the shipped `_sysconfigdata_*.py`: maps the placeholder to `sys.base_prefix` when
+# the module is imported. uv and similar tools read the dict literal above it as data and drop
+# this tail when they rewrite the file with absolute paths, which is also correct.
+_SYSCONFIG_TAIL = """
+
+# relocpy: values above name the installation prefix as {placeholder!r}; point them at the place
+# this interpreter lives now, so sysconfig follows the tree wherever it is moved.
+def _relocpy_relocate(values, placeholder={placeholder!r}):
+    import sys
+    here = sys.base_prefix
+    if here == placeholder:
+        return
+    for key, value in values.items():
+        if isinstance(value, str) and placeholder in value:
+            pieces = value.split(placeholder)
+            out = pieces[0]
+            for piece in pieces[1:]:
+                boundary = piece[:1] in ("", "/", " ", ":", "'", '"')
+                out += (here if boundary else placeholder) + piece
+            values[key] = out
+
+
+_relocpy_relocate(build_time_vars)
+del _relocpy_relocate
+"""
+
+
+class SysconfigFormatError(ValueError):
+    """A `_sysconfigdata_*.py` that is not a plain `build_time_vars = {...}` literal."""
+
+
+def parse_sysconfigdata(text: str) -> dict[str, str | int]:
+    """The `build_time_vars` literal of a `_sysconfigdata_*.py` file (code after it ignored)."""
+    match = re.search(r"^build_time_vars\s*=\s*", text, re.MULTILINE)
+    if not match:
+        raise SysconfigFormatError("no `build_time_vars = {...}` assignment")
+    start = match.end()
+    # The literal ends at the first top-level line that starts a new statement.
+    tree = None
+    end_candidates = [m.start() for m in re.finditer(r"^\S", text[start:], re.MULTILINE)]
+    for end in [*end_candidates[1:], len(text) - start]:
+        try:
+            tree = ast.literal_eval(text[start : start + end].strip())
+            break
+        except (SyntaxError, ValueError):
+            continue
+    if not isinstance(tree, dict):
+        raise SysconfigFormatError("`build_time_vars` is not a dict literal")
+    return tree
+
+
+def replace_path(value: str, old: str, new: str) -> str:
+    """Replace `old` where it is a whole path or a leading path component in `value`."""
+    if not old:
+        return value
+    pattern = re.escape(old) + r"(?=[/\s:'\"]|$)"
+    return re.sub(pattern, lambda _m: new, value)
+
+
+def strip_prefix_link_flags(value: str, prefix: str) -> str:
+    """Drop `-L`, `-I` and rpath flags that point into `prefix` from a flags string.
+
+    A user's extension finds the tree's headers through INCLUDEPY and its libraries through
+    $ORIGIN; these flags would bake the current location into what the user builds, and break
+    once the location contains a space.
+    """
+    try:
+        tokens = shlex.split(value)
+    except ValueError:
+        return value
+    inside = (prefix, f"{prefix}/lib", f"{prefix}/include")
+    kept = []
+    for token in tokens:
+        target = None
+        for flag in ("-L", "-I", "-Wl,-rpath,", "-Wl,-rpath=", "-Wl,-R", "-R"):
+            if token.startswith(flag):
+                target = token[len(flag) :]
+                break
+        if target is not None and target.rstrip("/") in inside:
+            continue
+        kept.append(token)
+    if len(kept) == len(tokens):
+        return value
+    return " ".join(shlex.quote(t) if t and " " in t else t for t in kept)
+
+
+def portable_compiler(key: str, value: str) -> str:
+    """`/opt/zig/zig cc -target ...` -> `cc`; keep the arguments that are plain flags."""
+    try:
+        tokens = shlex.split(value)
+    except ValueError:
+        return value
+    if not tokens:
+        return value
+    program = tokens[0]
+    rest = tokens[1:]
+    name = program.rsplit("/", 1)[-1]
+    is_zig = name.startswith("zig")
+    if not is_zig and "/" not in program:
+        return value
+    if is_zig:
+        # `zig cc -target x86_64-linux-gnu.2.17 ...`: drop the driver word and its target.
+        if rest and rest[0] in ("cc", "c++"):
+            rest = rest[1:]
+        cleaned = []
+        skip = False
+        for token in rest:
+            if skip:
+                skip = False
+                continue
+            if token == "-target":
+                skip = True
+                continue
+            if token.startswith("-target="):
+                continue
+            cleaned.append(token)
+        rest = cleaned
+    replacement = _DEFAULT_COMPILERS.get(key, "cc")
+    if key == "CPP":
+        return " ".join([replacement, *rest]) if "-E" in rest else f"{replacement} -E"
+    return " ".join([replacement, *rest])
+
+
+def relocate_sysconfig_vars(
+    values: dict[str, str | int], prefix: str, build_dirs: tuple[str, ...] = ()
+) -> dict[str, str | int]:
+    """Map `prefix` and `build_dirs` to the placeholder and make compiler entries portable."""
+    out: dict[str, str | int] = {}
+    for key, value in values.items():
+        if isinstance(value, str):
+            if prefix != PLACEHOLDER:
+                value = (
+                    strip_prefix_link_flags(value, prefix)
+                    if " " in value or value.startswith("-")
+                    else value
+                )
+                value = replace_path(value, prefix, PLACEHOLDER)
+            value = (
+                strip_prefix_link_flags(value, PLACEHOLDER)
+                if (value.startswith("-") or " -" in value)
+                else value
+            )
+            for build_dir in build_dirs:
+                value = replace_path(value, build_dir, PLACEHOLDER)
+            if key in COMPILER_VARS:
+                value = portable_compiler(key, value)
+        out[key] = value
+    return out
+
+
+def render_sysconfigdata(values: dict[str, str | int]) -> str:
+    """A `_sysconfigdata_*.py` with the standard header, the literal, and the relocation tail."""
+    body = pprint.pformat(values, indent=1, width=100, sort_dicts=True)
+    return (
+        SYSCONFIG_HEADER
+        + f"build_time_vars = {body}\n"
+        + _SYSCONFIG_TAIL.format(placeholder=PLACEHOLDER)
+    )
+
+
+def relocatable_sysconfigdata(text: str, prefix: str, build_dirs: tuple[str, ...] = ()) -> str:
+    return render_sysconfigdata(
+        relocate_sysconfig_vars(parse_sysconfigdata(text), prefix, build_dirs)
+    )
+
+
+def relocatable_makefile(text: str, prefix: str, build_dirs: tuple[str, ...] = ()) -> str:
+    """`config-X.Y/Makefile`: prefix computed from the Makefile's own location by GNU make."""
+    lines = []
+    for line in text.splitlines(keepends=True):
+        if re.match(r"^prefix\s*=", line):
+            lines.append("prefix=\t\t$(abspath $(dir $(lastword $(MAKEFILE_LIST)))../../..)\n")
+            continue
+        if re.match(
+            r"^(LDFLAGS|CONFIGURE_LDFLAGS|LDSHARED|BLDSHARED|LIBS|SHLIBS|CPPFLAGS|"
+            r"CONFIGURE_CPPFLAGS|PY_LDFLAGS|PY_LDFLAGS_NOLTO|PY_CORE_LDFLAGS)\s*=",
+            line,
+        ):
+            key, _, value = line.partition("=")
+            line = key + "=" + " " + strip_prefix_link_flags(value.strip(), prefix) + "\n"
+        line = replace_path(line, prefix, "$(prefix)")
+        for build_dir in build_dirs:
+            line = replace_path(line, build_dir, "$(prefix)")
+        lines.append(line)
+    return "".join(lines)
+
+
+def relocatable_pkgconfig(text: str, prefix: str) -> str:
+    """`lib/pkgconfig/*.pc`: prefix derived from the .pc file's own directory."""
+    lines = []
+    for line in text.splitlines(keepends=True):
+        if re.match(r"^prefix\s*=", line):
+            lines.append("prefix=${pcfiledir}/../..\n")
+            continue
+        lines.append(replace_path(line, prefix, "${prefix}"))
+    return "".join(lines)
+
+
+def python_config_script(version: str, config_dir_name: str) -> str:
+    """`bin/pythonX.Y-config`: run python-config.py with the tree's interpreter, wherever it is."""
+    return f"""#!/bin/sh
+# relocpy: locate the tree from this script's real path; no absolute path is recorded.
+self=$(readlink -f -- "$0" 2>/dev/null || realpath -- "$0")
+bindir=$(dirname -- "$self")
+exec "$bindir/python{version}" -E -s \\
+  "$bindir/../lib/python{version}/{config_dir_name}/python-config.py" "$@"
+"""
+
+
+_SHEBANG = re.compile(rb"^#!\s*(?P<path>\S+)(?P<args>[^\n]*)\n")
+
+
+def rewrite_shebang(content: bytes, prefix: str, interpreter_names: set[str]) -> bytes | None:
+    """Replace an absolute `#!<prefix>/bin/pythonX.Y` line by a relocatable sh trampoline.
+
+    Returns None when `content` is not a script of this tree's interpreter.
+    """
+    match = _SHEBANG.match(content)
+    if not match:
+        return None
+    path = match.group("path").decode(errors="replace")
+    name = path.rsplit("/", 1)[-1]
+    in_tree = path.startswith(prefix.rstrip("/") + "/") or path.startswith(PLACEHOLDER + "/")
+    if not in_tree or name not in interpreter_names:
+        return None
+    args = match.group("args").decode(errors="replace").strip()
+    flags = f" {args}" if args else ""
+    # sh runs the first two lines; Python sees a string literal and ignores it.
+    header = (
+        "#!/bin/sh\n"
+        f'\'\'\'exec\' "$(dirname -- "$(readlink -f -- "$0")")/{name}"{flags} "$0" "$@"\n'
+        "' '''\n"
+    )
+    return header.encode() + content[match.end() :]
+
+
+def same_length_path(old: str, placeholder: str = PLACEHOLDER) -> str | None:
+    """A path of exactly `old`'s length that names no part of `old` but its last component.
+
+    `/root/.pyenv/versions/3.12.1` -> `/install//////////////3.12.1`. Compilers merge string
+    literals that are suffixes of longer ones (PY_VERSION "3.12.1" may live at the end of the
+    prefix string), so a binary edit must keep every byte after the replaced head in place; the
+    last component is kept for that reason. None if `old` is too short to fit the placeholder.
+    """
+    head, _, last = old.rstrip("/").rpartition("/")
+    fill = len(old) - len(placeholder) - len(last)
+    if not head or fill < 1:
+        return None
+    return placeholder + "/" * fill + last
+
+
+def replace_same_length(data: bytes, old: str, new: str) -> tuple[bytes, int]:
+    """Replace `old` by the equally long `new`, as UTF-8 and as UTF-32LE (wchar_t) strings.
+
+    Offsets and sizes inside the file stay unchanged, so ELF files, static archives and
+    marshalled data remain valid. Returns the new bytes and the number of replacements.
+    """
+    if len(old) != len(new):
+        raise ValueError("binary replacement must keep the length")
+    count = 0
+    for encoding in ("utf-8", "utf-32-le"):
+        needle, replacement = old.encode(encoding), new.encode(encoding)
+        found = data.count(needle)
+        if found:
+            data = data.replace(needle, replacement)
+            count += found
+    return data, count

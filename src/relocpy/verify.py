@@ -1,0 +1,455 @@
+"""Verify: a static audit of a tree or archive, and proof that it runs after being moved.
+
+The tree is placed under a path with a space and non-ASCII characters, exercised with a clean
+environment, moved a second time, and exercised again. Each check yields pass/fail and why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from relocpy import probes
+from relocpy.archive import extract_archive
+from relocpy.elf import ElfInfo, iter_elf_files
+from relocpy.errors import RelocpyError
+from relocpy.ldpaths import resolve_needed
+from relocpy.policy import Policy, get_policy, policy_for_glibc
+from relocpy.progress import QuietReporter, Reporter
+from relocpy.tree import InterpreterTree, inspect_tree
+
+MOVE_1 = "moved here ü ñ"
+MOVE_2 = "moved again é ß"
+_TIMEOUT = 600
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class VerifyReport:
+    target: str
+    policy: str
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(check.ok for check in self.checks)
+
+    def add(self, name: str, ok: bool, detail: str) -> None:
+        self.checks.append(Check(name, ok, detail))
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "target": self.target,
+                "policy": self.policy,
+                "ok": self.ok,
+                "checks": [asdict(c) for c in self.checks],
+            },
+            indent=2,
+        )
+
+
+def _dotted(version: tuple[int, ...]) -> str:
+    return ".".join(map(str, version))
+
+
+def _short(items: list[str], limit: int = 5) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
+
+
+# ---- static audit (pure over the tree's files) ---------------------------------------------
+
+
+def audit_elf(root: Path, infos: list[ElfInfo], policy: Policy) -> list[Check]:
+    checks = []
+    bad_needed: list[str] = []
+    bad_runpath: list[str] = []
+    for info in infos:
+        rel = str(info.path.relative_to(root))
+        for entry in (*info.rpath, *info.runpath):
+            if not entry.startswith(("$ORIGIN", "${ORIGIN}")):
+                bad_runpath.append(f"{rel}: {entry}")
+        if info.rpath:
+            bad_runpath.append(f"{rel}: uses DT_RPATH")
+        if not info.needed:
+            continue
+        origin_only = ElfInfo(
+            info.path,
+            info.machine,
+            info.elf_class,
+            info.soname,
+            info.needed,
+            (),
+            info.runpath,
+            info.version_needs,
+            info.has_interp,
+        )
+        resolution = resolve_needed(origin_only)
+        for soname, found in resolution.libraries.items():
+            inside = found is not None and root.resolve() in found.resolve().parents
+            if not inside and not policy.allows_library(soname):
+                where = f"host {found}" if found else "not found"
+                bad_needed.append(f"{rel} needs {soname} ({where})")
+    checks.append(
+        Check(
+            "elf-needed",
+            not bad_needed,
+            f"{len(infos)} ELF files; every NEEDED is in the tree or on the {policy.name} whitelist"
+            if not bad_needed
+            else _short(bad_needed),
+        )
+    )
+    checks.append(
+        Check(
+            "elf-runpath",
+            not bad_runpath,
+            "all RPATH/RUNPATH entries are $ORIGIN-relative"
+            if not bad_runpath
+            else _short(bad_runpath),
+        )
+    )
+    per_file = [
+        (info.max_glibc, str(info.path.relative_to(root))) for info in infos if info.max_glibc
+    ]
+    overall = max((v for v, _ in per_file), default=None)
+    over = [
+        f"{rel} needs GLIBC_{'.'.join(map(str, v))}"
+        for v, rel in sorted(per_file, reverse=True)
+        if not policy.allows_glibc(v)
+    ]
+    floor = ".".join(map(str, overall)) if overall else "none"
+    checks.append(
+        Check(
+            "glibc",
+            not over,
+            f"highest GLIBC_{floor} (policy {policy.name} allows {_dotted(policy.glibc_max)})"
+            + ("" if not over else "; " + _short(over)),
+        )
+    )
+    return checks
+
+
+def find_leftovers(root: Path, forbidden: list[str]) -> dict[str, list[str]]:
+    """Files under `root` that contain any forbidden path (as UTF-8 or as UTF-32 wchar_t)."""
+    needles = [(p, p.encode()) for p in forbidden if p]
+    needles += [(p, p.encode("utf-32-le")) for p in forbidden if p]
+    found: dict[str, list[str]] = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        data = path.read_bytes()
+        for text, needle in needles:
+            if needle in data:
+                found.setdefault(text, []).append(str(path.relative_to(root)))
+    return {k: sorted(set(v)) for k, v in found.items()}
+
+
+def audit_leftovers(root: Path, forbidden: list[str]) -> Check:
+    found = find_leftovers(root, forbidden)
+    if not found:
+        shown = _short(forbidden, 3) if forbidden else "no paths given"
+        return Check("leftover-paths", True, f"no file names {shown}")
+    details = "; ".join(f"{text} in {_short(files, 4)}" for text, files in found.items())
+    return Check("leftover-paths", False, details)
+
+
+# ---- runtime checks (run the tree's interpreter) -------------------------------------------
+
+
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """No PYTHON*, SSL_CERT_*, PIP_* or VIRTUAL_ENV from the caller: they would hide defects."""
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LC_ALL": "C.UTF-8",
+        "HOME": "/nonexistent",
+        "TERM": "dumb",
+    }
+    env.update(extra or {})
+    return env
+
+
+def _run(
+    cmd: list[str], cwd: Path | None = None, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            cmd,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            env=clean_env(env_extra),
+            timeout=_TIMEOUT,
+            errors="replace",
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return subprocess.CompletedProcess(cmd, 127, "", str(exc))
+
+
+def _why(result: subprocess.CompletedProcess[str]) -> str:
+    text = (result.stderr.strip() or result.stdout.strip()).splitlines()
+    return f"exit {result.returncode}: {text[-1][:300] if text else 'no output'}"
+
+
+def extension_modules(tree: InterpreterTree) -> list[str]:
+    dynload = tree.stdlib / "lib-dynload"
+    return sorted({p.name.split(".", 1)[0] for p in dynload.glob("*.so")})
+
+
+def _under(path: str | None, root: Path) -> bool:
+    if not path:
+        return False
+    real = os.path.realpath(path)
+    base = os.path.realpath(root)
+    return real == base or real.startswith(base + os.sep)
+
+
+def check_imports(tree: InterpreterTree, name: str) -> Check:
+    modules = extension_modules(tree)
+    result = _run([str(tree.executable), "-c", probes.IMPORT_MODULES, *modules])
+    if result.returncode != 0:
+        return Check(name, False, _why(result))
+    failed = json.loads(result.stdout or "{}")
+    if failed:
+        return Check(name, False, _short([f"{k} ({v})" for k, v in sorted(failed.items())], 4))
+    return Check(name, True, f"{len(modules)} extension modules import")
+
+
+def check_locations(tree: InterpreterTree, name: str) -> Check:
+    result = _run([str(tree.executable), "-c", probes.REPORT_LOCATIONS])
+    if result.returncode != 0:
+        return Check(name, False, _why(result))
+    data = json.loads(result.stdout)
+    values = {
+        "sys.prefix": data["sys.prefix"],
+        "sys.base_prefix": data["sys.base_prefix"],
+        **{f"paths[{k}]": v for k, v in data["paths"].items()},
+        **{k: v for k, v in data["vars"].items() if v},
+    }
+    outside = [f"{k}={v}" for k, v in values.items() if not _under(v, tree.root)]
+    if outside:
+        return Check(name, False, "outside the tree: " + _short(outside, 4))
+    return Check(name, True, f"sys.prefix and {len(values) - 2} sysconfig paths lie in the tree")
+
+
+def runtime_checks(tree: InterpreterTree, scratch: Path, reporter: Reporter) -> list[Check]:
+    checks: list[Check] = []
+    python = str(tree.executable)
+    reporter.step("runtime: start-up and locations")
+    result = _run([python, "-c", "import sys; print(sys.version.split()[0])"])
+    checks.append(
+        Check(
+            "starts",
+            result.returncode == 0,
+            f"python {result.stdout.strip()}" if result.returncode == 0 else _why(result),
+        )
+    )
+    if result.returncode != 0:
+        return checks
+    checks.append(check_locations(tree, "sysconfig-paths"))
+
+    result = _run([python, "-c", probes.REPORT_LOCATIONS])
+    if result.returncode == 0:
+        compilers = json.loads(result.stdout)["compilers"]
+        odd = [
+            f"{k}={v}"
+            for k, v in compilers.items()
+            if v and (("/" in v.split()[0]) or shutil.which(v.split()[0]) is None)
+        ]
+        checks.append(
+            Check(
+                "compiler-vars",
+                not odd,
+                "CC/CXX/LDSHARED name compilers on PATH: "
+                + ", ".join(f"{k}={(v or '').split()[0]}" for k, v in compilers.items())
+                if not odd
+                else "not a usable compiler: " + _short(odd),
+            )
+        )
+
+    reporter.step("runtime: importing every extension module")
+    checks.append(check_imports(tree, "extensions-import"))
+
+    reporter.step("runtime: ssl default context")
+    result = _run([python, "-c", probes.SSL_CONTEXT])
+    if result.returncode == 0:
+        data = json.loads(result.stdout)
+        count = data["stats"].get("x509_ca", 0)
+        checks.append(
+            Check(
+                "ssl-ca-store",
+                count > 0,
+                f"{count} CA certificates loaded ({data['cafile'] or data['capath']}, "
+                f"{data['openssl']})"
+                if count
+                else f"no CA certificate loaded (cafile={data['cafile']}, capath={data['capath']})",
+            )
+        )
+    else:
+        checks.append(Check("ssl-ca-store", False, _why(result)))
+
+    reporter.step("runtime: venv and pip install of a local wheel")
+    checks.append(_check_venv(tree, scratch))
+
+    reporter.step("runtime: building a C extension with the host compiler")
+    checks.append(_check_c_extension(tree, scratch))
+
+    reporter.step("runtime: bin/ scripts")
+    pip = tree.root / "bin" / "pip3"
+    result = _run([str(pip), "--version"])
+    checks.append(
+        Check(
+            "pip3-script",
+            result.returncode == 0
+            and _under(result.stdout.split(" from ", 1)[-1].split(" (python")[0], tree.root),
+            result.stdout.strip() if result.returncode == 0 else _why(result),
+        )
+    )
+    config = tree.root / "bin" / f"python{tree.short_version}-config"
+    result = _run([str(config), "--includes"])
+    include = str(tree.root / "include")
+    checks.append(
+        Check(
+            "python-config",
+            result.returncode == 0 and include in result.stdout,
+            result.stdout.strip()[:200] if result.returncode == 0 else _why(result),
+        )
+    )
+    return checks
+
+
+def _check_venv(tree: InterpreterTree, scratch: Path) -> Check:
+    venv = scratch / "venv ü"
+    result = _run([str(tree.executable), "-m", "venv", str(venv)])
+    if result.returncode != 0:
+        return Check("venv-pip", False, "venv: " + _why(result))
+    wheel = probes.make_probe_wheel(scratch)
+    vpython = str(venv / "bin" / "python")
+    result = _run(
+        [
+            vpython,
+            "-m",
+            "pip",
+            "install",
+            "--no-index",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            str(wheel),
+        ]
+    )
+    if result.returncode != 0:
+        return Check("venv-pip", False, "pip install: " + _why(result))
+    result = _run([vpython, "-c", f"import {probes.PROBE_PACKAGE} as m; print(m.ANSWER)"])
+    ok = result.returncode == 0 and result.stdout.strip() == "42"
+    return Check(
+        "venv-pip",
+        ok,
+        "venv created; pip installed a local wheel; it imports"
+        if ok
+        else "import: " + _why(result),
+    )
+
+
+def _check_c_extension(tree: InterpreterTree, scratch: Path) -> Check:
+    build = scratch / "c ext ü"
+    build.mkdir(parents=True, exist_ok=True)
+    source = build / "relocpy_cprobe.c"
+    source.write_text(probes.PROBE_C)
+    result = _run([str(tree.executable), "-c", probes.BUILD_EXTENSION, str(source), str(build)])
+    return Check(
+        "c-extension",
+        result.returncode == 0,
+        result.stdout.strip().splitlines()[-1] if result.returncode == 0 else _why(result),
+    )
+
+
+# ---- the verb -------------------------------------------------------------------------------
+
+
+def _metadata_for(archive: Path) -> dict[str, object]:
+    name = archive.name
+    for suffix in (".tar.gz", ".tar.zst", ".tgz"):
+        if name.endswith(suffix):
+            meta = archive.with_name(name[: -len(suffix)] + ".json")
+            if meta.is_file():
+                return json.loads(meta.read_text())
+    return {}
+
+
+def place_for_test(target: Path, scratch: Path) -> tuple[Path, dict[str, object], list[str]]:
+    """Put a copy of the tree at `scratch/MOVE_1/python`; return it, metadata, forbidden paths."""
+    first = scratch / MOVE_1
+    first.mkdir(parents=True)
+    if target.is_dir():
+        shutil.copytree(target, first / "python", symlinks=True)
+        return first / "python", {}, [str(target.absolute())]
+    extract_archive(target, first)
+    if not (first / "python").is_dir():
+        raise RelocpyError(f"{target.name} has no top-level python/ directory")
+    metadata = _metadata_for(target)
+    forbidden = [str(p) for p in metadata.get("build_paths", [])]  # type: ignore[union-attr]
+    return first / "python", metadata, forbidden
+
+
+def verify(
+    target: Path,
+    *,
+    policy: str | None = None,
+    forbid: tuple[str, ...] = (),
+    runtime: bool = True,
+    reporter: Reporter | None = None,
+    keep: bool = False,
+) -> VerifyReport:
+    """Audit and exercise `target` (an install_only archive or a tree)."""
+    reporter = reporter or QuietReporter()
+    target = Path(target)
+    if not target.exists():
+        raise RelocpyError(f"{target} does not exist")
+    scratch = Path(tempfile.mkdtemp(prefix="relocpy-verify-"))
+    try:
+        reporter.step(f"placing {target.name} under a path with spaces and non-ASCII")
+        root, metadata, forbidden = place_for_test(target, scratch)
+        tree = inspect_tree(root)
+        forbidden = sorted({*forbidden, *forbid})
+        infos = iter_elf_files(root)
+        chosen = (
+            get_policy(policy)
+            if policy
+            else (
+                get_policy(str(metadata["policy"]))
+                if metadata.get("policy")
+                else policy_for_glibc(
+                    max((i.max_glibc for i in infos if i.max_glibc), default=None)
+                )
+            )
+        )
+        report = VerifyReport(str(target), chosen.name)
+        reporter.step("static audit: ELF dependencies, RUNPATHs, glibc, leftover paths")
+        report.checks += audit_elf(root, infos, chosen)
+        report.checks.append(audit_leftovers(root, forbidden))
+        if runtime:
+            report.checks += runtime_checks(tree, scratch / "work", reporter)
+            reporter.step("moving the tree a second time")
+            second = scratch / MOVE_2
+            second.mkdir()
+            os.rename(root, second / "python")
+            moved = inspect_tree(second / "python")
+            report.checks.append(check_imports(moved, "second-move-imports"))
+            report.checks.append(check_locations(moved, "second-move-paths"))
+        return report
+    finally:
+        if keep:
+            reporter.step(f"kept the scratch directory {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
