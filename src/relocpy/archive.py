@@ -11,7 +11,7 @@ import os
 import stat
 import tarfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 import zstandard
@@ -104,12 +104,19 @@ def open_archive_stream(path: Path) -> BinaryIO:
     return raw
 
 
+def _strict_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+    """tarfile's `data` filter, plus: absolute names and `..` are refused, not rewritten."""
+    if member.name.startswith("/") or ".." in PurePosixPath(member.name).parts:
+        raise tarfile.FilterError(f"{member.name!r} points outside the destination")
+    return tarfile.data_filter(member, dest)
+
+
 def extract_archive(path: Path, dest: Path) -> None:
-    """Stream-extract `path` into `dest`, refusing unsafe members (tarfile's `data` filter)."""
+    """Stream-extract `path` into `dest`, refusing unsafe members."""
     dest.mkdir(parents=True, exist_ok=True)
     try:
         with open_archive_stream(path) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
-            tar.extractall(dest, filter="data")
+            tar.extractall(dest, filter=_strict_filter)
     except tarfile.FilterError as exc:
         raise BadArchiveError(f"{path.name} has an unsafe member: {exc}") from exc
     except (tarfile.TarError, EOFError, OSError, zstandard.ZstdError, gzip.BadGzipFile) as exc:

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                 from relocpy.sources import fetch
 
                 path = fetch(resolve_cpython(args.version), reporter=reporter)
-            console.print(str(path))
+            print(path)
         elif args.command == "build":
             result = pipeline.build(
                 args.version,
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                 result.archives.metadata,
                 result.log,
             ):
-                console.print(str(path))
+                print(path)
             if args.verify:
                 report = verify(result.archives.gz, reporter=reporter)
                 print_report(report, console)

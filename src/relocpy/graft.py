@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from relocpy.elf import ElfInfo, iter_elf_files
@@ -53,19 +53,9 @@ def plan_grafts(root: Path, infos: list[ElfInfo], policy: Policy) -> GraftPlan:
     for info in infos:
         if not info.needed:
             continue
-        # In-tree libraries are found by name, never through the old absolute RPATH.
-        stripped = ElfInfo(
-            info.path,
-            info.machine,
-            info.elf_class,
-            info.soname,
-            tuple(n for n in info.needed if n not in provided),
-            (),
-            (),
-            info.version_needs,
-            info.has_interp,
-        )
-        for soname, path in resolve_closure(stripped, descend=descend).items():
+        # In-tree libraries are matched by name; only the others are looked up as ld.so does.
+        outside = replace(info, needed=tuple(n for n in info.needed if n not in provided))
+        for soname, path in resolve_closure(outside, descend=descend).items():
             if soname in provided or policy.allows_library(soname):
                 continue
             rel = str(info.path.relative_to(root))

@@ -53,7 +53,7 @@ class ConsoleReporter:
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True, highlight=False)
         self.start = time.monotonic()
-        self._last_detail = 0.0
+        self._last_detail = time.monotonic()
 
     def _elapsed(self) -> str:
         seconds = int(time.monotonic() - self.start)
@@ -64,7 +64,13 @@ class ConsoleReporter:
 
     def detail(self, message: str) -> None:
         now = time.monotonic()
-        if now - self._last_detail < 0.5 or not self.console.is_terminal:
+        if not self.console.is_terminal:
+            # Logs and CI: a heartbeat line every 30 s instead of a live status line.
+            if now - self._last_detail >= 30:
+                self._last_detail = now
+                self.console.print(f"  {self._elapsed()} {message[:200]}", soft_wrap=True)
+            return
+        if now - self._last_detail < 0.5:
             return
         self._last_detail = now
         width = max(20, self.console.width - 8)

@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from relocpy import probes
@@ -85,17 +85,7 @@ def audit_elf(root: Path, infos: list[ElfInfo], policy: Policy) -> list[Check]:
             bad_runpath.append(f"{rel}: uses DT_RPATH")
         if not info.needed:
             continue
-        origin_only = ElfInfo(
-            info.path,
-            info.machine,
-            info.elf_class,
-            info.soname,
-            info.needed,
-            (),
-            info.runpath,
-            info.version_needs,
-            info.has_interp,
-        )
+        origin_only = replace(info, rpath=())
         resolution = resolve_needed(origin_only)
         for soname, found in resolution.libraries.items():
             inside = found is not None and root.resolve() in found.resolve().parents

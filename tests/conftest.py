@@ -1,0 +1,66 @@
+"""Shared fixtures: an isolated RELOCPY_HOME, small ELF builders, and the session's real CPython."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+PYENV_VERSIONS = {"3.8": "3.8.18", "3.10": "3.10.13", "3.12": "3.12.1", "3.13": "3.13.0"}
+
+
+@pytest.fixture(scope="session")
+def session_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One RELOCPY_HOME for the session so the source cache is shared between tests."""
+    home = tmp_path_factory.mktemp("relocpy-home")
+    os.environ["RELOCPY_HOME"] = str(home)
+    return home
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(session_home: Path) -> None:
+    os.environ["RELOCPY_HOME"] = str(session_home)
+
+
+def compile_c(source: str, output: Path, *args: str) -> Path:
+    """Compile C `source` with the host gcc into `output` (extra gcc args appended)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    src = output.with_suffix(output.suffix + ".c")
+    src.write_text(source)
+    subprocess.run(["gcc", str(src), "-o", str(output), *args], check=True)
+    src.unlink()
+    return output
+
+
+def pyenv_root() -> Path:
+    found = shutil.which("pyenv")
+    if found:
+        result = subprocess.run([found, "root"], capture_output=True, text=True)
+        if result.returncode == 0:
+            return Path(result.stdout.strip())
+    return Path.home() / ".pyenv"
+
+
+@pytest.fixture(scope="session")
+def pyenv_prefix():
+    def find(short: str) -> Path:
+        prefix = pyenv_root() / "versions" / PYENV_VERSIONS[short]
+        if not (prefix / "bin" / f"python{short}").exists():
+            pytest.fail(
+                f"pyenv prefix {prefix} is missing: this machine kind is expected to have it"
+            )
+        return prefix
+
+    return find
+
+
+@pytest.fixture(scope="session")
+def built_archive(tmp_path_factory: pytest.TempPathFactory, session_home: Path):
+    """A real CPython 3.13 built from its pinned source (noopt), once per session."""
+    from relocpy.pipeline import build
+
+    out = tmp_path_factory.mktemp("dist")
+    return build("3.13", out, opt="noopt", build_tag="20260101")

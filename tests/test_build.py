@@ -1,0 +1,148 @@
+"""The real build: CPython 3.13 from its pinned source, packaged and verified (once per session)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from relocpy.catalog import resolve_cpython
+from relocpy.sources import SourceCache
+from relocpy.verify import verify
+
+RELOCPY = [sys.executable, "-m", "relocpy"]
+
+
+@pytest.mark.real
+def test_build_writes_archives_checksums_and_metadata(built_archive) -> None:
+    archives = built_archive.archives
+    pin = resolve_cpython("3.13")
+    stem = f"cpython-{pin.version}+20260101-x86_64-unknown-linux-gnu-install_only"
+    assert archives.gz.name == f"{stem}.tar.gz" and archives.zst.name == f"{stem}.tar.zst"
+    for archive in (archives.gz, archives.zst):
+        line = (archive.parent / f"{archive.name}.sha256").read_text()
+        assert line == f"{hashlib.sha256(archive.read_bytes()).hexdigest()}  {archive.name}\n"
+    meta = json.loads(archives.metadata.read_text())
+    assert meta["python_version"] == pin.version
+    assert meta["build_options"]["opt"] == "noopt"
+    assert meta["source"]["sha256"] == pin.sha256
+    assert meta["glibc_floor"].startswith("2.")
+    sonames = {lib["soname"] for lib in meta["bundled_libraries"]}
+    assert {"libssl.so.3", "libcrypto.so.3", "libffi.so.8", "libsqlite3.so.0"} <= sonames
+    assert all(lib["version"] for lib in meta["bundled_libraries"])
+    assert built_archive.log.is_file() and "make install" in built_archive.log.read_text()
+    # Nothing else is left in the output directory (no partial files).
+    names = sorted(p.name for p in archives.gz.parent.iterdir())
+    assert names == sorted(
+        [
+            archives.gz.name,
+            archives.zst.name,
+            f"{archives.gz.name}.sha256",
+            f"{archives.zst.name}.sha256",
+            archives.metadata.name,
+            built_archive.log.name,
+        ]
+    )
+
+
+@pytest.mark.real
+def test_archive_layout_is_install_only(built_archive) -> None:
+    with tarfile.open(built_archive.archives.gz) as tar:
+        names = tar.getnames()
+    assert all(name == "python" or name.startswith("python/") for name in names)
+    assert "python/bin/python3" in names
+    assert not [n for n in names if "/python3.13/test/" in n]
+    assert not [n for n in names if n.endswith(".a")]
+    assert not [n for n in names if "/tests/__pycache__" in n or "/idle_test/__pycache__" in n]
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("which", ["gz", "zst"])
+def test_built_archive_passes_verify(built_archive, which: str) -> None:
+    report = verify(getattr(built_archive.archives, which))
+    failed = [f"{c.name}: {c.detail}" for c in report.checks if not c.ok]
+    assert not failed, failed
+    assert len(report.checks) >= 15
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*RELOCPY, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
+
+
+def test_cli_unknown_version_lists_known_ones(tmp_path: Path) -> None:
+    result = _cli("build", "3.99", "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "unknown CPython version '3.99'; known versions: 3.9.2" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_checksum_mismatch_on_seed(tmp_path: Path) -> None:
+    fake = tmp_path / "Python-3.13.5.tar.xz"
+    fake.write_bytes(b"not the release")
+    result = _cli("fetch", "3.13.5", "--file", str(fake))
+    assert result.returncode == 2
+    assert hashlib.sha256(b"not the release").hexdigest() in result.stderr
+    assert resolve_cpython("3.13.5").sha256 in result.stderr
+
+
+def test_cli_no_compiler(tmp_path: Path) -> None:
+    result = _cli("build", "3.13", "--out", str(tmp_path / "out"), env={"CC": "relocpy-no-such-cc"})
+    assert result.returncode == 2
+    assert "C compiler relocpy-no-such-cc not found" in result.stderr
+    assert "apt-get install -y gcc" in result.stderr
+    assert not list((tmp_path / "out").iterdir())
+
+
+def test_cli_output_dir_not_writable(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = _cli("build", "3.13", "--out", str(blocker / "out"))
+    assert result.returncode == 2
+    assert "cannot create output directory" in result.stderr
+
+
+def test_cli_not_a_python_prefix(tmp_path: Path) -> None:
+    result = _cli("repair", str(tmp_path), "--out", str(tmp_path.parent / "never"))
+    assert result.returncode == 2 and "not an installed CPython prefix" in result.stderr
+
+
+@pytest.mark.real
+def test_interrupted_build_leaves_nothing(tmp_path: Path, session_home: Path) -> None:
+    """SIGTERM during make: exit 130, nothing in the output dir, no build directory left."""
+    pin = resolve_cpython("3.13")
+    cached = SourceCache().lookup(pin)
+    out = tmp_path / "out"
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp), "RELOCPY_HOME": str(session_home)}
+    proc = subprocess.Popen(
+        [*RELOCPY, "build", "3.13", "--out", str(out)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + (60 if cached else 300)
+    assert proc.stderr is not None
+    seen = ""
+    for line in proc.stderr:
+        seen += line
+        if "configure" in line or time.monotonic() > deadline:
+            break
+    time.sleep(3)
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, seen + rest
+    assert "interrupted" in rest
+    assert list(out.iterdir()) == []
+    assert list(tmp.iterdir()) == []
