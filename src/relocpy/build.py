@@ -5,7 +5,9 @@ configure / make / make install DESTDIR=..., with every line in the log and the 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import tarfile
 import time
@@ -71,6 +73,7 @@ def _run_logged(
             stderr=subprocess.STDOUT,
             text=True,
             errors="replace",
+            start_new_session=True,  # so an interrupt can stop make and all its children
         )
         assert process.stdout is not None
         try:
@@ -80,7 +83,8 @@ def _run_logged(
                 reporter.detail(f"{label}: {line.strip()}")
             code = process.wait()
         except BaseException:
-            process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait()
             raise
     if code != 0:

@@ -17,7 +17,7 @@ from pathlib import Path
 from relocpy import __version__, home
 from relocpy.build import BuildSpec, build_cpython
 from relocpy.catalog import SourcePin, load_cpython_pins, resolve_cpython
-from relocpy.errors import OutputDirError
+from relocpy.errors import BuildFailedError, OutputDirError
 from relocpy.package import PackagedArchives, archive_stem, bundled_libraries, package_tree
 from relocpy.progress import QuietReporter, Reporter
 from relocpy.recipes.cpython import OPT_LEVELS
@@ -25,6 +25,7 @@ from relocpy.repair import default_policy, repair_in_place
 from relocpy.sources import Mirror, SourceCache, fetch, sha256_file
 from relocpy.toolchain import host_toolchain
 from relocpy.tree import inspect_tree
+from relocpy.verify import check_required_modules
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,12 @@ def build(
         report = repair_in_place(
             staged.prefix_dir, original, policy=default_policy(), reporter=reporter, log=log
         )
+        missing = check_required_modules(inspect_tree(staged.prefix_dir))
+        if not missing.ok:
+            raise BuildFailedError(
+                f"CPython {pin.version} built without standard modules; {missing.detail}",
+                hint=f"a -dev package was probably missing (the log says which): {log}",
+            )
         reporter.step("writing archives (.tar.gz, .tar.zst)")
         metadata = _build_metadata(
             pin,

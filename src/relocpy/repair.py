@@ -30,7 +30,7 @@ from relocpy.textfix import (
     rewrite_shebang,
     same_length_path,
 )
-from relocpy.tree import InterpreterTree, inspect_tree
+from relocpy.tree import InterpreterTree, clean_env, inspect_tree
 
 
 @dataclass
@@ -228,15 +228,6 @@ def _fix_binaries(root: Path, old_paths: list[str]) -> list[str]:
             _write_preserving_mode(path, data)
             patched.append(str(path.relative_to(root)))
     return patched
-
-
-def clean_env() -> dict[str, str]:
-    """An environment without the caller's PYTHON*/SSL_*/PIP_* settings."""
-    return {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "LC_ALL": "C.UTF-8",
-        "HOME": os.environ.get("HOME", "/tmp"),
-    }
 
 
 _RECOMPILE = """

@@ -92,3 +92,16 @@ def _read_patchlevel(root: Path, short: str) -> str | None:
             if line.startswith("#define PY_VERSION "):
                 return line.split('"')[1]
     return None
+
+
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """An environment for running a tree's interpreter: none of the caller's PYTHON*, SSL_CERT_*,
+    PIP_* or VIRTUAL_ENV settings, which would hide (or cause) defects in the tree."""
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LC_ALL": "C.UTF-8",
+        "HOME": "/nonexistent",  # no user site-packages, no ~/.config/pip
+        "TERM": "dumb",
+    }
+    env.update(extra or {})
+    return env

@@ -21,7 +21,7 @@ from relocpy.errors import RelocpyError
 from relocpy.ldpaths import resolve_needed
 from relocpy.policy import Policy, get_policy, policy_for_glibc
 from relocpy.progress import QuietReporter, Reporter
-from relocpy.tree import InterpreterTree, inspect_tree
+from relocpy.tree import InterpreterTree, clean_env, inspect_tree
 
 MOVE_1 = "moved here ü ñ"
 MOVE_2 = "moved again é ß"
@@ -158,18 +158,6 @@ def audit_leftovers(root: Path, forbidden: list[str]) -> Check:
 # ---- runtime checks (run the tree's interpreter) -------------------------------------------
 
 
-def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """No PYTHON*, SSL_CERT_*, PIP_* or VIRTUAL_ENV from the caller: they would hide defects."""
-    env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "LC_ALL": "C.UTF-8",
-        "HOME": "/nonexistent",
-        "TERM": "dumb",
-    }
-    env.update(extra or {})
-    return env
-
-
 def _run(
     cmd: list[str], cwd: Path | None = None, env_extra: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -216,6 +204,52 @@ def check_imports(tree: InterpreterTree, name: str) -> Check:
     return Check(name, True, f"{len(modules)} extension modules import")
 
 
+# Extension modules a complete CPython has on Linux: a build that silently skipped one (because a
+# -dev package was missing) must not pass. (name, first version that has it)
+REQUIRED_MODULES = (
+    ("_ssl", (3, 0)),
+    ("_hashlib", (3, 0)),
+    ("_ctypes", (3, 0)),
+    ("_sqlite3", (3, 0)),
+    ("_curses", (3, 0)),
+    ("_curses_panel", (3, 0)),
+    ("readline", (3, 0)),
+    ("_lzma", (3, 3)),
+    ("_bz2", (3, 3)),
+    ("zlib", (3, 0)),
+    ("_uuid", (3, 7)),
+    ("_dbm", (3, 0)),
+    ("_gdbm", (3, 0)),
+    ("_tkinter", (3, 0)),
+    ("_decimal", (3, 3)),
+    ("pyexpat", (3, 0)),
+    ("_elementtree", (3, 0)),
+    ("_json", (3, 0)),
+    ("_socket", (3, 0)),
+    ("select", (3, 0)),
+    ("_multiprocessing", (3, 0)),
+    ("_zoneinfo", (3, 9)),
+)
+
+
+def required_modules(short_version: str) -> list[str]:
+    version = tuple(int(part) for part in short_version.split("."))
+    return [name for name, since in REQUIRED_MODULES if version >= since]
+
+
+def check_required_modules(tree: InterpreterTree) -> Check:
+    """Every module a complete build has imports (used for relocpy's own builds)."""
+    names = required_modules(tree.short_version)
+    result = _run([str(tree.executable), "-c", probes.IMPORT_MODULES, *names])
+    if result.returncode != 0:
+        return Check("required-modules", False, _why(result))
+    failed = json.loads(result.stdout or "{}")
+    if failed:
+        listing = [f"{k} ({v})" for k, v in sorted(failed.items())]
+        return Check("required-modules", False, "missing: " + _short(listing, 6))
+    return Check("required-modules", True, f"all {len(names)} import: " + " ".join(names))
+
+
 def check_locations(tree: InterpreterTree, name: str) -> Check:
     result = _run([str(tree.executable), "-c", probes.REPORT_LOCATIONS])
     if result.returncode != 0:
@@ -233,7 +267,9 @@ def check_locations(tree: InterpreterTree, name: str) -> Check:
     return Check(name, True, f"sys.prefix and {len(values) - 2} sysconfig paths lie in the tree")
 
 
-def runtime_checks(tree: InterpreterTree, scratch: Path, reporter: Reporter) -> list[Check]:
+def runtime_checks(
+    tree: InterpreterTree, scratch: Path, reporter: Reporter, complete_build: bool = False
+) -> list[Check]:
     checks: list[Check] = []
     python = str(tree.executable)
     reporter.step("runtime: start-up and locations")
@@ -270,6 +306,8 @@ def runtime_checks(tree: InterpreterTree, scratch: Path, reporter: Reporter) -> 
 
     reporter.step("runtime: importing every extension module")
     checks.append(check_imports(tree, "extensions-import"))
+    if complete_build:
+        checks.append(check_required_modules(tree))
 
     reporter.step("runtime: ssl default context")
     result = _run([python, "-c", probes.SSL_CONTEXT])
@@ -429,7 +467,9 @@ def verify(
         report.checks += audit_elf(root, infos, chosen)
         report.checks.append(audit_leftovers(root, forbidden))
         if runtime:
-            report.checks += runtime_checks(tree, scratch / "work", reporter)
+            # relocpy's own builds (they carry metadata) must also have every standard module.
+            complete = bool(metadata.get("relocpy_version"))
+            report.checks += runtime_checks(tree, scratch / "work", reporter, complete)
             reporter.step("moving the tree a second time")
             second = scratch / MOVE_2
             second.mkdir()
