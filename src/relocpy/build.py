@@ -83,9 +83,7 @@ def _run_logged(
                 reporter.detail(f"{label}: {line.strip()}")
             code = process.wait()
         except BaseException:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            _stop_group(process)
             raise
     if code != 0:
         last = next((line for line in reversed(tail) if line.strip()), "")
@@ -93,6 +91,18 @@ def _run_logged(
             f"{label} failed (exit {code}): {last[:300]}",
             hint=f"the full log is {log}",
         )
+
+
+def _stop_group(process: subprocess.Popen[str]) -> None:
+    """SIGTERM the command and its children (compilers clean their temp files), then SIGKILL."""
+    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, None)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def build_env() -> dict[str, str]:
@@ -121,6 +131,9 @@ def build_cpython(
     stage = workdir / "stage"
     env = build_env()
     env["CC"] = toolchain.cc
+    # Compiler temp files live in the work dir, so nothing outlives an interrupted build.
+    env["TMPDIR"] = str(workdir / "tmp")
+    (workdir / "tmp").mkdir(exist_ok=True)
     reporter.step(f"configure ({spec.opt})")
     _run_logged(["./configure", *spec.configure_args], source, log, reporter, "configure", env)
     reporter.step(f"make -j{spec.jobs}")

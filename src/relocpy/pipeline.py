@@ -22,7 +22,7 @@ from relocpy.package import PackagedArchives, archive_stem, bundled_libraries, p
 from relocpy.progress import QuietReporter, Reporter
 from relocpy.recipes.cpython import OPT_LEVELS
 from relocpy.repair import default_policy, repair_in_place
-from relocpy.sources import Mirror, SourceCache, fetch, sha256_file
+from relocpy.sources import LocalFileMirror, Mirror, SourceCache, fetch
 from relocpy.toolchain import host_toolchain
 from relocpy.tree import inspect_tree
 from relocpy.verify import check_required_modules
@@ -47,23 +47,7 @@ def versions(cache: SourceCache | None = None) -> list[VersionRow]:
 
 def seed_cache(request: str, file: Path, cache: SourceCache | None = None) -> Path:
     """Put a local copy of a release tarball into the cache, after checking it against its pin."""
-    from relocpy.errors import ChecksumMismatchError
-
-    pin = resolve_cpython(request)
-    actual = sha256_file(file)
-    if actual != pin.sha256:
-        raise ChecksumMismatchError(
-            f"{file} has sha256 {actual}, but the pin for {pin.filename} is {pin.sha256}"
-        )
-    cache = cache or SourceCache()
-    tmp = Path(tempfile.mkdtemp(dir=cache.root.parent if cache.root.exists() else None))
-    try:
-        copy = tmp / pin.filename
-        shutil.copyfile(file, copy)
-        cache.root.mkdir(parents=True, exist_ok=True)
-        return cache.store(pin, copy)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return fetch(resolve_cpython(request), mirrors=[LocalFileMirror(file)], cache=cache)
 
 
 def default_build_tag() -> str:

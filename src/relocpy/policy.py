@@ -64,8 +64,6 @@ def policy_for_glibc(version: tuple[int, ...] | None) -> Policy:
     for policy in ordered:
         if policy.allows_glibc(version):
             return policy
-    return Policy(
-        f"manylinux_{version[0]}_{version[1]}",
-        (version[0], version[1]),  # type: ignore[index]
-        ordered[-1].lib_whitelist,
-    )
+    assert version is not None  # None is admitted by every policy
+    ceiling = (version[0], version[1])
+    return Policy(f"manylinux_{ceiling[0]}_{ceiling[1]}", ceiling, ordered[-1].lib_whitelist)

@@ -64,6 +64,24 @@ class SourceCache:
         return target
 
 
+class LocalFileMirror:
+    """A file the user already has (`relocpy fetch VERSION --file PATH`)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def name(self) -> str:
+        return f"local file {self.path}"
+
+    def fetch(self, pin: SourcePin, workdir: Path, reporter: Reporter, log: Path | None) -> Path:
+        if not self.path.is_file():
+            raise SourceUnavailableError(f"{self.path} does not exist")
+        target = workdir / pin.filename
+        shutil.copyfile(self.path, target)
+        return target
+
+
 class UrlMirror:
     """Plain HTTP(S)/file URLs from the pin (python.org for CPython); short timeout."""
 
@@ -157,5 +175,5 @@ def fetch(
             return cache.store(pin, path)
     raise SourceUnavailableError(
         f"cannot fetch {pin.filename} ({pin.name} {pin.version}): " + "; ".join(failures),
-        hint="put the file into the cache with `relocpy fetch --file PATH` or check the network",
+        hint="seed the cache with `relocpy fetch VERSION --file PATH`, or check the network",
     )
