@@ -102,3 +102,16 @@ def test_version_missing_from_the_real_archive_is_named(tmp_path: Path) -> None:
         archive.download_orig("python3.13", "3.13.99", tmp_path / "dl")
     assert "lists no source package python3.13 of version 3.13.99" in info.value.message
     assert (tmp_path / "apt" / "sources.list").read_text().startswith("deb-src ")
+
+
+def test_listed_but_missing_tarball_names_the_failure(tmp_path: Path) -> None:
+    """This archive lists python3.14 sources whose files answer 404: say so, leave nothing."""
+    archive = AptSourceArchive(tmp_path / "apt")
+    archive.refresh_index()
+    listed = archive.versions("python3.14")
+    assert listed, "the archive was expected to list python3.14 source packages"
+    with pytest.raises(SourceUnavailableError) as info:
+        archive.download_orig("python3.14", upstream_version(listed[0]), tmp_path / "dl")
+    assert f"python3.14={listed[0]}" in info.value.message
+    assert "404" in info.value.message
+    assert not list((tmp_path / "dl").glob("*.orig.tar.*"))

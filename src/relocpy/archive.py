@@ -7,6 +7,7 @@ reading is streaming and refuses members that would land outside the target dire
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import stat
 import tarfile
@@ -92,6 +93,37 @@ def write_archives(
         zst_tmp.unlink(missing_ok=True)
 
 
+class _ZstdStream(io.RawIOBase):
+    """Streaming zstd decompression that fails on a truncated frame instead of ending early."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._decompressor = zstandard.ZstdDecompressor().decompressobj()
+        self._buffer = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: bytearray) -> int:  # type: ignore[override]
+        while not self._buffer:
+            chunk = self._raw.read(1 << 20)
+            if not chunk:
+                if not self._decompressor.eof:
+                    raise EOFError("zstd stream ended before the end of its frame")
+                return 0
+            if self._decompressor.eof:
+                raise zstandard.ZstdError("trailing data after the zstd frame")
+            self._buffer = self._decompressor.decompress(chunk)
+        size = min(len(target), len(self._buffer))
+        target[:size] = self._buffer[:size]
+        self._buffer = self._buffer[size:]
+        return size
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
 def open_archive_stream(path: Path) -> BinaryIO:
     """A decompressing stream for `.tar.gz`, `.tgz`, `.tar.zst` or plain `.tar`."""
     raw = path.open("rb")
@@ -100,7 +132,7 @@ def open_archive_stream(path: Path) -> BinaryIO:
     if magic[:2] == b"\x1f\x8b":
         return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
     if magic == b"\x28\xb5\x2f\xfd":
-        return zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)  # type: ignore[return-value]
+        return io.BufferedReader(_ZstdStream(raw), 1 << 20)  # type: ignore[return-value]
     return raw
 
 
@@ -115,11 +147,18 @@ def extract_archive(path: Path, dest: Path) -> None:
     """Stream-extract `path` into `dest`, refusing unsafe members."""
     dest.mkdir(parents=True, exist_ok=True)
     try:
-        with open_archive_stream(path) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
-            tar.extractall(dest, filter=_strict_filter)
+        with open_archive_stream(path) as stream:
+            with tarfile.open(fileobj=stream, mode="r|") as tar:
+                tar.extractall(dest, filter=_strict_filter)
+            while stream.read(1 << 20):  # the rest must decompress too (integrity, truncation)
+                pass
     except tarfile.FilterError as exc:
         raise BadArchiveError(f"{path.name} has an unsafe member: {exc}") from exc
-    except (tarfile.TarError, EOFError, OSError, zstandard.ZstdError, gzip.BadGzipFile) as exc:
+    except OSError as exc:
+        if exc.errno is not None:  # the destination failed (disk full, permissions): not the data
+            raise
+        raise BadArchiveError(f"{path.name} is corrupt or truncated: {exc}") from exc
+    except (tarfile.TarError, EOFError, zstandard.ZstdError) as exc:
         raise BadArchiveError(f"{path.name} is corrupt or truncated: {exc}") from exc
 
 

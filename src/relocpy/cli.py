@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -50,6 +52,34 @@ def _parser() -> argparse.ArgumentParser:
         "--policy", help="manylinux policy deciding what is grafted (default: host glibc)"
     )
 
+    p = sub.add_parser("mirror", help="manage a mirror directory of interpreter archives")
+    mirror_sub = p.add_subparsers(dest="mirror_command", required=True)
+    m = mirror_sub.add_parser("index", help="write index.json and uv-downloads.json for DIR")
+    m.add_argument("directory", type=Path)
+    m.add_argument("--base-url", help="URL the directory is served at (default: its file:// URL)")
+
+    mirror_help = "mirror directory or URL (default: $RELOCPY_MIRROR)"
+    p = sub.add_parser("install", help="install interpreters from a mirror")
+    p.add_argument("versions", nargs="+", metavar="VERSION")
+    p.add_argument("--mirror", help=mirror_help)
+    p.add_argument("--no-links", action="store_true", help="do not add pythonX.Y links")
+
+    p = sub.add_parser("list", help="installed interpreters (and, with a mirror, available ones)")
+    p.add_argument("--mirror", help=mirror_help)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("find", help="print the path of an installed interpreter")
+    p.add_argument("version")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("uninstall", help="remove installed interpreters matching VERSION")
+    p.add_argument("version")
+
+    p = sub.add_parser("run", help="run a command with an interpreter (installed first if needed)")
+    p.add_argument("version")
+    p.add_argument("--mirror", help=mirror_help)
+    p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+
     p = sub.add_parser("verify", help="audit an archive or tree and prove it runs after a move")
     p.add_argument("target", type=Path)
     p.add_argument("--json", action="store_true")
@@ -76,6 +106,59 @@ def print_report(report: VerifyReport, console: Console) -> None:
     console.print(table)
     failed = sum(not c.ok for c in report.checks)
     console.print(f"{len(report.checks) - failed} passed, {failed} failed")
+
+
+def _mirror(value: str | None) -> str:
+    mirror = value or os.environ.get("RELOCPY_MIRROR")
+    if not mirror:
+        raise RelocpyError("no mirror given", hint="pass --mirror DIR_OR_URL or set RELOCPY_MIRROR")
+    return mirror
+
+
+def _interpreters(args: argparse.Namespace, console: Console, reporter: ConsoleReporter) -> int:
+    from relocpy import install as inst
+
+    if args.command == "install":
+        mirror = _mirror(args.mirror)
+        for version in args.versions:
+            done = inst.install(version, mirror, reporter=reporter, links=not args.no_links)
+            print(done.executable)
+    elif args.command == "list":
+        rows = [inst.as_json(i) for i in inst.installed()]
+        available = []
+        if args.mirror or os.environ.get("RELOCPY_MIRROR"):
+            from relocpy.mirror import Mirror
+
+            available = [e.name for e in Mirror(_mirror(args.mirror)).entries()]
+        if args.json:
+            print(json.dumps({"installed": rows, "available": available}, indent=2))
+        else:
+            for row in rows:
+                print(f"{row['key']}  {row['executable']}")
+            for name in available:
+                print(f"available  {name}")
+    elif args.command == "find":
+        found = inst.find(args.version)
+        print(json.dumps(inst.as_json(found), indent=2) if args.json else found.executable)
+    elif args.command == "uninstall":
+        for gone in inst.uninstall(args.version):
+            print(f"removed {gone.key}")
+    elif args.command == "run":
+        cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+        if not cmd:
+            raise RelocpyError("nothing to run", hint="relocpy run 3.13 -- python -c 'print(1)'")
+        try:
+            target = inst.find(args.version)
+        except RelocpyError:
+            target = inst.install(args.version, _mirror(args.mirror), reporter=reporter)
+        env = dict(os.environ)
+        env["PATH"] = f"{target.root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+        sys.stdout.flush()
+        try:
+            os.execvpe(cmd[0], cmd, env)
+        except OSError as exc:
+            raise RelocpyError(f"cannot run {cmd[0]}: {exc.strerror}") from exc
+    return 0
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -138,6 +221,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"{len(outcome.binary_files)} binaries rewritten, "
                 f"{outcome.recompiled} bytecode files recompiled"
             )
+        elif args.command == "mirror":
+            from relocpy.mirror import write_index
+
+            entries = write_index(args.directory, args.base_url)
+            print(f"indexed {len(entries)} archives in {args.directory}")
+        elif args.command in ("install", "list", "find", "uninstall", "run"):
+            return _interpreters(args, console, reporter)
         elif args.command == "verify":
             report = verify(
                 args.target,

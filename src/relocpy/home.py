@@ -26,3 +26,25 @@ def cache_dir() -> Path:
 def downloads_dir() -> Path:
     """Content-addressed store of verified source files: `sha256/<hex>/<filename>`."""
     return cache_dir() / "sources"
+
+
+def data_dir() -> Path:
+    """Root of installed interpreters and their records."""
+    base = home()
+    if base is not None:
+        return base / "data"
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "relocpy"
+
+
+def pythons_dir() -> Path:
+    return data_dir() / "pythons"
+
+
+def bin_dir() -> Path:
+    """Where `python3.X` links go: RELOCPY_BIN_DIR, else RELOCPY_HOME/bin, else ~/.local/bin."""
+    explicit = os.environ.get("RELOCPY_BIN_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = home()
+    return base / "bin" if base is not None else Path.home() / ".local" / "bin"

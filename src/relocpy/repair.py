@@ -145,12 +145,21 @@ def repair_in_place(
     reporter.step("rewriting sysconfig data, Makefile, pkg-config, python-config, shebangs")
     report.text_files = _fix_text_files(root, tree, prefix, original.build_dirs)
 
+    _ensure_python_link(root, tree)
+
     reporter.step("removing recorded build paths from binaries")
     report.binary_files = _fix_binaries(root, old_paths)
 
     reporter.step("recompiling bytecode")
     report.recompiled = _recompile_bytecode(root, tree, old_paths, log)
     return report
+
+
+def _ensure_python_link(root: Path, tree: InterpreterTree) -> None:
+    """`bin/python` -> `pythonX.Y`, as python-build-standalone trees have (runs `python ...`)."""
+    link = root / "bin" / "python"
+    if not (link.exists() or link.is_symlink()) and tree.executable.exists():
+        link.symlink_to(tree.executable.name)
 
 
 def _write_preserving_mode(path: Path, content: bytes) -> None:
