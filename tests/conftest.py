@@ -64,3 +64,19 @@ def built_archive(tmp_path_factory: pytest.TempPathFactory, session_home: Path):
 
     out = tmp_path_factory.mktemp("dist")
     return build("3.13", out, opt="noopt", build_tag="20260101")
+
+
+@pytest.fixture(scope="session")
+def mirror_of_three(tmp_path_factory: pytest.TempPathFactory, built_archive):
+    """A mirror with real builds of 3.9, 3.11 and 3.13 (for tox/nox/virtualenv/uv)."""
+    from relocpy.mirror import write_index
+    from relocpy.pipeline import build
+
+    out = tmp_path_factory.mktemp("dist-more")
+    results = [build(v, out, opt="noopt", build_tag="20260101") for v in ("3.9", "3.11")]
+    mirror = tmp_path_factory.mktemp("mirror")
+    for result in [*results, built_archive]:
+        for path in (result.archives.gz, result.archives.zst, result.archives.metadata):
+            os.link(path, mirror / path.name)
+    write_index(mirror)
+    return mirror

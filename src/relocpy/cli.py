@@ -93,6 +93,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--static-only", action="store_true", help="skip the runtime checks")
     p.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    p.add_argument(
+        "--in-place",
+        action="store_true",
+        help="check an installed tree where it is (no copy, no move)",
+    )
     return parser
 
 
@@ -236,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
                 runtime=not args.static_only,
                 reporter=reporter,
                 keep=args.keep,
+                in_place=args.in_place,
             )
             if args.json:
                 console.print_json(report.to_json())

@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -247,21 +248,37 @@ def _fetch_archive(entry: MirrorEntry, mirror: Mirror, reporter: Reporter) -> Pa
         raise
 
 
-# ---- links in the bin directory -------------------------------------------------------------
+# ---- launchers in the bin directory ---------------------------------------------------------
+# A launcher is a two-line sh script, not a symlink: CPython's venv records the directory of the
+# executable it was started as, and a venv made from a symlink in ~/.local/bin cannot find its
+# standard library. Through `exec`, sys.executable is the real interpreter inside the tree.
+
+_LAUNCHER_MARK = "# relocpy launcher for "
 
 
-def _owned_link(link: Path, pythons: Path) -> bool:
-    """A symlink relocpy made: it points into the pythons directory."""
-    if not link.is_symlink():
-        return False
-    target = Path(os.readlink(link))
-    return pythons in target.parents
+def _launcher_text(installation: Installation) -> str:
+    return (
+        f"#!/bin/sh\n{_LAUNCHER_MARK}{installation.key}\n"
+        f'exec {shlex.quote(str(installation.executable))} "$@"\n'
+    )
+
+
+def launcher_target(path: Path) -> str | None:
+    """The install key a relocpy launcher runs, or None if `path` is not one."""
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > 4096:
+            return None
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    if len(lines) >= 2 and lines[0] == "#!/bin/sh" and lines[1].startswith(_LAUNCHER_MARK):
+        return lines[1][len(_LAUNCHER_MARK) :]
+    return None
 
 
 def link_interpreter(installation: Installation, bin_dir: Path | None = None) -> Path | None:
-    """`bin_dir/pythonX.Y` -> this installation, unless a file relocpy did not create is there."""
+    """`bin_dir/pythonX.Y` runs this installation, unless a file relocpy did not make is there."""
     bin_dir = bin_dir or home.bin_dir()
-    pythons = home.pythons_dir()
     suffix = "t" if installation.variant == "freethreaded" else ""
     link = bin_dir / f"python{installation.short_version}{suffix}"
     try:
@@ -269,17 +286,18 @@ def link_interpreter(installation: Installation, bin_dir: Path | None = None) ->
     except OSError:
         return None
     if link.exists() or link.is_symlink():
-        if not _owned_link(link, pythons):
+        owner = launcher_target(link)
+        if owner is None:
             return None  # never replace what the user or another tool put there
-        current = _read_record(Path(os.readlink(link)).parent.parent)
+        current = _read_record(home.pythons_dir() / owner)
         if current and (current.version, current.build) > (
             installation.version,
             installation.build,
         ):
             return link  # a newer build already owns the name
     tmp = link.with_name(f".{link.name}.{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(installation.executable)
+    tmp.write_text(_launcher_text(installation))
+    tmp.chmod(0o755)
     os.replace(tmp, link)
     return link
 
@@ -322,7 +340,7 @@ def uninstall(request: str) -> list[Installation]:
     for victim in victims:
         if bin_dir.is_dir():
             for link in bin_dir.iterdir():
-                if _owned_link(link, pythons) and victim.root in Path(os.readlink(link)).parents:
+                if launcher_target(link) == victim.key:
                     link.unlink()
         trash = pythons / f".tmp-{victim.key}-uninstall-{os.getpid()}"
         os.rename(victim.root, trash)  # the name disappears atomically

@@ -149,8 +149,9 @@ def find_leftovers(root: Path, forbidden: list[str]) -> dict[str, list[str]]:
 def audit_leftovers(root: Path, forbidden: list[str]) -> Check:
     found = find_leftovers(root, forbidden)
     if not found:
-        shown = _short(forbidden, 3) if forbidden else "no paths given"
-        return Check("leftover-paths", True, f"no file names {shown}")
+        if not forbidden:
+            return Check("leftover-paths", True, "no build paths recorded to look for")
+        return Check("leftover-paths", True, f"no file names {_short(forbidden, 3)}")
     details = "; ".join(f"{text} in {_short(files, 4)}" for text, files in found.items())
     return Check("leftover-paths", False, details)
 
@@ -438,16 +439,26 @@ def verify(
     runtime: bool = True,
     reporter: Reporter | None = None,
     keep: bool = False,
+    in_place: bool = False,
 ) -> VerifyReport:
-    """Audit and exercise `target` (an install_only archive or a tree)."""
+    """Audit and exercise `target` (an install_only archive or a tree).
+
+    `in_place` checks an installed tree where it is, without moving it (for trees another tool
+    installed and rewrote with absolute paths, as uv does).
+    """
     reporter = reporter or QuietReporter()
     target = Path(target)
     if not target.exists():
         raise RelocpyError(f"{target} does not exist")
     scratch = Path(tempfile.mkdtemp(prefix="relocpy-verify-"))
     try:
-        reporter.step(f"placing {target.name} under a path with spaces and non-ASCII")
-        root, metadata, forbidden = place_for_test(target, scratch)
+        if in_place:
+            if not target.is_dir():
+                raise RelocpyError(f"--in-place needs an installed tree, not {target.name}")
+            root, metadata, forbidden = target.absolute(), {}, []
+        else:
+            reporter.step(f"placing {target.name} under a path with spaces and non-ASCII")
+            root, metadata, forbidden = place_for_test(target, scratch)
         tree = inspect_tree(root)
         forbidden = sorted({*forbidden, *forbid})
         infos = iter_elf_files(root)
@@ -470,6 +481,8 @@ def verify(
             # relocpy's own builds (they carry metadata) must also have every standard module.
             complete = bool(metadata.get("relocpy_version"))
             report.checks += runtime_checks(tree, scratch / "work", reporter, complete)
+            if in_place:
+                return report
             reporter.step("moving the tree a second time")
             second = scratch / MOVE_2
             second.mkdir()
