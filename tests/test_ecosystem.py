@@ -54,7 +54,11 @@ def test_uv_installs_our_archive_and_it_passes_the_runtime_checks(
         env=env,
     )
     assert result.returncode == 0, result.stderr
-    trees = [p for p in (uv_dir / "python").iterdir() if p.is_dir() and not p.is_symlink()]
+    trees = [
+        p
+        for p in (uv_dir / "python").iterdir()
+        if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
+    ]
     assert len(trees) == 1 and trees[0].name.startswith("cpython-3.13")
     data = next(trees[0].glob("lib/python3.13/_sysconfigdata_*.py")).read_text()
     assert str(trees[0]) in data  # uv parsed our file as data and wrote its own prefix in

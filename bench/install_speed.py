@@ -1,0 +1,186 @@
+"""Install speed: `relocpy install` vs `uv python install` of the same archive, side by side.
+
+Usage: .venv/bin/python bench/install_speed.py --mirror DIR [--version 3.13] [--runs 5]
+DIR holds relocpy archives indexed by `relocpy mirror index`. Each run installs into empty
+directories (fresh RELOCPY_HOME; fresh UV_PYTHON_INSTALL_DIR and UV_CACHE_DIR), alternating
+which tool goes first. Also times a repeat install (warm download cache), where the time of a
+fresh install goes (copy, sha256, decompression, file creation), and `relocpy run` overhead.
+Results: stdout and bench/results/install_speed.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+TOOLS = Path(sys.executable).parent
+
+
+def _timed(cmd: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def _base_env() -> dict[str, str]:
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/root"),
+        "LC_ALL": "C.UTF-8",
+    }
+
+
+def relocpy_install(mirror: Path, version: str, home: Path) -> float:
+    env = {**_base_env(), "RELOCPY_HOME": str(home)}
+    return _timed(
+        [str(TOOLS / "relocpy"), "install", version, "--mirror", str(mirror), "--no-links"], env
+    )
+
+
+def uv_install(mirror: Path, version: str, root: Path) -> float:
+    env = {
+        **_base_env(),
+        "UV_PYTHON_INSTALL_DIR": str(root / "python"),
+        "UV_CACHE_DIR": str(root / "cache"),
+        "UV_PYTHON_BIN_DIR": str(root / "bin"),
+        "UV_NO_CONFIG": "1",
+    }
+    return _timed(
+        [
+            str(TOOLS / "uv"),
+            "python",
+            "install",
+            "--python-downloads-json-url",
+            (mirror / "uv-downloads.json").as_uri(),
+            version,
+        ],
+        env,
+    )
+
+
+def phases(archive: Path, scratch: Path) -> dict[str, float]:
+    """Where a fresh install's time goes, measured one phase at a time."""
+    from relocpy.archive import extract_archive, open_archive_stream
+
+    out: dict[str, float] = {}
+    scratch.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    copy = scratch / archive.name
+    shutil.copyfile(archive, copy)
+    out["copy archive"] = time.perf_counter() - start
+    start = time.perf_counter()
+    hashlib.sha256(copy.read_bytes()).hexdigest()
+    out["sha256"] = time.perf_counter() - start
+    start = time.perf_counter()
+    with open_archive_stream(copy) as stream:
+        while stream.read(1 << 20):
+            pass
+    out["decompress only"] = time.perf_counter() - start
+    start = time.perf_counter()
+    with open_archive_stream(copy) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+        for _member in tar:
+            pass
+    out["decompress + tar parse"] = time.perf_counter() - start
+    start = time.perf_counter()
+    extract_archive(copy, scratch / "x")
+    out["full extraction (files written)"] = time.perf_counter() - start
+    start = time.perf_counter()
+    os.sync()
+    out["sync to disk"] = time.perf_counter() - start
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mirror", type=Path, required=True)
+    parser.add_argument("--version", default="3.13")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results" / "install_speed.md"
+    )
+    args = parser.parse_args()
+    mirror = args.mirror.absolute()
+    work = Path(tempfile.mkdtemp(prefix="relocpy-install-bench-"))
+    ours: list[float] = []
+    theirs: list[float] = []
+    repeat: list[float] = []
+    try:
+        for run in range(args.runs):
+            order = [("relocpy", ours), ("uv", theirs)]
+            for name, bucket in order if run % 2 == 0 else reversed(order):
+                target = work / f"{name}-{run}"
+                if name == "relocpy":
+                    bucket.append(relocpy_install(mirror, args.version, target))
+                else:
+                    bucket.append(uv_install(mirror, args.version, target))
+            # Repeat install with a warm download cache: uninstall, install again.
+            home = work / f"relocpy-{run}"
+            env = {**_base_env(), "RELOCPY_HOME": str(home)}
+            subprocess.run(
+                [str(TOOLS / "relocpy"), "uninstall", args.version],
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            repeat.append(relocpy_install(mirror, args.version, home))
+        home = work / "relocpy-0"
+        env = {**_base_env(), "RELOCPY_HOME": str(home)}
+        interpreter = subprocess.run(
+            [str(TOOLS / "relocpy"), "find", args.version],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        direct = [_timed([interpreter, "-c", "pass"], env) for _ in range(10)]
+        via_run = [
+            _timed([str(TOOLS / "relocpy"), "run", args.version, "--", "python", "-c", "pass"], env)
+            for _ in range(10)
+        ]
+        archives = sorted(mirror.glob(f"cpython-{args.version}*install_only.tar.zst"))
+        breakdown = phases(archives[-1], work / "phases") if archives else {}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    med = statistics.median
+
+    def row(label: str, values: list[float]) -> str:
+        return f"| {label} | {med(values):.3f} s | {', '.join(f'{t:.2f}' for t in values)} |"
+
+    title = f"### install {args.version}: relocpy vs uv (median of {args.runs}, side by side)"
+    lines = [
+        title,
+        "",
+        "| what | median | runs |",
+        "| --- | --- | --- |",
+        row("relocpy install (empty dirs)", ours),
+        row("uv python install (empty dirs)", theirs),
+        row("relocpy install again (warm download cache)", repeat),
+        f"| ratio relocpy / uv | {med(ours) / med(theirs):.2f} | |",
+        "",
+        f"| `python -c pass` direct | {med(direct) * 1000:.1f} ms | |",
+        f"| `relocpy run {args.version} -- python -c pass` | {med(via_run) * 1000:.1f} ms | |",
+        "",
+        "where a fresh install's time goes (one pass, in-process):",
+        "",
+        "| phase | seconds |",
+        "| --- | --- |",
+        *[f"| {k} | {v:.3f} |" for k, v in breakdown.items()],
+    ]
+    text = "\n".join(lines)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
