@@ -185,6 +185,7 @@ def test_sigkill_at_any_moment_leaves_no_half_tree(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert (final / "bin" / "python3.99").is_file()
     assert not list((home_dir / "data" / "pythons").glob(".tmp-*"))
+    assert not list((home_dir / "cache" / "unpacked").glob(".tmp-*"))
 
 
 def _write_hostile_mirror(mirror: Path, member: tarfile.TarInfo) -> None:

@@ -8,17 +8,19 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.table import Table
-
-from relocpy import __version__, pipeline
+from relocpy import __version__
 from relocpy.errors import RelocpyError
-from relocpy.policy import get_policy
-from relocpy.progress import ConsoleReporter
 from relocpy.recipes.cpython import OPT_LEVELS
-from relocpy.repair import repair
-from relocpy.verify import VerifyReport, verify
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from relocpy.progress import ConsoleReporter
+    from relocpy.verify import VerifyReport
+
+# The stages are imported by the verbs that use them: `relocpy run` must start fast.
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -102,12 +104,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def print_report(report: VerifyReport, console: Console) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
     table = Table(title=f"verify {report.target} (policy {report.policy})", show_lines=False)
     table.add_column("check")
     table.add_column("result")
     table.add_column("detail", overflow="fold")
     for check in report.checks:
-        table.add_row(check.name, "[green]pass[/]" if check.ok else "[red]FAIL[/]", check.detail)
+        result = "[green]pass[/]" if check.ok else "[red]FAIL[/]"
+        table.add_row(check.name, result, escape(check.detail))
     console.print(table)
     failed = sum(not c.ok for c in report.checks)
     console.print(f"{len(report.checks) - failed} passed, {failed} failed")
@@ -120,13 +126,18 @@ def _mirror(value: str | None) -> str:
     return mirror
 
 
-def _interpreters(args: argparse.Namespace, console: Console, reporter: ConsoleReporter) -> int:
+def _interpreters(args: argparse.Namespace) -> int:
     from relocpy import install as inst
+
+    def reporter() -> ConsoleReporter:
+        from relocpy.progress import ConsoleReporter
+
+        return ConsoleReporter()
 
     if args.command == "install":
         mirror = _mirror(args.mirror)
         for version in args.versions:
-            done = inst.install(version, mirror, reporter=reporter, links=not args.no_links)
+            done = inst.install(version, mirror, reporter=reporter(), links=not args.no_links)
             print(done.executable)
     elif args.command == "list":
         rows = [inst.as_json(i) for i in inst.installed()]
@@ -152,10 +163,12 @@ def _interpreters(args: argparse.Namespace, console: Console, reporter: ConsoleR
         cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
         if not cmd:
             raise RelocpyError("nothing to run", hint="relocpy run 3.13 -- python -c 'print(1)'")
-        try:
-            target = inst.find(args.version)
-        except RelocpyError:
-            target = inst.install(args.version, _mirror(args.mirror), reporter=reporter)
+        matches = inst.matching_installs(args.version)
+        target = (
+            matches[0]
+            if matches
+            else inst.install(args.version, _mirror(args.mirror), reporter=reporter())
+        )
         env = dict(os.environ)
         env["PATH"] = f"{target.root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
         sys.stdout.flush()
@@ -166,97 +179,106 @@ def _interpreters(args: argparse.Namespace, console: Console, reporter: ConsoleR
     return 0
 
 
+def _stages(args: argparse.Namespace) -> int:
+    """Verbs that build, repair, package or verify (they may run for minutes)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from relocpy import pipeline
+    from relocpy.progress import ConsoleReporter
+    from relocpy.verify import verify
+
+    console = Console(highlight=False)
+    reporter = ConsoleReporter()
+    if args.command == "versions":
+        table = Table(title="CPython releases")
+        for column in ("version", "file", "sha256", "cached"):
+            table.add_column(column)
+        for row in pipeline.versions():
+            table.add_row(
+                row.version, row.filename, row.sha256[:16] + "…", "yes" if row.cached else "no"
+            )
+        console.print(table)
+    elif args.command == "fetch":
+        if args.file:
+            path = pipeline.seed_cache(args.version, args.file)
+        else:
+            from relocpy.catalog import resolve_cpython
+            from relocpy.sources import fetch
+
+            path = fetch(resolve_cpython(args.version), reporter=reporter)
+        print(path)
+    elif args.command == "build":
+        result = pipeline.build(
+            args.version,
+            args.out,
+            opt=args.opt,
+            jobs=args.jobs,
+            build_tag=args.build_tag,
+            reporter=reporter,
+            keep_work=args.keep_work,
+        )
+        for path in (result.archives.gz, result.archives.zst, result.archives.metadata, result.log):
+            print(path)
+        if args.verify:
+            report = verify(result.archives.gz, reporter=reporter)
+            print_report(report, console)
+            return 0 if report.ok else 1
+    elif args.command == "repair":
+        from relocpy.policy import get_policy
+        from relocpy.repair import repair
+
+        policy = get_policy(args.policy) if args.policy else None
+        outcome = repair(args.prefix, args.out, policy=policy, reporter=reporter)
+        print(
+            f"repaired {outcome.tree.version} into {outcome.tree.root}: "
+            f"{len(outcome.grafted)} libraries grafted, "
+            f"{len(outcome.text_files)} text files and "
+            f"{len(outcome.binary_files)} binaries rewritten, "
+            f"{outcome.recompiled} bytecode files recompiled"
+        )
+    elif args.command == "mirror":
+        from relocpy.mirror import write_index
+
+        entries = write_index(args.directory, args.base_url)
+        print(f"indexed {len(entries)} archives in {args.directory}")
+    elif args.command == "verify":
+        report = verify(
+            args.target,
+            policy=args.policy,
+            forbid=tuple(args.forbid),
+            runtime=not args.static_only,
+            reporter=reporter,
+            keep=args.keep,
+            in_place=args.in_place,
+        )
+        if args.json:
+            print(report.to_json())
+        else:
+            print_report(report, console)
+        return 0 if report.ok else 1
+    return 0
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    console = Console(highlight=False)
-    errors = Console(stderr=True, highlight=False)
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    reporter = ConsoleReporter(errors)
     try:
-        if args.command == "versions":
-            table = Table(title="CPython releases")
-            for column in ("version", "file", "sha256", "cached"):
-                table.add_column(column)
-            for row in pipeline.versions():
-                table.add_row(
-                    row.version, row.filename, row.sha256[:16] + "…", "yes" if row.cached else "no"
-                )
-            console.print(table)
-        elif args.command == "fetch":
-            if args.file:
-                path = pipeline.seed_cache(args.version, args.file)
-            else:
-                from relocpy.catalog import resolve_cpython
-                from relocpy.sources import fetch
-
-                path = fetch(resolve_cpython(args.version), reporter=reporter)
-            print(path)
-        elif args.command == "build":
-            result = pipeline.build(
-                args.version,
-                args.out,
-                opt=args.opt,
-                jobs=args.jobs,
-                build_tag=args.build_tag,
-                reporter=reporter,
-                keep_work=args.keep_work,
-            )
-            for path in (
-                result.archives.gz,
-                result.archives.zst,
-                result.archives.metadata,
-                result.log,
-            ):
-                print(path)
-            if args.verify:
-                report = verify(result.archives.gz, reporter=reporter)
-                print_report(report, console)
-                return 0 if report.ok else 1
-        elif args.command == "repair":
-            policy = get_policy(args.policy) if args.policy else None
-            outcome = repair(args.prefix, args.out, policy=policy, reporter=reporter)
-            console.print(
-                f"repaired {outcome.tree.version} into {outcome.tree.root}: "
-                f"{len(outcome.grafted)} libraries grafted, "
-                f"{len(outcome.text_files)} text files and "
-                f"{len(outcome.binary_files)} binaries rewritten, "
-                f"{outcome.recompiled} bytecode files recompiled"
-            )
-        elif args.command == "mirror":
-            from relocpy.mirror import write_index
-
-            entries = write_index(args.directory, args.base_url)
-            print(f"indexed {len(entries)} archives in {args.directory}")
-        elif args.command in ("install", "list", "find", "uninstall", "run"):
-            return _interpreters(args, console, reporter)
-        elif args.command == "verify":
-            report = verify(
-                args.target,
-                policy=args.policy,
-                forbid=tuple(args.forbid),
-                runtime=not args.static_only,
-                reporter=reporter,
-                keep=args.keep,
-                in_place=args.in_place,
-            )
-            if args.json:
-                console.print_json(report.to_json())
-            else:
-                print_report(report, console)
-            return 0 if report.ok else 1
+        if args.command in ("install", "list", "find", "uninstall", "run"):
+            return _interpreters(args)
+        return _stages(args)
     except RelocpyError as exc:
-        errors.print(f"[red]error:[/] {exc.message}", soft_wrap=True)
+        print(f"error: {exc.message}", file=sys.stderr)
         if exc.hint:
-            errors.print(f"hint: {exc.hint}", soft_wrap=True)
+            print(f"hint: {exc.hint}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        errors.print("[red]error:[/] interrupted; nothing was written to the output directory")
+        print("error: interrupted; nothing was written to the output directory", file=sys.stderr)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

@@ -16,16 +16,18 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-from filelock import FileLock
+from typing import TYPE_CHECKING
 
 from relocpy import home
-from relocpy.archive import BadArchiveError, extract_archive
 from relocpy.errors import RelocpyError, UnknownVersionError
-from relocpy.mirror import Mirror, MirrorEntry
 from relocpy.policy import host_glibc
 from relocpy.progress import QuietReporter, Reporter
-from relocpy.tree import inspect_tree
+
+if TYPE_CHECKING:
+    from relocpy.mirror import Mirror, MirrorEntry
+
+# Downloading and unpacking (zstandard, urllib, filelock) are imported where they are used:
+# `relocpy run` and `relocpy find` only read install records and must start fast.
 
 RECORD = ".relocpy-install.json"
 _REQUEST = re.compile(r"^(?:cpython[@-])?(?P<version>\d+(?:\.\d+){0,2})(?P<ft>t|\+freethreaded)?$")
@@ -169,6 +171,8 @@ def install(
     machine: Machine | None = None,
 ) -> Installation:
     """Install the best build of `request` from `mirror`, or return the one already there."""
+    from relocpy.mirror import Mirror
+
     reporter = reporter or QuietReporter()
     entry = select(request, Mirror(mirror).entries(), machine or Machine.current())
     key = install_key(entry)
@@ -185,6 +189,8 @@ def install(
 def _install_locked(
     entry: MirrorEntry, key: str, mirror: Mirror, pythons: Path, reporter: Reporter
 ) -> Installation:
+    from filelock import FileLock
+
     locks = pythons / ".locks"
     try:
         locks.mkdir(parents=True, exist_ok=True)
@@ -201,12 +207,9 @@ def _install_locked(
         archive = _fetch_archive(entry, mirror, reporter)
         tmp = pythons / f".tmp-{key}-{os.getpid()}"
         try:
-            reporter.step(f"unpacking {entry.name}")
-            extract_archive(archive, tmp)
+            unpacked = _unpacked(entry, archive, reporter)
             tree = tmp / "python"
-            if not tree.is_dir():
-                raise BadArchiveError(f"{entry.name} has no top-level python/ directory")
-            inspect_tree(tree)
+            _link_tree(unpacked, tree)
             record = {
                 "version": entry.version,
                 "build": entry.build,
@@ -221,15 +224,63 @@ def _install_locked(
             if exc.errno == errno.ENOSPC:
                 raise _disk_full(exc, pythons) from exc
             raise InstallError(f"installing {entry.name} failed: {exc}") from exc
-        except BadArchiveError:
-            archive.unlink(missing_ok=True)  # do not keep a bad archive around
-            raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     reporter.step(f"installed {key}")
     result = _read_record(final)
     assert result is not None
     return result
+
+
+def _unpacked(entry: MirrorEntry, archive: Path, reporter: Reporter) -> Path:
+    """`unpacked/<sha256>/python`: each archive is extracted once; installs hardlink from it."""
+    from relocpy.archive import BadArchiveError, extract_archive
+    from relocpy.tree import inspect_tree
+
+    store = home.cache_dir() / "unpacked"
+    done = store / entry.sha256
+    if (done / "python").is_dir():
+        return done / "python"
+    store.mkdir(parents=True, exist_ok=True)
+    for stale in store.glob(f".tmp-{entry.sha256}-*"):
+        shutil.rmtree(stale, ignore_errors=True)  # left by a killed install (we hold the lock)
+    tmp = store / f".tmp-{entry.sha256}-{os.getpid()}"
+    try:
+        reporter.step(f"unpacking {entry.name}")
+        try:
+            extract_archive(archive, tmp)
+        except BadArchiveError:
+            archive.unlink(missing_ok=True)  # do not keep a bad archive around
+            raise
+        if not (tmp / "python").is_dir():
+            archive.unlink(missing_ok=True)
+            raise BadArchiveError(f"{entry.name} has no top-level python/ directory")
+        inspect_tree(tmp / "python")
+        os.rename(tmp, done)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return done / "python"
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """Recreate `source` at `target` with hard links (copies where linking is impossible)."""
+    for dirpath, dirnames, filenames in os.walk(source):
+        rel = os.path.relpath(dirpath, source)
+        out = target if rel == "." else target / rel
+        out.mkdir(parents=True, exist_ok=True)
+        for name in [*dirnames, *filenames]:
+            src = os.path.join(dirpath, name)
+            if os.path.islink(src):
+                os.symlink(os.readlink(src), out / name)
+                if name in dirnames:
+                    dirnames.remove(name)
+            elif name in filenames:
+                try:
+                    os.link(src, out / name)
+                except OSError as exc:
+                    if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+                        raise
+                    shutil.copy2(src, out / name)
 
 
 def _fetch_archive(entry: MirrorEntry, mirror: Mirror, reporter: Reporter) -> Path:

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from rich.console import Console
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 class Reporter(Protocol):
@@ -51,6 +52,8 @@ class ConsoleReporter:
     """Step lines on stderr, prefixed with elapsed time; details overwrite one status line."""
 
     def __init__(self, console: Console | None = None) -> None:
+        from rich.console import Console
+
         self.console = console or Console(stderr=True, highlight=False)
         self.start = time.monotonic()
         self._last_detail = time.monotonic()
