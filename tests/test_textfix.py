@@ -158,7 +158,7 @@ def _fake_bin(tmp_path: Path, name: str) -> Path:
 def test_shebang_trampoline_runs_from_a_moved_bin_dir(tmp_path: Path) -> None:
     bindir = _fake_bin(tmp_path, "python3.99")
     script = f"#!{OLD}/bin/python3.99 -s\nimport sys\nprint(sys.argv[1:])\n".encode()
-    fixed = rewrite_shebang(script, OLD, {"python3.99"})
+    fixed = rewrite_shebang(script, OLD, {"python3.99", "python"}, "python3.99")
     assert fixed is not None and fixed.startswith(b"#!/bin/sh\n") and OLD.encode() not in fixed
     (bindir / "tool").write_bytes(fixed)
     (bindir / "tool").chmod(0o755)
@@ -171,10 +171,22 @@ def test_shebang_trampoline_runs_from_a_moved_bin_dir(tmp_path: Path) -> None:
 
 
 def test_foreign_shebangs_are_left_alone() -> None:
-    assert rewrite_shebang(b"#!/bin/sh\necho\n", OLD, {"python3"}) is None
-    assert rewrite_shebang(b"#!/usr/bin/python3\n", OLD, {"python3"}) is None
-    assert rewrite_shebang(b"no shebang\n", OLD, {"python3"}) is None
-    assert rewrite_shebang(b"#!/install/bin/python3.13\n", OLD, {"python3.13"}) is not None
+    names = {"python3", "python3.13"}
+    assert rewrite_shebang(b"#!/bin/sh\necho\n", OLD, names, "python3.13") is None
+    assert rewrite_shebang(b"#!/usr/bin/python3\n", OLD, names, "python3.13") is None
+    assert rewrite_shebang(b"no shebang\n", OLD, names, "python3.13") is None
+    assert rewrite_shebang(b"#!/install/bin/python3.13\n", OLD, names, "python3.13") is not None
+
+
+def test_shebang_naming_python_runs_the_versioned_interpreter(tmp_path: Path) -> None:
+    """ensurepip of 3.11 writes `#!<prefix>/bin/python`; a tree need not have that name."""
+    bindir = _fake_bin(tmp_path, "python3.99")
+    fixed = rewrite_shebang(b"#!/install/bin/python\nprint('ok')\n", OLD, {"python"}, "python3.99")
+    assert fixed is not None
+    (bindir / "pip3").write_bytes(fixed)
+    (bindir / "pip3").chmod(0o755)
+    out = subprocess.run([bindir / "pip3"], capture_output=True, text=True, env={})
+    assert out.stdout.strip() == "ok", out.stderr
 
 
 def test_python_config_script_finds_its_tree(tmp_path: Path) -> None:

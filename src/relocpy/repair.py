@@ -204,7 +204,7 @@ def _fix_text_files(
     scripts = [p for p in sorted((root / "bin").iterdir()) if p.is_file() and not p.is_symlink()]
     for script in scripts:
         content = script.read_bytes()
-        new = rewrite_shebang(content, prefix, names)
+        new = rewrite_shebang(content, prefix, names, tree.executable.name)
         if new is not None:
             update(script, new)
     helper = tree.config_dir / "python-config.py"

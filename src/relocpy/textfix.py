@@ -230,10 +230,14 @@ exec "$bindir/python{version}" -E -s \\
 _SHEBANG = re.compile(rb"^#!\s*(?P<path>\S+)(?P<args>[^\n]*)\n")
 
 
-def rewrite_shebang(content: bytes, prefix: str, interpreter_names: set[str]) -> bytes | None:
-    """Replace an absolute `#!<prefix>/bin/pythonX.Y` line by a relocatable sh trampoline.
+def rewrite_shebang(
+    content: bytes, prefix: str, interpreter_names: set[str], executable: str
+) -> bytes | None:
+    """Replace an absolute `#!<prefix>/bin/python...` line by a relocatable sh trampoline.
 
-    Returns None when `content` is not a script of this tree's interpreter.
+    The trampoline runs `executable` (`python3.X`, which every tree has) from the script's own
+    directory, whichever of `interpreter_names` the old line named. Returns None when `content`
+    is not a script of this tree's interpreter.
     """
     match = _SHEBANG.match(content)
     if not match:
@@ -248,7 +252,7 @@ def rewrite_shebang(content: bytes, prefix: str, interpreter_names: set[str]) ->
     # sh runs the first two lines; Python sees a string literal and ignores it.
     header = (
         "#!/bin/sh\n"
-        f'\'\'\'exec\' "$(dirname -- "$(readlink -f -- "$0")")/{name}"{flags} "$0" "$@"\n'
+        f'\'\'\'exec\' "$(dirname -- "$(readlink -f -- "$0")")/{executable}"{flags} "$0" "$@"\n'
         "' '''\n"
     )
     return header.encode() + content[match.end() :]
