@@ -1,10 +1,13 @@
 """Install speed: `relocpy install` vs `uv python install` of the same archive, side by side.
 
 Usage: .venv/bin/python bench/install_speed.py --mirror DIR [--version 3.13] [--runs 5]
-DIR holds relocpy archives indexed by `relocpy mirror index`. Each run installs into empty
-directories (fresh RELOCPY_HOME; fresh UV_PYTHON_INSTALL_DIR and UV_CACHE_DIR), alternating
-which tool goes first. Also times a repeat install (warm download cache), where the time of a
-fresh install goes (copy, sha256, decompression, file creation), and `relocpy run` overhead.
+DIR holds relocpy archives indexed by `relocpy mirror index`. Every install goes into an empty
+install directory, alternating which tool goes first:
+- cold: each tool's cache is empty too (fresh XDG dirs for relocpy; fresh UV_* dirs for uv);
+- warm: each tool keeps one cache across runs (relocpy: downloads and the unpacked store, so an
+  install is a tree of hard links; uv: its UV_CACHE_DIR).
+Also: peak memory of a cold relocpy install, where the time of a cold install goes (copy,
+sha256, decompression, file creation), and the overhead of `relocpy run`.
 Results: stdout and bench/results/install_speed.md.
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -39,18 +43,23 @@ def _base_env() -> dict[str, str]:
     }
 
 
-def relocpy_install(mirror: Path, version: str, home: Path) -> float:
-    env = {**_base_env(), "RELOCPY_HOME": str(home)}
+def relocpy_install(mirror: Path, version: str, cache: Path, data: Path) -> float:
+    env = {
+        **_base_env(),
+        "XDG_CACHE_HOME": str(cache),
+        "XDG_DATA_HOME": str(data),
+        "RELOCPY_BIN_DIR": str(data / "bin"),
+    }
     return _timed(
         [str(TOOLS / "relocpy"), "install", version, "--mirror", str(mirror), "--no-links"], env
     )
 
 
-def uv_install(mirror: Path, version: str, root: Path) -> float:
+def uv_install(mirror: Path, version: str, cache: Path, root: Path) -> float:
     env = {
         **_base_env(),
         "UV_PYTHON_INSTALL_DIR": str(root / "python"),
-        "UV_CACHE_DIR": str(root / "cache"),
+        "UV_CACHE_DIR": str(cache),
         "UV_PYTHON_BIN_DIR": str(root / "bin"),
         "UV_NO_CONFIG": "1",
     }
@@ -110,30 +119,49 @@ def main() -> int:
     args = parser.parse_args()
     mirror = args.mirror.absolute()
     work = Path(tempfile.mkdtemp(prefix="relocpy-install-bench-"))
-    ours: list[float] = []
-    theirs: list[float] = []
-    repeat: list[float] = []
+    times: dict[str, list[float]] = {
+        k: [] for k in ("relocpy cold", "uv cold", "relocpy warm", "uv warm")
+    }
     try:
+        # Prime the warm caches once (not timed).
+        relocpy_install(mirror, args.version, work / "warm-r-cache", work / "prime-r")
+        # Only relocpy has run so far: this is the peak memory of a cold relocpy install.
+        peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        uv_install(mirror, args.version, work / "warm-uv-cache", work / "prime-uv")
         for run in range(args.runs):
-            order = [("relocpy", ours), ("uv", theirs)]
-            for name, bucket in order if run % 2 == 0 else reversed(order):
-                target = work / f"{name}-{run}"
-                if name == "relocpy":
-                    bucket.append(relocpy_install(mirror, args.version, target))
-                else:
-                    bucket.append(uv_install(mirror, args.version, target))
-            # Repeat install with a warm download cache: uninstall, install again.
-            home = work / f"relocpy-{run}"
-            env = {**_base_env(), "RELOCPY_HOME": str(home)}
-            subprocess.run(
-                [str(TOOLS / "relocpy"), "uninstall", args.version],
-                env=env,
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-            repeat.append(relocpy_install(mirror, args.version, home))
-        home = work / "relocpy-0"
-        env = {**_base_env(), "RELOCPY_HOME": str(home)}
+            jobs = [
+                (
+                    "relocpy cold",
+                    lambda r=run: relocpy_install(
+                        mirror, args.version, work / f"rc-cache-{r}", work / f"rc-data-{r}"
+                    ),
+                ),
+                (
+                    "uv cold",
+                    lambda r=run: uv_install(
+                        mirror, args.version, work / f"uc-cache-{r}", work / f"uc-root-{r}"
+                    ),
+                ),
+                (
+                    "relocpy warm",
+                    lambda r=run: relocpy_install(
+                        mirror, args.version, work / "warm-r-cache", work / f"rw-data-{r}"
+                    ),
+                ),
+                (
+                    "uv warm",
+                    lambda r=run: uv_install(
+                        mirror, args.version, work / "warm-uv-cache", work / f"uw-root-{r}"
+                    ),
+                ),
+            ]
+            for name, job in jobs if run % 2 == 0 else reversed(jobs):
+                times[name].append(job())
+        env = {
+            **_base_env(),
+            "XDG_CACHE_HOME": str(work / "warm-r-cache"),
+            "XDG_DATA_HOME": str(work / "prime-r"),
+        }
         interpreter = subprocess.run(
             [str(TOOLS / "relocpy"), "find", args.version],
             env=env,
@@ -161,10 +189,13 @@ def main() -> int:
         "",
         "| what | median | runs |",
         "| --- | --- | --- |",
-        row("relocpy install (empty dirs)", ours),
-        row("uv python install (empty dirs)", theirs),
-        row("relocpy install again (warm download cache)", repeat),
-        f"| ratio relocpy / uv | {med(ours) / med(theirs):.2f} | |",
+        *[row(name, values) for name, values in times.items()],
+        *[
+            f"| ratio relocpy / uv, {kind} | "
+            f"{med(times[f'relocpy {kind}']) / med(times[f'uv {kind}']):.2f} | |"
+            for kind in ("cold", "warm")
+        ],
+        f"| peak RSS of a cold relocpy install | {peak_kib / 1024:.0f} MiB | |",
         "",
         f"| `python -c pass` direct | {med(direct) * 1000:.1f} ms | |",
         f"| `relocpy run {args.version} -- python -c pass` | {med(via_run) * 1000:.1f} ms | |",
