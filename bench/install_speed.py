@@ -108,6 +108,48 @@ def phases(archive: Path, scratch: Path) -> dict[str, float]:
     return out
 
 
+_PEAK = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
+    "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
+def peak_memory_by_size(work: Path) -> dict[int, float]:
+    """Peak RSS (MiB) of installing archives of very different sizes: streaming keeps it flat."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from fake_tree import make_fake_archives
+    from relocpy.mirror import write_index
+
+    result = {}
+    for index, size in enumerate((20_000_000, 300_000_000)):
+        mirror = work / f"mem-mirror-{index}"
+        mirror.mkdir(parents=True)
+        make_fake_archives(mirror, payload=size)
+        write_index(mirror)
+        env = {**_base_env(), "RELOCPY_HOME": str(work / f"mem-home-{index}")}
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _PEAK,
+                str(TOOLS / "relocpy"),
+                "install",
+                "3.99",
+                "--mirror",
+                str(mirror),
+                "--no-links",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        result[size] = int(out.strip()) / 1024
+        shutil.rmtree(mirror)
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mirror", type=Path, required=True)
@@ -176,6 +218,7 @@ def main() -> int:
         ]
         archives = sorted(mirror.glob(f"cpython-{args.version}*install_only.tar.zst"))
         breakdown = phases(archives[-1], work / "phases") if archives else {}
+        memory = peak_memory_by_size(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     med = statistics.median
@@ -205,6 +248,13 @@ def main() -> int:
         "| phase | seconds |",
         "| --- | --- |",
         *[f"| {k} | {v:.3f} |" for k, v in breakdown.items()],
+        "",
+        "peak memory of one install by archive size (incompressible payload, so the archive is as",
+        "large as the payload):",
+        "",
+        "| archive size | peak RSS |",
+        "| --- | --- |",
+        *[f"| {size / 1e6:.0f} MB | {mib:.1f} MiB |" for size, mib in memory.items()],
     ]
     text = "\n".join(lines)
     args.out.parent.mkdir(parents=True, exist_ok=True)
