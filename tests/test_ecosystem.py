@@ -95,6 +95,16 @@ def user_with_three_pythons(mirror_of_three: Path, tmp_path_factory: pytest.Temp
     return env, tools / "bin"
 
 
+def _run_in(
+    project: Path, env: dict[str, str], tool: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(tool), *args], cwd=project, capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
 def _project(tmp_path: Path) -> Path:
     project = tmp_path / "project"
     shutil.copytree(SAMPLE, project)
@@ -105,14 +115,7 @@ def _project(tmp_path: Path) -> Path:
 def test_tox_runs_py39_py311_py313(user_with_three_pythons, tmp_path: Path) -> None:
     env, tools = user_with_three_pythons
     project = _project(tmp_path)
-    result = subprocess.run(
-        [str(tools / "tox"), "-e", "py39,py311,py313"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    result = _run_in(project, env, tools / "tox", "-e", "py39,py311,py313")
     for name in ("py39", "py311", "py313"):
         assert f"{name}: OK" in result.stdout
 
@@ -145,13 +148,6 @@ def test_virtualenv_p_313(user_with_three_pythons, tmp_path: Path) -> None:
 def test_nox_sessions_311_and_313(user_with_three_pythons, tmp_path: Path) -> None:
     env, tools = user_with_three_pythons
     project = _project(tmp_path)
-    result = subprocess.run(
-        [str(tools / "nox"), "-f", "noxfile.py"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    result = _run_in(project, env, tools / "nox", "-f", "noxfile.py")
     assert "Session tests-3.11 was successful" in result.stderr
     assert "Session tests-3.13 was successful" in result.stderr
