@@ -329,3 +329,21 @@ def test_scan_reads_glibc_floor_from_metadata(tmp_path: Path) -> None:
     gz, _ = make_fake_archives(tmp_path)
     (tmp_path / gz.name.replace(".tar.gz", ".json")).write_text('{"glibc_floor": "2.17"}')
     assert {e.glibc_floor for e in scan_directory(tmp_path)} == {"2.17"}
+
+
+@pytest.mark.parametrize("with_cp", [True, False])
+def test_link_tree_shares_inodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_cp: bool
+) -> None:
+    import relocpy.install as inst
+
+    if not with_cp:
+        monkeypatch.setattr(inst.shutil, "which", lambda name: None)
+    source = tmp_path / "src"
+    (source / "bin").mkdir(parents=True)
+    (source / "bin" / "python3.99").write_text("x")
+    (source / "bin" / "python").symlink_to("python3.99")
+    inst._link_tree(source, tmp_path / "dst")
+    copy = tmp_path / "dst" / "bin"
+    assert (copy / "python3.99").stat().st_ino == (source / "bin" / "python3.99").stat().st_ino
+    assert os.readlink(copy / "python") == "python3.99"

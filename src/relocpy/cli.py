@@ -17,7 +17,7 @@ from relocpy.recipes.cpython import OPT_LEVELS
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from relocpy.progress import ConsoleReporter
+    from relocpy.progress import Reporter
     from relocpy.verify import VerifyReport
 
 # The stages are imported by the verbs that use them: `relocpy run` must start fast.
@@ -129,10 +129,10 @@ def _mirror(value: str | None) -> str:
 def _interpreters(args: argparse.Namespace) -> int:
     from relocpy import install as inst
 
-    def reporter() -> ConsoleReporter:
-        from relocpy.progress import ConsoleReporter
+    def reporter() -> Reporter:
+        from relocpy.progress import console_reporter
 
-        return ConsoleReporter()
+        return console_reporter()
 
     if args.command == "install":
         mirror = _mirror(args.mirror)
@@ -185,11 +185,11 @@ def _stages(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from relocpy import pipeline
-    from relocpy.progress import ConsoleReporter
+    from relocpy.progress import console_reporter
     from relocpy.verify import verify
 
     console = Console(highlight=False)
-    reporter = ConsoleReporter()
+    reporter = console_reporter()
     if args.command == "versions":
         table = Table(title="CPython releases")
         for column in ("version", "file", "sha256", "cached"):

@@ -15,9 +15,9 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from relocpy.checksums import sha256_file
 from relocpy.errors import ChecksumMismatchError, RelocpyError
 from relocpy.progress import QuietReporter, Reporter
-from relocpy.sources import sha256_file
 
 INDEX_NAME = "index.json"
 UV_INDEX_NAME = "uv-downloads.json"

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from relocpy.archive import write_archives
+from relocpy.checksums import sha256_file
 from relocpy.elf import iter_elf_files
 from relocpy.policy import policy_for_glibc
-from relocpy.sources import sha256_file
 from relocpy.tree import InterpreterTree
 
 TARGET_TRIPLE = f"{platform.machine() or 'x86_64'}-unknown-linux-gnu"

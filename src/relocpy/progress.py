@@ -5,6 +5,7 @@ The library reports through the `Reporter` protocol: the CLI passes a console on
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -82,6 +83,33 @@ class ConsoleReporter:
     def bytes_done(self, label: str, done: int, total: int | None) -> None:
         of = f" of {_human(total)}" if total else ""
         self.detail(f"{label}: {_human(done)}{of}")
+
+
+class PlainReporter:
+    """Step lines on stderr with elapsed time, no styling: for logs, CI and quick commands."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self._last_detail = self.start
+
+    def step(self, message: str) -> None:
+        seconds = int(time.monotonic() - self.start)
+        print(f"{seconds // 60:02d}:{seconds % 60:02d} {message}", file=sys.stderr, flush=True)
+
+    def detail(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last_detail >= 30:  # a heartbeat, not a flood
+            self._last_detail = now
+            self.step(f"  {message[:200]}")
+
+    def bytes_done(self, label: str, done: int, total: int | None) -> None:
+        of = f" of {_human(total)}" if total else ""
+        self.detail(f"{label}: {_human(done)}{of}")
+
+
+def console_reporter() -> Reporter:
+    """A live rich display on a terminal; plain lines (and no rich import) elsewhere."""
+    return ConsoleReporter() if sys.stderr.isatty() else PlainReporter()
 
 
 def append_log(log: Path | None, text: str) -> None:

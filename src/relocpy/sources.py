@@ -5,7 +5,6 @@ Every file is checked against its sha256 pin before it enters the cache; nothing
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -17,6 +16,7 @@ from typing import Protocol
 from relocpy import home
 from relocpy.aptsource import AptSourceArchive
 from relocpy.catalog import SourcePin
+from relocpy.checksums import sha256_file
 from relocpy.errors import ChecksumMismatchError, SourceUnavailableError
 from relocpy.progress import QuietReporter, Reporter, append_log
 
@@ -31,14 +31,6 @@ class Mirror(Protocol):
 
     def fetch(self, pin: SourcePin, workdir: Path, reporter: Reporter, log: Path | None) -> Path:
         """Place the file in `workdir` and return its path, or raise SourceUnavailableError."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class SourceCache:
