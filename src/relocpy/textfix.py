@@ -149,17 +149,9 @@ def relocate_sysconfig_vars(
     for key, value in values.items():
         if isinstance(value, str):
             if prefix != PLACEHOLDER:
-                value = (
-                    strip_prefix_link_flags(value, prefix)
-                    if " " in value or value.startswith("-")
-                    else value
-                )
                 value = replace_path(value, prefix, PLACEHOLDER)
-            value = (
-                strip_prefix_link_flags(value, PLACEHOLDER)
-                if (value.startswith("-") or " -" in value)
-                else value
-            )
+            if value.startswith("-") or " -" in value:  # a command line or a list of flags
+                value = strip_prefix_link_flags(value, PLACEHOLDER)
             for build_dir in build_dirs:
                 value = replace_path(value, build_dir, PLACEHOLDER)
             if key in COMPILER_VARS:
