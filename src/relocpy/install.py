@@ -175,13 +175,14 @@ def install(
     from relocpy.mirror import Mirror
 
     reporter = reporter or QuietReporter()
-    entry = select(request, Mirror(mirror).entries(), machine or Machine.current())
+    source = Mirror(mirror)
+    entry = select(request, source.entries(), machine or Machine.current())
     key = install_key(entry)
     pythons = home.pythons_dir()
     final = pythons / key
     done = _read_record(final)
     if done is None:
-        done = _install_locked(entry, key, Mirror(mirror), pythons, reporter)
+        done = _install_locked(entry, key, source, pythons, reporter)
     if links:
         link_interpreter(done)
     return done

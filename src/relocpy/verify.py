@@ -251,11 +251,19 @@ def check_required_modules(tree: InterpreterTree) -> Check:
     return Check("required-modules", True, f"all {len(names)} import: " + " ".join(names))
 
 
-def check_locations(tree: InterpreterTree, name: str) -> Check:
+def _locations(tree: InterpreterTree) -> tuple[dict | None, str]:
+    """Where the interpreter thinks it lives (probes.REPORT_LOCATIONS), or None and why not."""
     result = _run([str(tree.executable), "-c", probes.REPORT_LOCATIONS])
     if result.returncode != 0:
-        return Check(name, False, _why(result))
-    data = json.loads(result.stdout)
+        return None, _why(result)
+    return json.loads(result.stdout), ""
+
+
+def check_locations(tree: InterpreterTree, name: str, data: dict | None = None) -> Check:
+    if data is None:
+        data, why = _locations(tree)
+        if data is None:
+            return Check(name, False, why)
     values = {
         "sys.prefix": data["sys.prefix"],
         "sys.base_prefix": data["sys.base_prefix"],
@@ -266,6 +274,20 @@ def check_locations(tree: InterpreterTree, name: str) -> Check:
     if outside:
         return Check(name, False, "outside the tree: " + _short(outside, 4))
     return Check(name, True, f"sys.prefix and {len(values) - 2} sysconfig paths lie in the tree")
+
+
+def check_compilers(data: dict) -> Check:
+    """CC, CXX and LDSHARED name a compiler found on PATH, not a build-only path."""
+    compilers = data["compilers"]
+    odd = [
+        f"{k}={v}"
+        for k, v in compilers.items()
+        if v and (("/" in v.split()[0]) or shutil.which(v.split()[0]) is None)
+    ]
+    if odd:
+        return Check("compiler-vars", False, "not a usable compiler: " + _short(odd))
+    named = ", ".join(f"{k}={(v or '').split()[0]}" for k, v in compilers.items())
+    return Check("compiler-vars", True, "CC/CXX/LDSHARED name compilers on PATH: " + named)
 
 
 def runtime_checks(
@@ -284,26 +306,12 @@ def runtime_checks(
     )
     if result.returncode != 0:
         return checks
-    checks.append(check_locations(tree, "sysconfig-paths"))
-
-    result = _run([python, "-c", probes.REPORT_LOCATIONS])
-    if result.returncode == 0:
-        compilers = json.loads(result.stdout)["compilers"]
-        odd = [
-            f"{k}={v}"
-            for k, v in compilers.items()
-            if v and (("/" in v.split()[0]) or shutil.which(v.split()[0]) is None)
-        ]
-        checks.append(
-            Check(
-                "compiler-vars",
-                not odd,
-                "CC/CXX/LDSHARED name compilers on PATH: "
-                + ", ".join(f"{k}={(v or '').split()[0]}" for k, v in compilers.items())
-                if not odd
-                else "not a usable compiler: " + _short(odd),
-            )
-        )
+    data, why = _locations(tree)
+    if data is None:
+        checks.append(Check("sysconfig-paths", False, why))
+    else:
+        checks.append(check_locations(tree, "sysconfig-paths", data))
+        checks.append(check_compilers(data))
 
     reporter.step("runtime: importing every extension module")
     checks.append(check_imports(tree, "extensions-import"))
