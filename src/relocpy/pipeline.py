@@ -17,11 +17,11 @@ from pathlib import Path
 from relocpy import __version__, home
 from relocpy.build import BuildSpec, build_cpython
 from relocpy.catalog import SourcePin, load_cpython_pins, resolve_cpython
-from relocpy.errors import BuildFailedError, OutputDirError
+from relocpy.errors import BuildFailedError
 from relocpy.package import PackagedArchives, archive_stem, bundled_libraries, package_tree
 from relocpy.progress import QuietReporter, Reporter
 from relocpy.recipes.cpython import OPT_LEVELS
-from relocpy.repair import default_policy, repair_in_place
+from relocpy.repair import default_policy, repair_in_place, writable_directory
 from relocpy.sources import LocalFileMirror, Mirror, SourceCache, fetch
 from relocpy.toolchain import host_toolchain
 from relocpy.tree import inspect_tree
@@ -61,23 +61,6 @@ def default_build_tag() -> str:
     return moment.strftime("%Y%m%d")
 
 
-def check_output_dir(out_dir: Path) -> Path:
-    out_dir = Path(out_dir).absolute()
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputDirError(
-            f"cannot create output directory {out_dir}: {exc.strerror}",
-            hint="choose a directory you can write to",
-        ) from exc
-    if not os.access(out_dir, os.W_OK | os.X_OK):
-        raise OutputDirError(
-            f"output directory {out_dir} is not writable",
-            hint="choose a directory you can write to",
-        )
-    return out_dir
-
-
 @dataclass(frozen=True)
 class BuildResult:
     archives: PackagedArchives
@@ -110,7 +93,7 @@ def build(
     pin = resolve_cpython(request)
     if opt not in OPT_LEVELS:
         raise ValueError(f"unknown --opt {opt!r}; choose one of {', '.join(OPT_LEVELS)}")
-    out_dir = check_output_dir(out_dir)
+    out_dir = writable_directory(out_dir)
     toolchain = host_toolchain()
     tag = build_tag or default_build_tag()
     stem = archive_stem(pin.version, tag)

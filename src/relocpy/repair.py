@@ -52,6 +52,24 @@ def default_policy() -> Policy:
         return get_policy("manylinux_2_17")
 
 
+def writable_directory(out_dir: Path) -> Path:
+    """Create `out_dir` if needed and check it can be written; return its absolute path."""
+    out_dir = Path(out_dir).absolute()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputDirError(
+            f"cannot create output directory {out_dir}: {exc.strerror}",
+            hint="choose a directory you can write to",
+        ) from exc
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise OutputDirError(
+            f"output directory {out_dir} is not writable",
+            hint="choose a directory you can write to",
+        )
+    return out_dir
+
+
 def prepare_output(dest: Path) -> Path:
     """Check `dest` can be created; return a private staging dir beside it."""
     dest = Path(dest).absolute()
@@ -60,15 +78,7 @@ def prepare_output(dest: Path) -> Path:
             f"output {dest} already exists and is not empty",
             hint="choose a new directory or remove it first",
         )
-    parent = dest.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputDirError(f"cannot create {parent}: {exc.strerror}") from exc
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputDirError(
-            f"output directory {parent} is not writable", hint="choose a directory you can write to"
-        )
+    parent = writable_directory(dest.parent)
     try:
         return Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=parent))
     except OSError as exc:
