@@ -80,3 +80,14 @@ def mirror_of_three(tmp_path_factory: pytest.TempPathFactory, built_archive):
             os.link(path, mirror / path.name)
     write_index(mirror)
     return mirror
+
+
+@pytest.fixture(scope="session")
+def built_tree(tmp_path_factory: pytest.TempPathFactory, built_archive):
+    """The session's 3.13 archive unpacked (an InterpreterTree at `<tmp>/python`)."""
+    from relocpy.archive import extract_archive
+    from relocpy.tree import inspect_tree
+
+    dest = tmp_path_factory.mktemp("built-tree")
+    extract_archive(built_archive.archives.gz, dest)
+    return inspect_tree(dest / "python")

@@ -34,10 +34,13 @@ def test_build_writes_archives_checksums_and_metadata(built_archive) -> None:
     assert meta["python_version"] == pin.version
     assert meta["build_options"]["opt"] == "noopt"
     assert meta["source"]["sha256"] == pin.sha256
-    assert meta["glibc_floor"].startswith("2.")
-    sonames = {lib["soname"] for lib in meta["bundled_libraries"]}
-    assert {"libssl.so.3", "libcrypto.so.3", "libffi.so.8", "libsqlite3.so.0"} <= sonames
-    assert all(lib["version"] for lib in meta["bundled_libraries"])
+    floor = tuple(int(part) for part in meta["glibc_floor"].split("."))
+    assert floor <= (2, 17) and meta["policy"] == "manylinux_2_17"
+    assert meta["build_options"]["toolchain"] == "zig"
+    assert meta["build_options"]["libs"] == "source"
+    libraries = {lib["name"]: lib for lib in meta["bundled_libraries"]}
+    assert {"openssl", "libffi", "sqlite", "zlib", "tk", "libx11", "ncurses"} <= set(libraries)
+    assert all(lib["source_sha256"] and lib["license"] for lib in libraries.values())
     assert built_archive.log.is_file() and "make install" in built_archive.log.read_text()
     # Nothing else is left in the output directory (no partial files).
     names = sorted(p.name for p in archives.gz.parent.iterdir())
@@ -49,8 +52,12 @@ def test_build_writes_archives_checksums_and_metadata(built_archive) -> None:
             f"{archives.zst.name}.sha256",
             archives.metadata.name,
             built_archive.log.name,
+            built_archive.test_suite.name,
+            f"{built_archive.test_suite.name}.sha256",
         ]
     )
+    with tarfile.open(built_archive.test_suite) as tar:
+        assert "python/lib/python3.13/test/test_ssl.py" in tar.getnames()
 
 
 @pytest.mark.real
@@ -96,10 +103,33 @@ def test_cli_checksum_mismatch_on_seed(tmp_path: Path) -> None:
 
 
 def test_cli_no_compiler(tmp_path: Path) -> None:
-    result = _cli("build", "3.13", "--out", str(tmp_path / "out"), env={"CC": "relocpy-no-such-cc"})
+    result = _cli(
+        "build",
+        "3.13",
+        "--toolchain",
+        "gcc",
+        "--out",
+        str(tmp_path / "out"),
+        env={"CC": "relocpy-no-such-cc"},
+    )
     assert result.returncode == 2
     assert "C compiler relocpy-no-such-cc not found" in result.stderr
     assert "apt-get install -y gcc" in result.stderr
+    assert not list((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--libs", "host"], "--libs host links this host's libraries"),
+        (["--toolchain", "gcc", "--glibc", "2.17"], "gcc builds for this host's glibc"),
+        (["--glibc", "2.5"], "unsupported glibc floor '2.5'"),
+    ],
+)
+def test_cli_refuses_impossible_targets(tmp_path: Path, args: list[str], message: str) -> None:
+    result = _cli("build", "3.13", "--out", str(tmp_path / "out"), *args)
+    assert result.returncode == 2
+    assert message in result.stderr and "hint:" in result.stderr
     assert not list((tmp_path / "out").iterdir())
 
 
@@ -146,3 +176,4 @@ def test_interrupted_build_leaves_nothing(tmp_path: Path, session_home: Path) ->
     assert "interrupted" in rest
     assert list(out.iterdir()) == []
     assert list(tmp.iterdir()) == []
+    assert not list((session_home / "cache" / "libs").glob(".work-*"))

@@ -95,6 +95,22 @@ def write_archives(
         zst_tmp.unlink(missing_ok=True)
 
 
+def write_gz(
+    root: Path, top: str, gz_path: Path, include: Callable[[str], bool], mtime: int | None = None
+) -> None:
+    """One deterministic `.tar.gz` (a `.part` file, renamed when done)."""
+    gz_tmp = gz_path.with_name(gz_path.name + ".part")
+    try:
+        with (
+            gz_tmp.open("wb") as raw,
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as gz,
+        ):
+            write_tar(gz, root, top, include, mtime)  # type: ignore[arg-type]
+        os.replace(gz_tmp, gz_path)
+    finally:
+        gz_tmp.unlink(missing_ok=True)
+
+
 class _ZstdStream(io.RawIOBase):
     """Streaming zstd decompression that fails on a truncated frame instead of ending early."""
 

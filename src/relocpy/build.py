@@ -5,28 +5,33 @@ configure / make / make install DESTDIR=..., with every line in the log and the 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import subprocess
-import tarfile
+import shutil
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from relocpy.catalog import SourcePin
-from relocpy.errors import BuildFailedError
-from relocpy.progress import Reporter, append_log
-from relocpy.recipes.cpython import INSTALL_PREFIX, configure_args
+from relocpy.progress import Reporter
+from relocpy.recipes.cpython import INSTALL_PREFIX, configure_args, library_configuration
+from relocpy.runner import build_env, run_logged, unpack_source
 from relocpy.toolchain import Toolchain
+
+if TYPE_CHECKING:
+    from relocpy.deps import BuiltLibrary
 
 
 @dataclass(frozen=True)
 class BuildSpec:
+    """What to build: `libs` is "source" (every library built here, static) or "host"
+    (the host's -dev libraries, grafted into the tree by repair)."""
+
     pin: SourcePin
     opt: str = "noopt"
     jobs: int = max(1, os.cpu_count() or 1)
+    libs: str = "source"
+    readline: str = "libedit"
 
     @property
     def configure_args(self) -> list[str]:
@@ -48,74 +53,6 @@ class StagedBuild:
         return self.stage_dir / INSTALL_PREFIX.lstrip("/")
 
 
-def unpack_source(tarball: Path, into: Path) -> Path:
-    """Extract the release tarball; return its single top-level directory."""
-    into.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(tarball) as archive:
-        tops = {member.name.split("/", 1)[0] for member in archive.getmembers()}
-        if len(tops) != 1:
-            raise BuildFailedError(f"{tarball.name} does not have one top-level directory")
-        archive.extractall(into, filter="data")
-    return into / tops.pop()
-
-
-def _run_logged(
-    cmd: list[str], cwd: Path, log: Path, reporter: Reporter, label: str, env: dict[str, str]
-) -> None:
-    append_log(log, f"\n$ {' '.join(cmd)}   (in {cwd})")
-    tail: deque[str] = deque(maxlen=25)
-    with log.open("a", encoding="utf-8", errors="replace") as handle:
-        process = subprocess.Popen(
-            cmd,
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            start_new_session=True,  # so an interrupt can stop make and all its children
-        )
-        assert process.stdout is not None
-        try:
-            for line in process.stdout:
-                handle.write(line)
-                tail.append(line.rstrip())
-                reporter.detail(f"{label}: {line.strip()}")
-            code = process.wait()
-        except BaseException:
-            _stop_group(process)
-            raise
-    if code != 0:
-        last = next((line for line in reversed(tail) if line.strip()), "")
-        raise BuildFailedError(
-            f"{label} failed (exit {code}): {last[:300]}",
-            hint=f"the full log is {log}",
-        )
-
-
-def _stop_group(process: subprocess.Popen[str]) -> None:
-    """SIGTERM the command and its children (compilers clean their temp files), then SIGKILL."""
-    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, None)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
-        try:
-            process.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def build_env() -> dict[str, str]:
-    """The caller's environment minus what would leak into the build (PYTHON*, site dirs)."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PYTHON", "PIP_", "VIRTUAL_ENV", "CONDA"))
-    }
-    env["LC_ALL"] = "C"
-    return env
-
-
 def build_cpython(
     spec: BuildSpec,
     tarball: Path,
@@ -123,23 +60,53 @@ def build_cpython(
     toolchain: Toolchain,
     reporter: Reporter,
     log: Path,
+    libraries: list[BuiltLibrary] | None = None,
 ) -> StagedBuild:
-    """Unpack, configure, make and install into `workdir/stage`."""
+    """Unpack, configure, make and install into `workdir/stage`.
+
+    With `libraries`, CPython links those static builds instead of the host's libraries.
+    """
     start = time.monotonic()
     reporter.step(f"unpacking {tarball.name}")
     source = unpack_source(tarball, workdir / "src")
     stage = workdir / "stage"
     env = build_env()
-    env["CC"] = toolchain.cc
+    env.update(toolchain.env())
+    args = list(spec.configure_args)
+    deps = None
+    if libraries is not None:
+        from relocpy.deps import assemble
+
+        deps = assemble(libraries, workdir / "deps")
+        extra_args, extra_env = library_configuration(
+            spec.pin.version_tuple, str(deps), spec.readline, exclude_libs=toolchain.name != "zig"
+        )
+        args += extra_args
+        env.update(extra_env)
+    if toolchain.name == "zig":
+        # CPython stamps __DATE__ into its build info; zig makes that an error by default.
+        env["CFLAGS"] = "-Wno-error=date-time"
     # Compiler temp files live in the work dir, so nothing outlives an interrupted build.
     env["TMPDIR"] = str(workdir / "tmp")
     (workdir / "tmp").mkdir(exist_ok=True)
     reporter.step(f"configure ({spec.opt})")
-    _run_logged(["./configure", *spec.configure_args], source, log, reporter, "configure", env)
+    run_logged(["./configure", *args], source, log, reporter, "configure", env)
     reporter.step(f"make -j{spec.jobs}")
-    _run_logged([toolchain.make, f"-j{spec.jobs}"], source, log, reporter, "make", env)
+    run_logged([toolchain.make, f"-j{spec.jobs}"], source, log, reporter, "make", env)
     reporter.step("make install")
-    _run_logged(
+    run_logged(
         [toolchain.make, "install", f"DESTDIR={stage}"], source, log, reporter, "make install", env
     )
-    return StagedBuild(spec, source, stage, log, time.monotonic() - start)
+    staged = StagedBuild(spec, source, stage, log, time.monotonic() - start)
+    if deps is not None:
+        install_tcltk_scripts(deps, staged.prefix_dir)
+    return staged
+
+
+def install_tcltk_scripts(deps: Path, prefix: Path) -> None:
+    """Tcl/Tk's script libraries go to lib/tcl8.6 and lib/tk8.6 of the tree, where Tcl looks
+    relative to the executable once the compiled-in path is not there."""
+    for name in ("tcl8.6", "tk8.6"):
+        source = deps / "lib" / name
+        if source.is_dir():
+            shutil.copytree(source, prefix / "lib" / name, dirs_exist_ok=True)

@@ -24,6 +24,10 @@ class SourcePin:
     sha256: str
     urls: tuple[str, ...] = ()
     debian_package: str | None = None
+    # Debian's spelling of the version where it differs (`1.3.dfsg+really1.3.1`, `1:1.0.9-1`).
+    debian_version: str | None = None
+    # "source": the `.orig` tarball of a source package; "deb": an arch-all/-dev binary package.
+    debian_kind: str = "source"
 
     @property
     def version_tuple(self) -> tuple[int, ...]:

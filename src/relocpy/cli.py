@@ -46,6 +46,25 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--build-tag", help="the +BUILD part of the archive name (default: YYYYMMDD)")
     p.add_argument("--verify", action="store_true", help="verify the archive after building it")
     p.add_argument("--keep-work", action="store_true", help="keep the build directory")
+    p.add_argument(
+        "--toolchain",
+        choices=("zig", "gcc"),
+        default="zig",
+        help="zig targets an old glibc (default); gcc targets this host's glibc",
+    )
+    p.add_argument("--glibc", help="the oldest glibc to run on, with zig (default: 2.17)")
+    p.add_argument(
+        "--libs",
+        choices=("source", "host"),
+        default="source",
+        help="build every library here (default), or graft the host's (gcc only)",
+    )
+    p.add_argument(
+        "--readline",
+        choices=("libedit", "readline"),
+        default="libedit",
+        help="line editing library: libedit (BSD, default) or GNU readline (GPL-3.0)",
+    )
 
     p = sub.add_parser("repair", help="make an installed CPython prefix relocatable (copy)")
     p.add_argument("prefix", type=Path)
@@ -99,6 +118,22 @@ def _parser() -> argparse.ArgumentParser:
         "--in-place",
         action="store_true",
         help="check an installed tree where it is (no copy, no move)",
+    )
+    p.add_argument(
+        "--test-suite",
+        nargs="?",
+        const="auto",
+        metavar="ARCHIVE",
+        help="also run a subset of CPython's own tests from the moved tree "
+        "(default: the -test_suite.tar.gz beside the archive)",
+    )
+    p.add_argument(
+        "--distro",
+        action="append",
+        default=[],
+        metavar="SUITE",
+        help="also run the tree in a chroot of this Debian release (bullseye, bookworm, trixie, "
+        "sid; repeatable; needs root and debootstrap)",
     )
     return parser
 
@@ -186,7 +221,7 @@ def _stages(args: argparse.Namespace) -> int:
 
     from relocpy import pipeline
     from relocpy.progress import console_reporter
-    from relocpy.verify import verify
+    from relocpy.verify import test_suite_for, verify
 
     console = Console(highlight=False)
     reporter = console_reporter()
@@ -217,6 +252,10 @@ def _stages(args: argparse.Namespace) -> int:
             build_tag=args.build_tag,
             reporter=reporter,
             keep_work=args.keep_work,
+            toolchain=args.toolchain,
+            glibc=args.glibc,
+            libs=args.libs,
+            readline=args.readline,
         )
         for path in (result.archives.gz, result.archives.zst, result.archives.metadata, result.log):
             print(path)
@@ -243,6 +282,9 @@ def _stages(args: argparse.Namespace) -> int:
         entries = write_index(args.directory, args.base_url)
         print(f"indexed {len(entries)} archives in {args.directory}")
     elif args.command == "verify":
+        from relocpy.distro import known_suite, verify_in_distro
+
+        suites = [known_suite(suite) for suite in args.distro]  # fail before the long work
         report = verify(
             args.target,
             policy=args.policy,
@@ -251,12 +293,24 @@ def _stages(args: argparse.Namespace) -> int:
             reporter=reporter,
             keep=args.keep,
             in_place=args.in_place,
+            test_suite=(
+                None
+                if args.test_suite is None
+                else test_suite_for(args.target)
+                if args.test_suite == "auto"
+                else Path(args.test_suite)
+            ),
         )
-        if args.json:
+        reports = [report]
+        reports += [verify_in_distro(args.target, suite, reporter) for suite in suites]
+        if args.json and suites:
+            print(json.dumps([json.loads(r.to_json()) for r in reports], indent=2))
+        elif args.json:
             print(report.to_json())
         else:
-            print_report(report, console)
-        return 0 if report.ok else 1
+            for each in reports:
+                print_report(each, console)
+        return 0 if all(r.ok for r in reports) else 1
     return 0
 
 

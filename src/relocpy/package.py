@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from relocpy.archive import write_archives
+from relocpy.archive import write_archives, write_gz
 from relocpy.checksums import sha256_file
 from relocpy.elf import iter_elf_files
 from relocpy.policy import policy_for_glibc
@@ -39,6 +39,24 @@ def include_in_install_only(rel: str, short_version: str) -> bool:
     if re.fullmatch(r"libpython.*\.a", parts[-1]):
         return False
     return not (parts[-1] == "__pycache__" and any(p in _TEST_DIRS for p in parts[:-1]))
+
+
+def include_in_test_suite(rel: str, short_version: str) -> bool:
+    """The test_suite archive: CPython's own `test` package, which install_only leaves out."""
+    test_dir = f"lib/python{short_version}/test"
+    return rel in ("lib", f"lib/python{short_version}", test_dir) or rel.startswith(test_dir + "/")
+
+
+def write_test_suite(
+    tree: InterpreterTree, out_dir: Path, *, build: str, mtime: int | None = None
+) -> Path:
+    """`<stem>-test_suite.tar.gz`: unpacked over an install_only tree, it runs `-m test`."""
+    path = out_dir / f"{archive_stem(tree.version, build, 'test_suite')}.tar.gz"
+    write_gz(
+        tree.root, "python", path, lambda rel: include_in_test_suite(rel, tree.short_version), mtime
+    )
+    (path.parent / f"{path.name}.sha256").write_text(f"{sha256_file(path)}  {path.name}\n")
+    return path
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -16,16 +15,26 @@ from pathlib import Path
 
 from relocpy import __version__, home
 from relocpy.build import BuildSpec, build_cpython
+from relocpy.cacerts import add_ca_fallback
 from relocpy.catalog import SourcePin, load_cpython_pins, resolve_cpython
-from relocpy.errors import BuildFailedError
-from relocpy.package import PackagedArchives, archive_stem, bundled_libraries, package_tree
+from relocpy.deps import BuiltLibrary, build_libraries, describe, libraries_for
+from relocpy.errors import BuildFailedError, RelocpyError
+from relocpy.package import (
+    PackagedArchives,
+    archive_stem,
+    bundled_libraries,
+    package_tree,
+    write_test_suite,
+)
+from relocpy.policy import get_policy
 from relocpy.progress import QuietReporter, Reporter
 from relocpy.recipes.cpython import OPT_LEVELS
-from relocpy.repair import default_policy, repair_in_place, writable_directory
+from relocpy.repair import default_policy, recompile, repair_in_place, writable_directory
 from relocpy.sources import LocalFileMirror, Mirror, SourceCache, fetch
-from relocpy.toolchain import host_toolchain
-from relocpy.tree import inspect_tree
+from relocpy.toolchain import HOST_LIBRARY_HEADERS, Toolchain, host_toolchain
+from relocpy.tree import InterpreterTree, inspect_tree
 from relocpy.verify import check_required_modules
+from relocpy.zig import DEFAULT_GLIBC, zig_toolchain
 
 
 @dataclass(frozen=True)
@@ -66,11 +75,7 @@ class BuildResult:
     archives: PackagedArchives
     log: Path
     seconds: float
-
-
-def _compiler_version(cc: str) -> str:
-    result = subprocess.run([*cc.split(), "--version"], capture_output=True, text=True)
-    return result.stdout.splitlines()[0] if result.stdout else cc
+    test_suite: Path  # CPython's own tests, to unpack over the install_only tree
 
 
 def build(
@@ -83,9 +88,15 @@ def build(
     mirrors: list[Mirror] | None = None,
     reporter: Reporter | None = None,
     keep_work: bool = False,
+    toolchain: str = "zig",
+    glibc: str | None = None,
+    libs: str = "source",
+    readline: str = "libedit",
 ) -> BuildResult:
     """Build CPython `request` from its pinned source and write relocatable archives to `out_dir`.
 
+    The default is every library from source, built with zig for glibc 2.17; `toolchain="gcc"`
+    targets the host's glibc, and `libs="host"` links the host's -dev libraries and grafts them.
     Nothing appears in `out_dir` unless every step succeeded.
     """
     reporter = reporter or QuietReporter()
@@ -94,48 +105,68 @@ def build(
     if opt not in OPT_LEVELS:
         raise ValueError(f"unknown --opt {opt!r}; choose one of {', '.join(OPT_LEVELS)}")
     out_dir = writable_directory(out_dir)
-    toolchain = host_toolchain()
     tag = build_tag or default_build_tag()
     stem = archive_stem(pin.version, tag)
     logs = home.cache_dir() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{stem}.{os.getpid()}.log"
     log.write_text(f"relocpy {__version__} build of {pin.version} ({opt})\n")
-    reporter.step(f"building CPython {pin.version} ({opt}); log: {log}")
+    tools = select_toolchain(toolchain, glibc, libs, reporter, log)
+    spec = BuildSpec(pin, opt, jobs or max(1, os.cpu_count() or 1), libs, readline)
+    target = f"glibc {tools.glibc}" if tools.glibc else "this host's glibc"
+    reporter.step(
+        f"building CPython {pin.version} ({opt}, {tools.name}, {target}, {libs} libraries); "
+        f"log: {log}"
+    )
+    libraries = None
+    if libs == "source":
+        libraries = build_libraries(
+            libraries_for(pin.version_tuple, readline), tools, reporter, spec.jobs
+        )
 
     tarball = fetch(pin, mirrors=mirrors, reporter=reporter, log=log)
     workdir = Path(tempfile.mkdtemp(prefix=f"relocpy-build-{pin.version}-"))
     partial = Path(tempfile.mkdtemp(prefix=".relocpy-partial-", dir=out_dir))
     try:
-        spec = BuildSpec(pin, opt, jobs or max(1, os.cpu_count() or 1))
-        staged = build_cpython(spec, tarball, workdir, toolchain, reporter, log)
+        staged = build_cpython(spec, tarball, workdir, tools, reporter, log, libraries)
         original = inspect_tree(staged.prefix_dir)
-        report = repair_in_place(
-            staged.prefix_dir, original, policy=default_policy(), reporter=reporter, log=log
+        policy = (
+            get_policy(f"manylinux_{tools.glibc.replace('.', '_')}")
+            if tools.glibc
+            else default_policy()
         )
-        missing = check_required_modules(inspect_tree(staged.prefix_dir))
+        report = repair_in_place(
+            staged.prefix_dir, original, policy=policy, reporter=reporter, log=log
+        )
+        tree = inspect_tree(staged.prefix_dir)
+        if libraries is not None:
+            _finish_self_contained(tree, report.grafted, log)
+        missing = check_required_modules(tree)
         if not missing.ok:
             raise BuildFailedError(
                 f"CPython {pin.version} built without standard modules; {missing.detail}",
-                hint=f"a -dev package was probably missing (the log says which): {log}",
+                hint=f"the log says why: {log}",
             )
         reporter.step("writing archives (.tar.gz, .tar.zst)")
         metadata = _build_metadata(
             pin,
             spec,
-            toolchain.cc,
+            tools,
             report.grafted,
             report.grafted_from,
             [str(staged.source_dir), str(staged.stage_dir), str(workdir)],
             staged.seconds,
+            libraries,
         )
-        packaged = package_tree(
-            inspect_tree(staged.prefix_dir), partial, build=tag, metadata=metadata
-        )
+        tree = inspect_tree(staged.prefix_dir)
+        packaged = package_tree(tree, partial, build=tag, metadata=metadata)
+        tests = write_test_suite(tree, partial, build=tag)
         shutil.copyfile(log, partial / f"{stem}.log")
         final = _publish(packaged, partial, out_dir)
         reporter.step(f"done in {time.monotonic() - start:.0f} s: {final.gz.name}")
-        return BuildResult(final, out_dir / f"{stem}.log", time.monotonic() - start)
+        return BuildResult(
+            final, out_dir / f"{stem}.log", time.monotonic() - start, out_dir / tests.name
+        )
     finally:
         shutil.rmtree(partial, ignore_errors=True)
         if keep_work:
@@ -144,24 +175,64 @@ def build(
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def select_toolchain(
+    name: str, glibc: str | None, libs: str, reporter: Reporter, log: Path
+) -> Toolchain:
+    """The toolchain for a build, after checking the combination makes sense."""
+    if libs not in ("source", "host"):
+        raise RelocpyError(f"unknown --libs {libs!r}", hint="choose source or host")
+    if name == "zig":
+        if libs == "host":
+            raise RelocpyError(
+                "--libs host links this host's libraries, which need this host's glibc",
+                hint="use --toolchain gcc with --libs host, or build the libraries (--libs source)",
+            )
+        return zig_toolchain(glibc or DEFAULT_GLIBC, reporter, log)
+    if name == "gcc":
+        if glibc is not None:
+            raise RelocpyError(
+                f"gcc builds for this host's glibc; it cannot target glibc {glibc}",
+                hint="use --toolchain zig for an older glibc",
+            )
+        headers = HOST_LIBRARY_HEADERS if libs == "host" else HOST_LIBRARY_HEADERS[:1]
+        return host_toolchain(headers=headers)
+    raise RelocpyError(f"unknown toolchain {name!r}", hint="choose zig or gcc")
+
+
+def _finish_self_contained(tree: InterpreterTree, grafted: dict[str, str], log: Path) -> None:
+    """A tree with its own libraries needs nothing grafted, and gets the CA fallback."""
+    if grafted:
+        raise BuildFailedError(
+            f"the build links host libraries although every library was built here: "
+            f"{', '.join(sorted(grafted))}",
+            hint=f"a recipe did not take effect; the log says which module linked them: {log}",
+        )
+    ssl_py = add_ca_fallback(tree.stdlib)
+    recompile(tree, [ssl_py], log)
+
+
 def _build_metadata(
     pin: SourcePin,
     spec: BuildSpec,
-    cc: str,
+    tools: Toolchain,
     grafted: dict[str, str],
     grafted_from: dict[str, str],
     build_paths: list[str],
     seconds: float,
+    libraries: list[BuiltLibrary] | None,
 ) -> dict[str, object]:
-    libraries = bundled_libraries(grafted, grafted_from)
+    host_libraries = bundled_libraries(grafted, grafted_from)
     return {
         "relocpy_version": __version__,
         "source": {"filename": pin.filename, "sha256": pin.sha256},
         "build_options": {
             "opt": spec.opt,
             "configure_args": spec.configure_args,
-            "toolchain": "gcc",
-            "compiler": _compiler_version(cc),
+            "toolchain": tools.name,
+            "compiler": tools.identity,
+            "glibc_target": tools.glibc,
+            "libs": spec.libs,
+            "readline": spec.readline if spec.libs == "source" else None,
         },
         "bundled_libraries": [
             {
@@ -171,8 +242,9 @@ def _build_metadata(
                 "version": lib.version,
                 "origin": "host (grafted)",
             }
-            for lib in libraries
-        ],
+            for lib in host_libraries
+        ]
+        + [{**lib, "origin": "built from source (static)"} for lib in describe(libraries or [])],
         "build_paths": build_paths,
         "build_seconds": round(seconds, 1),
     }

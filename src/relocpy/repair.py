@@ -283,6 +283,17 @@ def _recompile_bytecode(
             continue
         level = 2 if ".opt-2." in pyc.name else 1 if ".opt-1." in pyc.name else 0
         jobs.append(f"{level} {source}")
+    return _run_recompile(root, tree, jobs, log)
+
+
+def recompile(tree: InterpreterTree, sources: list[Path], log: Path | None = None) -> int:
+    """Compile `sources` at every optimisation level with the tree's own interpreter."""
+    return _run_recompile(
+        tree.root, tree, [f"{level} {src}" for src in sources for level in (0, 1, 2)], log
+    )
+
+
+def _run_recompile(root: Path, tree: InterpreterTree, jobs: list[str], log: Path | None) -> int:
     if not jobs:
         return 0
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as listing:

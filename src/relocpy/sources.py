@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 import urllib.error
 import urllib.request
@@ -121,9 +122,32 @@ class DebianMirror:
     def fetch(self, pin: SourcePin, workdir: Path, reporter: Reporter, log: Path | None) -> Path:
         if not pin.debian_package:
             raise SourceUnavailableError("no Debian source package is known for this file")
+        version = pin.debian_version or pin.version
+        if pin.debian_kind == "deb":
+            reporter.detail(f"apt-get download {pin.debian_package}={version}")
+            return download_deb(pin.debian_package, version, workdir, log)
         archive = self._archive or AptSourceArchive(home.cache_dir() / "apt")
-        reporter.detail(f"apt-get source {pin.debian_package} (upstream {pin.version})")
-        return archive.download_orig(pin.debian_package, pin.version, workdir, log=log)
+        reporter.detail(f"apt-get source {pin.debian_package} (upstream {version})")
+        return archive.download_orig(pin.debian_package, version, workdir, log=log)
+
+
+def download_deb(package: str, version: str, workdir: Path, log: Path | None) -> Path:
+    """`apt-get download PACKAGE=VERSION` with the machine's own apt configuration (read only)."""
+    result = subprocess.run(
+        ["apt-get", "download", f"{package}={version}"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+    )
+    append_log(log, f"$ apt-get download {package}={version}\n{result.stdout}{result.stderr}")
+    debs = sorted(workdir.glob(f"{package}_*.deb"))
+    if result.returncode != 0 or not debs:
+        errors = [line for line in result.stderr.splitlines() if line.startswith("E:")]
+        reason = errors[0][2:].strip() if errors else f"exit status {result.returncode}"
+        raise SourceUnavailableError(f"apt-get download {package}={version} failed: {reason}")
+    return debs[0]
 
 
 def default_mirrors() -> list[Mirror]:

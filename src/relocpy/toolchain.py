@@ -43,10 +43,21 @@ APT_BUILD_TOOLS = {"cc": "gcc", "make": "make", "pkg-config": "pkg-config"}
 
 @dataclass(frozen=True)
 class Toolchain:
+    """A C compiler and its helpers; `identity` names it exactly (it enters build hashes)."""
+
     name: str
     cc: str
     make: str
     include_dirs: tuple[str, ...]
+    ar: str = "ar"
+    ranlib: str = "ranlib"
+    identity: str = ""
+    glibc: str | None = None  # the glibc version it targets; None: the host's
+    extra_env: tuple[tuple[str, str], ...] = ()
+
+    def env(self) -> dict[str, str]:
+        """Variables a configure script needs to use this toolchain."""
+        return {"CC": self.cc, "AR": self.ar, "RANLIB": self.ranlib, **dict(self.extra_env)}
 
 
 def compiler_include_dirs(cc: str) -> tuple[str, ...]:
@@ -104,4 +115,21 @@ def host_toolchain(
             f"cannot build: headers missing: {listing}",
             hint=f"install them with: apt-get install -y {packages}",
         )
-    return Toolchain("gcc", cc, "make", include_dirs)
+    return Toolchain("gcc", cc, "make", include_dirs, identity=compiler_identity(cc))
+
+
+def compiler_identity(cc: str) -> str:
+    """The first line of `cc --version` (e.g. `gcc (Debian 12.2.0-14) 12.2.0`)."""
+    result = subprocess.run([*cc.split(), "--version"], capture_output=True, text=True, check=False)
+    lines = result.stdout.splitlines()
+    return lines[0].strip() if lines else cc
+
+
+def check_build_tools(tools: dict[str, str]) -> None:
+    """Raise MissingToolError naming every program in `tools` (program -> apt package) absent."""
+    absent = {name: pkg for name, pkg in tools.items() if shutil.which(name) is None}
+    if absent:
+        raise MissingToolError(
+            f"cannot build: {', '.join(sorted(absent))} not found on PATH",
+            hint=f"install them with: apt-get install -y {' '.join(sorted(set(absent.values())))}",
+        )

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 from relocpy import probes
 from relocpy.archive import extract_archive
@@ -131,6 +133,40 @@ def audit_elf(root: Path, infos: list[ElfInfo], policy: Policy) -> list[Check]:
     return checks
 
 
+# What a tree that built its own libraries may need from the host: glibc's own libraries.
+GLIBC_LIBRARIES = frozenset(
+    {
+        "libc.so.6",
+        "libm.so.6",
+        "libpthread.so.0",
+        "libdl.so.2",
+        "librt.so.1",
+        "libutil.so.1",
+        "ld-linux-x86-64.so.2",
+    }
+)
+
+
+def audit_self_contained(root: Path, infos: list[ElfInfo]) -> Check:
+    """Every NEEDED is one of glibc's libraries or the tree's libpython: nothing else, and so
+    nothing grafted."""
+    problems = sorted(
+        {
+            f"{info.path.relative_to(root)} needs {soname}"
+            for info in infos
+            for soname in info.needed
+            if soname not in GLIBC_LIBRARIES and not soname.startswith("libpython")
+        }
+    )
+    return Check(
+        "elf-glibc-only",
+        not problems,
+        f"{len(infos)} ELF files need only glibc's libraries and libpython"
+        if not problems
+        else _short(problems),
+    )
+
+
 def find_leftovers(root: Path, forbidden: list[str]) -> dict[str, list[str]]:
     """Files under `root` that contain any forbidden path (as UTF-8 or as UTF-32 wchar_t)."""
     needles = [(p, p.encode()) for p in forbidden if p]
@@ -176,6 +212,26 @@ def _run(
         return subprocess.CompletedProcess(cmd, 127, "", str(exc))
 
 
+class Runner(Protocol):
+    """Runs commands with a clean environment in one view of the file system (the host's, or a
+    chroot's) and says how a host path is seen from there."""
+
+    def run(self, cmd: list[str]) -> subprocess.CompletedProcess[str]: ...
+
+    def path(self, host_path: Path) -> str: ...
+
+
+class HostRunner:
+    def run(self, cmd: list[str]) -> subprocess.CompletedProcess[str]:
+        return _run(cmd)
+
+    def path(self, host_path: Path) -> str:
+        return str(host_path)
+
+
+HOST = HostRunner()
+
+
 def _why(result: subprocess.CompletedProcess[str]) -> str:
     text = (result.stderr.strip() or result.stdout.strip()).splitlines()
     return f"exit {result.returncode}: {text[-1][:300] if text else 'no output'}"
@@ -194,15 +250,33 @@ def _under(path: str | None, root: Path) -> bool:
     return real == base or real.startswith(base + os.sep)
 
 
-def check_imports(tree: InterpreterTree, name: str) -> Check:
+_NOT_INSTALLED = re.compile(r"^ImportError: (\S+): cannot open shared object file")
+
+
+def check_imports(
+    tree: InterpreterTree, name: str, runner: Runner = HOST, system: Policy | None = None
+) -> Check:
+    """Every extension module imports. With a `system` policy, a module whose only problem is
+    that a library the policy leaves to the system (libX11) is not installed does not fail."""
     modules = extension_modules(tree)
-    result = _run([str(tree.executable), "-c", probes.IMPORT_MODULES, *modules])
+    result = runner.run([runner.path(tree.executable), "-c", probes.IMPORT_MODULES, *modules])
     if result.returncode != 0:
         return Check(name, False, _why(result))
     failed = json.loads(result.stdout or "{}")
+    absent: dict[str, str] = {}
+    for module, why in list(failed.items()):
+        match = _NOT_INSTALLED.match(why)
+        if system is not None and match and system.allows_library(match.group(1)):
+            absent[module] = match.group(1)
+            del failed[module]
     if failed:
         return Check(name, False, _short([f"{k} ({v})" for k, v in sorted(failed.items())], 4))
-    return Check(name, True, f"{len(modules)} extension modules import")
+    detail = f"{len(modules) - len(absent)} extension modules import"
+    if absent and system is not None:
+        listing = [f"{k} needs {v}" for k, v in sorted(absent.items())]
+        detail += f"; not installed here ({system.name} leaves them to the system): "
+        detail += _short(listing, 4)
+    return Check(name, True, detail)
 
 
 # Extension modules a complete CPython has on Linux: a build that silently skipped one (because a
@@ -337,10 +411,10 @@ def runtime_checks(
         checks.append(Check("ssl-ca-store", False, _why(result)))
 
     reporter.step("runtime: venv and pip install of a local wheel")
-    checks.append(_check_venv(tree, scratch))
+    checks.append(check_venv_pip(tree, scratch))
 
     reporter.step("runtime: building a C extension with the host compiler")
-    checks.append(_check_c_extension(tree, scratch))
+    checks.append(check_c_extension(tree, scratch))
 
     reporter.step("runtime: bin/ scripts")
     pip = tree.root / "bin" / "pip3"
@@ -366,14 +440,15 @@ def runtime_checks(
     return checks
 
 
-def _check_venv(tree: InterpreterTree, scratch: Path) -> Check:
+def check_venv_pip(tree: InterpreterTree, scratch: Path, runner: Runner = HOST) -> Check:
+    """A venv made by the tree's interpreter installs a local wheel offline and imports it."""
     venv = scratch / "venv ü"
-    result = _run([str(tree.executable), "-m", "venv", str(venv)])
+    result = runner.run([runner.path(tree.executable), "-m", "venv", runner.path(venv)])
     if result.returncode != 0:
         return Check("venv-pip", False, "venv: " + _why(result))
     wheel = probes.make_probe_wheel(scratch)
-    vpython = str(venv / "bin" / "python")
-    result = _run(
+    vpython = runner.path(venv / "bin" / "python")
+    result = runner.run(
         [
             vpython,
             "-m",
@@ -382,12 +457,12 @@ def _check_venv(tree: InterpreterTree, scratch: Path) -> Check:
             "--no-index",
             "--no-cache-dir",
             "--disable-pip-version-check",
-            str(wheel),
+            runner.path(wheel),
         ]
     )
     if result.returncode != 0:
         return Check("venv-pip", False, "pip install: " + _why(result))
-    result = _run([vpython, "-c", f"import {probes.PROBE_PACKAGE} as m; print(m.ANSWER)"])
+    result = runner.run([vpython, "-c", f"import {probes.PROBE_PACKAGE} as m; print(m.ANSWER)"])
     ok = result.returncode == 0 and result.stdout.strip() == "42"
     return Check(
         "venv-pip",
@@ -398,12 +473,21 @@ def _check_venv(tree: InterpreterTree, scratch: Path) -> Check:
     )
 
 
-def _check_c_extension(tree: InterpreterTree, scratch: Path) -> Check:
+def check_c_extension(tree: InterpreterTree, scratch: Path, runner: Runner = HOST) -> Check:
+    """A C extension compiled with the tree's sysconfig CC/CFLAGS/LDSHARED imports."""
     build = scratch / "c ext ü"
     build.mkdir(parents=True, exist_ok=True)
     source = build / "relocpy_cprobe.c"
     source.write_text(probes.PROBE_C)
-    result = _run([str(tree.executable), "-c", probes.BUILD_EXTENSION, str(source), str(build)])
+    result = runner.run(
+        [
+            runner.path(tree.executable),
+            "-c",
+            probes.BUILD_EXTENSION,
+            runner.path(source),
+            runner.path(build),
+        ]
+    )
     return Check(
         "c-extension",
         result.returncode == 0,
@@ -439,6 +523,27 @@ def place_for_test(target: Path, scratch: Path) -> tuple[Path, dict[str, object]
     return first / "python", metadata, forbidden
 
 
+def test_suite_for(archive: Path) -> Path:
+    """The `test_suite` archive written beside an install_only archive."""
+    name = re.sub(r"-install_only(_stripped)?\.tar\.(gz|zst)$", "-test_suite.tar.gz", archive.name)
+    return archive.with_name(name)
+
+
+def _check_test_suite(
+    tree: InterpreterTree, archive: Path, scratch: Path, reporter: Reporter
+) -> Check:
+    from relocpy.testsuite import run_test_suite, suite_check, unpack_test_suite
+
+    if not archive.is_file():
+        return Check("test-suite", False, f"{archive} does not exist")
+    reporter.step(f"running CPython's own tests from {archive.name} (minutes)")
+    unpack_test_suite(archive, tree, scratch / "test-suite")
+    result = run_test_suite(tree)
+    (scratch / "test-suite.log").write_text(result.output)
+    ok, detail = suite_check(result)
+    return Check("test-suite", ok, detail)
+
+
 def verify(
     target: Path,
     *,
@@ -448,6 +553,7 @@ def verify(
     reporter: Reporter | None = None,
     keep: bool = False,
     in_place: bool = False,
+    test_suite: Path | None = None,
 ) -> VerifyReport:
     """Audit and exercise `target` (an install_only archive or a tree).
 
@@ -484,11 +590,16 @@ def verify(
         report = VerifyReport(str(target), chosen.name)
         reporter.step("static audit: ELF dependencies, RUNPATHs, glibc, leftover paths")
         report.checks += audit_elf(root, infos, chosen)
+        options = metadata.get("build_options")
+        if isinstance(options, dict) and options.get("libs") == "source":
+            report.checks.append(audit_self_contained(root, infos))
         report.checks.append(audit_leftovers(root, forbidden))
         if runtime:
             # relocpy's own builds (they carry metadata) must also have every standard module.
             complete = bool(metadata.get("relocpy_version"))
             report.checks += runtime_checks(tree, scratch / "work", reporter, complete)
+            if test_suite is not None:
+                report.checks.append(_check_test_suite(tree, test_suite, scratch, reporter))
             if in_place:
                 return report
             reporter.step("moving the tree a second time")

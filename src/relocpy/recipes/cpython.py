@@ -34,3 +34,54 @@ def configure_args(version: tuple[int, ...], opt: str) -> list[str]:
     args += [flag for minimum, flag in VERSIONED_ARGS if version[:2] >= minimum]
     args += OPT_ARGS[opt]
     return args
+
+
+# Link lines for libraries built static into `{deps}` (configure's pkg-config is off for these
+# builds, so every module's flags are given; the order matters for static archives).
+_MODULE_LIBS = {
+    "LIBFFI": "-lffi",
+    "LIBSQLITE3": "-lsqlite3 -lm -ldl -lpthread",
+    "ZLIB": "-lz",
+    "BZIP2": "-lbz2",
+    "LIBLZMA": "-llzma -lpthread",
+    "LIBUUID": "-luuid",
+    "GDBM": "-lgdbm",
+    "LIBMPDEC": "-lmpdec -lm",
+    "LIBCRYPT": "-lcrypt",
+    "CURSES": "-lncursesw",
+    "PANEL": "-lpanelw -lncursesw",
+    "TCLTK": "-ltk8.6 -ltcl8.6 -lX11 -lxcb -lXau -lz -lpthread -ldl -lm",
+    "LIBEDIT": "-ledit -lncursesw",
+    "LIBREADLINE": "-lreadline -lncursesw",
+}
+
+
+def library_configuration(
+    version: tuple[int, ...], deps: str, readline: str, exclude_libs: bool = True
+) -> tuple[list[str], dict[str, str]]:
+    """configure arguments and variables that make CPython link the libraries built in `deps`.
+
+    The libraries are compiled with -fvisibility=hidden; where the linker supports it (GNU ld,
+    not zig's), --exclude-libs also hides symbols a library marks visible itself.
+    """
+    include = f"-I{deps}/include -I{deps}/include/ncursesw"
+    env = {
+        "CPPFLAGS": include,
+        "LDFLAGS": f"-L{deps}/lib" + (" -Wl,--exclude-libs,ALL" if exclude_libs else ""),
+    }
+    for module, libs in _MODULE_LIBS.items():
+        env[f"{module}_CFLAGS"] = include
+        env[f"{module}_LIBS"] = f"-L{deps}/lib {libs}"
+    # The static gdbm_compat needs gdbm after it; configure's own search tries it alone.
+    env["ac_cv_search_dbm_open"] = "-lgdbm_compat -lgdbm"
+    args = [f"--with-openssl={deps}", "--with-system-expat"]
+    if version[:2] >= (3, 11):
+        args.append("--with-pkg-config=no")
+    if version[:2] >= (3, 13):
+        args.append("--with-system-libmpdec")
+    if version[:2] >= (3, 10):
+        args.append(f"--with-readline={'editline' if readline == 'libedit' else 'readline'}")
+    else:
+        tcltk = _MODULE_LIBS["TCLTK"]
+        args += [f"--with-tcltk-includes={include}", f"--with-tcltk-libs=-L{deps}/lib {tcltk}"]
+    return args, env

@@ -1,0 +1,101 @@
+"""What a third-party library recipe is: pinned source, configure flags, dependencies, a hook.
+
+Recipes are data (one module each under `recipes/libs/`); `relocpy.deps` turns them into builds.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from relocpy.catalog import SourcePin
+
+if TYPE_CHECKING:
+    from relocpy.deps import LibraryBuild
+
+# Libraries are configured for the same placeholder prefix as CPython (see recipes/cpython.py).
+LIBRARY_PREFIX = "/install"
+
+
+def debian_source(
+    package: str,
+    version: str,
+    filename: str,
+    sha256: str,
+    *,
+    debian_version: str | None = None,
+    urls: tuple[str, ...] = (),
+) -> SourcePin:
+    """A pin on a release tarball that Debian also carries as `PACKAGE_VERSION.orig.tar.*`.
+
+    `urls` are upstream locations of the byte-identical file; leave them out where Debian
+    repacked the tarball (`+dfsg`) or ships a git snapshot, since their hashes differ.
+    """
+    return SourcePin(
+        package, version, filename, sha256, urls, package, debian_version, debian_kind="source"
+    )
+
+
+def debian_binary(package: str, debian_version: str, filename: str, sha256: str) -> SourcePin:
+    """A pin on a Debian binary package; used only where the archive lacks the source."""
+    return SourcePin(
+        package, debian_version, filename, sha256, (), package, debian_version, debian_kind="deb"
+    )
+
+
+@dataclass(frozen=True)
+class LibraryRecipe:
+    """One library: where its source comes from and how it is configured.
+
+    `build` is a hook for libraries that are not `./configure && make && make install`.
+    `python` limits the CPython versions that use it (min inclusive, max exclusive).
+    """
+
+    name: str
+    version: str
+    source: SourcePin
+    license: str
+    purpose: str
+    depends: tuple[str, ...] = ()
+    configure_args: tuple[str, ...] = ()
+    subdir: str = ""
+    autoreconf: bool = False
+    make_targets: tuple[str, ...] = ()
+    install_targets: tuple[str, ...] = ("install",)
+    cflags: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    python: tuple[tuple[int, int], tuple[int, int]] = ((3, 0), (4, 0))
+    # For a Debian binary package: (path in the package, path in the prefix) to take from it.
+    copy_tree: tuple[tuple[str, str], ...] = ()
+    extra_sources: tuple[SourcePin, ...] = ()
+    # (link, target) symlinks made in the prefix after installing, e.g. compatibility names.
+    symlinks: tuple[tuple[str, str], ...] = ()
+    build: Callable[[LibraryBuild], None] | None = field(default=None, compare=False)
+
+    def used_by(self, version: tuple[int, ...]) -> bool:
+        low, high = self.python
+        return low <= version[:2] < high
+
+    def fingerprint(self) -> str:
+        """Everything about the recipe that affects its output, as canonical JSON."""
+        data = {
+            "name": self.name,
+            "version": self.version,
+            "sha256": self.source.sha256,
+            "configure_args": self.configure_args,
+            "subdir": self.subdir,
+            "autoreconf": self.autoreconf,
+            "make_targets": self.make_targets,
+            "install_targets": self.install_targets,
+            "cflags": self.cflags,
+            "env": self.env,
+            "copy_tree": self.copy_tree,
+            "extra_sources": [pin.sha256 for pin in self.extra_sources],
+            "hook": inspect.getsource(self.build) if self.build else None,
+        }
+        if self.symlinks:  # fields added later enter only when used, keeping older keys valid
+            data["symlinks"] = self.symlinks
+        return json.dumps(data, sort_keys=True)

@@ -1,0 +1,119 @@
+"""zig as a C toolchain for an old glibc: `zig cc -target x86_64-linux-gnu.2.17` from this host.
+
+zig comes from the `ziglang` wheel on PyPI, installed on demand into relocpy's cache (hash-pinned).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from filelock import FileLock
+
+from relocpy import home
+from relocpy.errors import MissingToolError, RelocpyError
+from relocpy.progress import QuietReporter, Reporter, append_log
+from relocpy.toolchain import Toolchain
+
+ZIG_VERSION = "0.17.1"
+# sha256 of the manylinux x86_64 wheel of ziglang 0.17.1 (pip --require-hashes checks it)
+ZIG_WHEEL_SHA256 = "ea6cc5d87b033cf0aedfbc8f9549a908cae6c50ac31f1698188fa48a74524b54"
+DEFAULT_GLIBC = "2.17"
+_ARCH = "x86_64"
+
+
+def parse_glibc(value: str) -> str:
+    """'2.17' -> '2.17'; anything else is refused with the accepted form."""
+    match = re.fullmatch(r"(?:glibc-?)?(2)\.(\d{1,2})", value.strip())
+    if not match or int(match.group(2)) < 17:
+        raise RelocpyError(
+            f"unsupported glibc floor {value!r}",
+            hint="give a version such as 2.17, 2.28 or 2.34 (2.17 is the oldest supported)",
+        )
+    return f"{match.group(1)}.{match.group(2)}"
+
+
+def zig_root(version: str = ZIG_VERSION) -> Path:
+    return home.cache_dir() / "toolchains" / f"ziglang-{version}"
+
+
+def ensure_zig(reporter: Reporter | None = None, log: Path | None = None) -> Path:
+    """The `zig` executable, installing the pinned ziglang wheel from PyPI the first time."""
+    reporter = reporter or QuietReporter()
+    root = zig_root()
+    exe = root / "ziglang" / "zig"
+    if exe.is_file():
+        return exe
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root.parent / f".ziglang-{ZIG_VERSION}.lock")):
+        if exe.is_file():
+            return exe
+        staging = root.with_name(f".{root.name}.{os.getpid()}")
+        requirements = staging.with_suffix(".txt")
+        requirements.write_text(f"ziglang=={ZIG_VERSION} --hash=sha256:{ZIG_WHEEL_SHA256}\n")
+        reporter.step(f"installing zig {ZIG_VERSION} from PyPI (about 100 MB, once)")
+        cmd = [
+            sys.executable, "-m", "pip", "install", "--no-deps", "--require-hashes",
+            "--only-binary", ":all:", "--target", str(staging), "-r", str(requirements),
+        ]  # fmt: skip
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        append_log(log, f"$ {' '.join(cmd)}\n{result.stdout}{result.stderr}")
+        requirements.unlink(missing_ok=True)
+        if result.returncode != 0 or not (staging / "ziglang" / "zig").is_file():
+            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise MissingToolError(
+                f"cannot install zig {ZIG_VERSION} from PyPI: {last}",
+                hint="check that pip can reach PyPI, or use --toolchain gcc",
+            )
+        staging.rename(root)
+    return exe
+
+
+def _write_wrapper(path: Path, text: str) -> None:
+    if path.is_file() and path.read_text() == text:
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(text)
+    tmp.chmod(0o755)
+    os.replace(tmp, path)
+
+
+def zig_toolchain(
+    glibc: str = DEFAULT_GLIBC, reporter: Reporter | None = None, log: Path | None = None
+) -> Toolchain:
+    """cc/ar/ranlib wrapper scripts around zig for `x86_64-linux-gnu.<glibc>`.
+
+    Configure scripts want one word for CC, so the target lives in a wrapper, not in CC.
+    """
+    glibc = parse_glibc(glibc)
+    zig = ensure_zig(reporter, log)
+    target = f"{_ARCH}-linux-gnu.{glibc}"
+    bindir = zig.parent.parent / f"bin-{target}"
+    bindir.mkdir(parents=True, exist_ok=True)
+    cache = home.cache_dir() / "toolchains" / "zig-cache"
+    for name, command in (
+        ("cc", f"cc -target {target}"),
+        ("c++", f"c++ -target {target}"),
+        ("ar", "ar"),
+        ("ranlib", "ranlib"),
+    ):
+        _write_wrapper(
+            bindir / name,
+            "#!/bin/sh\n"
+            f'export ZIG_GLOBAL_CACHE_DIR="${{ZIG_GLOBAL_CACHE_DIR:-{cache}}}"\n'
+            f'exec "{zig}" {command} "$@"\n',
+        )
+    return Toolchain(
+        name="zig",
+        cc=str(bindir / "cc"),
+        make="make",
+        include_dirs=(),
+        ar=str(bindir / "ar"),
+        ranlib=str(bindir / "ranlib"),
+        identity=f"zig {ZIG_VERSION} {target}",
+        glibc=glibc,
+        extra_env=(("CXX", str(bindir / "c++")),),
+    )
