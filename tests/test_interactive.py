@@ -52,11 +52,14 @@ def test_repl_line_editing(built_tree, basic_repl: bool) -> None:
     env = {**clean_env(), "TERM": "xterm-256color"}
     if basic_repl:
         env["PYTHON_BASIC_REPL"] = "1"  # 3.13's classic REPL: line editing by libedit
+    # pyrepl switches the terminal to keypad mode (terminfo smkx), where xterm's arrow keys
+    # send ESC O A rather than ESC [ A; each REPL gets what a real xterm would send it.
+    up, left = (b"\x1b[A", b"\x1b[D") if basic_repl else (b"\x1bOA", b"\x1bOD")
     keys = [
         b"6*7\r",  # 42
-        b"\x1b[A\r",  # up arrow recalls 6*7 -> 42 again
+        up + b"\r",  # up arrow recalls 6*7 -> 42 again
         b"12\x7f3+100\r",  # backspace: 13+100 -> 113
-        b"2000\x1b[D\x1b[D9\r",  # left twice, insert: 20900
+        b"2000" + left + left + b"9\r",  # left twice, insert: 20900
     ]
     text = _drive_repl(built_tree.executable, keys, env)
     assert text.count("42") >= 2, text

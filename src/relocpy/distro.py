@@ -450,7 +450,7 @@ def check_ca_layouts(tree: InterpreterTree, runner: ChrootRunner, tls_dir: Path)
     bundle = (certs / "ca-certificates.crt").read_bytes()
     hidden = certs.with_name("certs.relocpy-hidden")
     results = []
-    certs.rename(hidden)
+    shutil.move(certs, hidden)  # a lower-layer directory: overlayfs cannot rename it
     try:
         for name, relative in CA_LAYOUTS.items():
             place = runner.root / relative
@@ -464,7 +464,7 @@ def check_ca_layouts(tree: InterpreterTree, runner: ChrootRunner, tls_dir: Path)
                 place.unlink()
             results.append((name, relative, ok and body == "relocpy-ok", body))
     finally:
-        hidden.rename(certs)
+        shutil.move(hidden, certs)
     failed = [f"{name} (/{rel}): {body[:200]}" for name, rel, ok, body in results if not ok]
     if failed:
         return Check("ca-layouts", False, "; ".join(failed))

@@ -5,6 +5,7 @@ Each composes the stages; the CLI only parses arguments and prints what these re
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import os
 import shutil
@@ -130,6 +131,11 @@ def build(
     try:
         staged = build_cpython(spec, tarball, workdir, tools, reporter, log, libraries)
         original = inspect_tree(staged.prefix_dir)
+        if libraries is not None:
+            # configure recorded where the libraries were assembled (-I, -L, --with-openssl=):
+            # that directory is a build path like the source tree, and goes the same way.
+            deps_dir = str(workdir / "deps")
+            original = dataclasses.replace(original, build_dirs=(*original.build_dirs, deps_dir))
         policy = (
             get_policy(f"manylinux_{tools.glibc.replace('.', '_')}")
             if tools.glibc

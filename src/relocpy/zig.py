@@ -94,16 +94,38 @@ def zig_toolchain(
     bindir = zig.parent.parent / f"bin-{target}"
     bindir.mkdir(parents=True, exist_ok=True)
     cache = home.cache_dir() / "toolchains" / "zig-cache"
-    for name, command in (
-        ("cc", f"cc -target {target}"),
-        ("c++", f"c++ -target {target}"),
-        ("ar", "ar"),
-        ("ranlib", "ranlib"),
+    # configure scripts ask the compiler for its linker (`-print-prog-name=ld`) and then ask
+    # that for GNU ld's version; zig's clang cannot answer with a versioned triple, but its
+    # linker takes GNU ld's options, so the wrappers answer `ld`.
+    # CPython links libpython with `-Wl,-h<soname>`, GNU ld's short -soname, which zig's
+    # linker driver does not know: the wrapper spells it out.
+    # zig 0.17 also fails on a shared link with only libraries as input (CPython's
+    # libpython3.so stub): an empty C file is added to such a link.
+    empty = bindir / "empty.c"
+    empty.write_text("/* added by relocpy to link-only zig cc calls */\n")
+    linker_query = (
+        'case "$1" in -print-prog-name=ld) echo ld; exit 0;; esac\n'
+        "shared=no; inputs=no\n"
+        'for arg do shift; case "$arg" in\n'
+        '  -Wl,-h*) set -- "$@" "-Wl,-soname,${arg#-Wl,-h}"; continue;;\n'
+        "  -shared) shared=yes;;\n"
+        "  *.c|*.o|*.s|*.S|*.a|*.cc|*.cpp|*.i|-|-c|-E|-M|-MM|-v|--version|-print*|-dump*) "
+        "inputs=yes;;\n"
+        "esac\n"
+        'set -- "$@" "$arg"; done\n'
+        f'if [ $shared = yes ] && [ $inputs = no ]; then set -- "$@" "{empty}"; fi\n'
+    )
+    for name, command, prelude in (
+        ("cc", f"cc -target {target}", linker_query),
+        ("c++", f"c++ -target {target}", linker_query),
+        ("ar", "ar", ""),
+        ("ranlib", "ranlib", ""),
     ):
         _write_wrapper(
             bindir / name,
             "#!/bin/sh\n"
             f'export ZIG_GLOBAL_CACHE_DIR="${{ZIG_GLOBAL_CACHE_DIR:-{cache}}}"\n'
+            f"{prelude}"
             f'exec "{zig}" {command} "$@"\n',
         )
     return Toolchain(

@@ -72,6 +72,7 @@ def library_configuration(
     for module, libs in _MODULE_LIBS.items():
         env[f"{module}_CFLAGS"] = include
         env[f"{module}_LIBS"] = f"-L{deps}/lib {libs}"
+    env["LIBUUID_CFLAGS"] += f" -I{deps}/include/uuid"  # as uuid.pc says: <uuid.h>
     # The static gdbm_compat needs gdbm after it; configure's own search tries it alone.
     env["ac_cv_search_dbm_open"] = "-lgdbm_compat -lgdbm"
     args = [f"--with-openssl={deps}", "--with-system-expat"]

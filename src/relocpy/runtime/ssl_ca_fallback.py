@@ -11,21 +11,18 @@ _RELOCPY_CA_BUNDLES = (
     "/var/lib/ca-certificates/ca-bundle.pem",  # openSUSE
     "/etc/ssl/cert.pem",  # Alpine, Arch, macOS-style layouts
 )
-_relocpy_ca_bundle_found = []
 
 
 def _relocpy_fallback_bundle():
-    if not _relocpy_ca_bundle_found:
-        paths = get_default_verify_paths()
-        chosen = None
-        if not (
-            os.environ.get(paths.openssl_cafile_env)
-            or os.environ.get(paths.openssl_capath_env)
-            or (paths.cafile and os.path.isfile(paths.cafile))
-        ):
-            chosen = next((p for p in _RELOCPY_CA_BUNDLES if os.path.isfile(p)), None)
-        _relocpy_ca_bundle_found.append(chosen)
-    return _relocpy_ca_bundle_found[0]
+    # Decided on every call: SSL_CERT_FILE/SSL_CERT_DIR may be set or unset between contexts.
+    paths = get_default_verify_paths()
+    if (
+        os.environ.get(paths.openssl_cafile_env)
+        or os.environ.get(paths.openssl_capath_env)
+        or (paths.cafile and os.path.isfile(paths.cafile))
+    ):
+        return None
+    return next((p for p in _RELOCPY_CA_BUNDLES if os.path.isfile(p)), None)
 
 
 _relocpy_original_load_default_certs = SSLContext.load_default_certs
