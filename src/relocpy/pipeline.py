@@ -134,8 +134,9 @@ def build(
         if libraries is not None:
             # configure recorded where the libraries were assembled (-I, -L, --with-openssl=):
             # that directory is a build path like the source tree, and goes the same way.
-            deps_dir = str(workdir / "deps")
-            original = dataclasses.replace(original, build_dirs=(*original.build_dirs, deps_dir))
+            # Debug info also names the work directory itself.
+            extra = (str(workdir / "deps"), str(workdir))
+            original = dataclasses.replace(original, build_dirs=(*original.build_dirs, *extra))
         policy = (
             get_policy(f"manylinux_{tools.glibc.replace('.', '_')}")
             if tools.glibc

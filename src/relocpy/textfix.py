@@ -150,10 +150,10 @@ def relocate_sysconfig_vars(
         if isinstance(value, str):
             if prefix != PLACEHOLDER:
                 value = replace_path(value, prefix, PLACEHOLDER)
-            if value.startswith("-") or " -" in value:  # a command line or a list of flags
-                value = strip_prefix_link_flags(value, PLACEHOLDER)
             for build_dir in build_dirs:
                 value = replace_path(value, build_dir, PLACEHOLDER)
+            if value.startswith("-") or " -" in value:  # a command line or a list of flags
+                value = strip_prefix_link_flags(value, PLACEHOLDER)
             if key in COMPILER_VARS:
                 value = portable_compiler(key, value)
         out[key] = value
