@@ -68,6 +68,17 @@ def write_tar(
                 tar.addfile(info)
 
 
+def _write_tar_gz(
+    path: Path, root: Path, top: str, include: Callable[[str], bool], mtime: int | None
+) -> None:
+    """gzip -9 with no name or time in its header, so equal trees give equal bytes."""
+    with (
+        path.open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as gz,
+    ):
+        write_tar(gz, root, top, include, mtime)  # type: ignore[arg-type]
+
+
 def write_archives(
     root: Path,
     top: str,
@@ -80,11 +91,7 @@ def write_archives(
     gz_tmp = gz_path.with_name(gz_path.name + ".part")
     zst_tmp = zst_path.with_name(zst_path.name + ".part")
     try:
-        with (
-            gz_tmp.open("wb") as raw,
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as gz,
-        ):
-            write_tar(gz, root, top, include, mtime)  # type: ignore[arg-type]
+        _write_tar_gz(gz_tmp, root, top, include, mtime)
         compressor = zstandard.ZstdCompressor(level=19, threads=-1, write_checksum=True)
         with zst_tmp.open("wb") as raw, compressor.stream_writer(raw, closefd=False) as zst:
             write_tar(zst, root, top, include, mtime)  # type: ignore[arg-type]
@@ -101,11 +108,7 @@ def write_gz(
     """One deterministic `.tar.gz` (a `.part` file, renamed when done)."""
     gz_tmp = gz_path.with_name(gz_path.name + ".part")
     try:
-        with (
-            gz_tmp.open("wb") as raw,
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as gz,
-        ):
-            write_tar(gz, root, top, include, mtime)  # type: ignore[arg-type]
+        _write_tar_gz(gz_tmp, root, top, include, mtime)
         os.replace(gz_tmp, gz_path)
     finally:
         gz_tmp.unlink(missing_ok=True)
