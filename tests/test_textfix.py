@@ -213,6 +213,14 @@ def test_same_length_path_keeps_the_last_component() -> None:
     assert same_length_path("/opt/3.12") is None  # too short to hold the placeholder
 
 
+def test_same_length_path_keeps_a_tail_of_a_long_last_component() -> None:
+    old = "/tmp/relocpy-build-3.13.15-24kpa88k"  # a work directory named in debug info
+    new = same_length_path(old)
+    assert new is not None and len(new) == len(old)
+    kept = new.removeprefix("/install/")
+    assert "/" not in kept and old.endswith(kept) and len(kept) == len(old) - len("/install/")
+
+
 def test_replace_same_length_keeps_merged_suffix_strings() -> None:
     old = "/root/.pyenv/versions/3.12.1"
     new = same_length_path(old)

@@ -256,13 +256,16 @@ def same_length_path(old: str, placeholder: str = PLACEHOLDER) -> str | None:
     `/root/.pyenv/versions/3.12.1` -> `/install//////////////3.12.1`. Compilers merge string
     literals that are suffixes of longer ones (PY_VERSION "3.12.1" may live at the end of the
     prefix string), so a binary edit must keep every byte after the replaced head in place; the
-    last component is kept for that reason. None if `old` is too short to fit the placeholder.
+    last component is kept for that reason. Where the whole last component does not fit (a
+    temporary directory right under /tmp), its longest tail that does is kept. None if `old` is
+    too short to fit the placeholder and one character of it.
     """
     head, _, last = old.rstrip("/").rpartition("/")
-    fill = len(old) - len(placeholder) - len(last)
-    if not head or fill < 1:
+    room = len(old) - len(placeholder) - 1  # one "/" at least
+    if not head or room < 1:
         return None
-    return placeholder + "/" * fill + last
+    kept = last[-room:] if len(last) > room else last
+    return placeholder + "/" * (len(old) - len(placeholder) - len(kept)) + kept
 
 
 def replace_same_length(data: bytes, old: str, new: str) -> tuple[bytes, int]:
