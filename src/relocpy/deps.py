@@ -217,6 +217,8 @@ def _run_recipe(build: LibraryBuild) -> None:
     build.run(["make", *recipe.install_targets, f"DESTDIR={build.stage}"], cwd=workdir)
     for link, target in recipe.symlinks:
         (build.prefix / link).symlink_to(target)
+    if recipe.after_install:
+        recipe.after_install(build)
 
 
 def assemble(libraries: Iterable[BuiltLibrary], dest: Path) -> Path:

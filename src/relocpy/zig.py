@@ -25,6 +25,19 @@ DEFAULT_GLIBC = "2.17"
 _ARCH = "x86_64"
 
 
+_HOST_DIRS = "|".join(
+    f"{flag}{path}"
+    for flag, paths in (
+        ("-I", ("/usr/include", "/usr/include/*", "/usr/local/include")),
+        (
+            "-L",
+            ("/lib", "/lib/*", "/lib64", "/usr/lib", "/usr/lib/*", "/usr/lib64", "/usr/local/lib"),
+        ),
+    )
+    for path in paths
+)
+
+
 def parse_glibc(value: str) -> str:
     """'2.17' -> '2.17'; anything else is refused with the accepted form."""
     match = re.fullmatch(r"(?:glibc-?)?(2)\.(\d{1,2})", value.strip())
@@ -99,6 +112,8 @@ def zig_toolchain(
     # linker takes GNU ld's options, so the wrappers answer `ld`.
     # CPython links libpython with `-Wl,-h<soname>`, GNU ld's short -soname, which zig's
     # linker driver does not know: the wrapper spells it out.
+    # Host system directories are dropped: their headers and libraries are for the host's
+    # glibc, and CPython's setup.py (3.9-3.11) adds them by itself, ahead of zig's own.
     # zig 0.17 also fails on a shared link with only libraries as input (CPython's
     # libpython3.so stub): an empty C file is added to such a link.
     empty = bindir / "empty.c"
@@ -108,6 +123,7 @@ def zig_toolchain(
         "shared=no; inputs=no\n"
         'for arg do shift; case "$arg" in\n'
         '  -Wl,-h*) set -- "$@" "-Wl,-soname,${arg#-Wl,-h}"; continue;;\n'
+        f"  {_HOST_DIRS}) continue;;\n"
         "  -shared) shared=yes;;\n"
         "  *.c|*.o|*.s|*.S|*.a|*.cc|*.cpp|*.i|-|-c|-E|-M|-MM|-v|--version|-print*|-dump*) "
         "inputs=yes;;\n"

@@ -74,6 +74,8 @@ class LibraryRecipe:
     # (link, target) symlinks made in the prefix after installing, e.g. compatibility names.
     symlinks: tuple[tuple[str, str], ...] = ()
     build: Callable[[LibraryBuild], None] | None = field(default=None, compare=False)
+    # Runs after a standard configure/make/install (where `build` would replace all of it).
+    after_install: Callable[[LibraryBuild], None] | None = field(default=None, compare=False)
 
     def used_by(self, version: tuple[int, ...]) -> bool:
         low, high = self.python
@@ -98,4 +100,6 @@ class LibraryRecipe:
         }
         if self.symlinks:  # fields added later enter only when used, keeping older keys valid
             data["symlinks"] = self.symlinks
+        if self.after_install:
+            data["after_install"] = inspect.getsource(self.after_install)
         return json.dumps(data, sort_keys=True)

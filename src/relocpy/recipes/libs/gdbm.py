@@ -1,6 +1,27 @@
 """GNU dbm with its ndbm compatibility layer: dbm.gnu and dbm.ndbm (GPL-3.0)."""
 
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from relocpy.recipes.library import LibraryRecipe, debian_source
+
+if TYPE_CHECKING:
+    from relocpy.deps import LibraryBuild
+
+
+def self_sufficient_compat(build: LibraryBuild) -> None:
+    """Add libgdbm's objects to libgdbm_compat.a. A static archive cannot name what it needs,
+    and CPython 3.9-3.11's setup.py links _dbm with -lgdbm_compat alone."""
+    lib = build.prefix / "lib"
+    with tempfile.TemporaryDirectory(dir=build.stage) as tmp:
+        build.run([build.env["AR"], "x", str(lib / "libgdbm.a")], cwd=Path(tmp))
+        objects = sorted(str(p) for p in Path(tmp).glob("*.o"))
+        build.run([build.env["AR"], "q", str(lib / "libgdbm_compat.a"), *objects], cwd=Path(tmp))
+    build.run([build.env["RANLIB"], str(lib / "libgdbm_compat.a")])
+
 
 RECIPE = LibraryRecipe(
     name="gdbm",
@@ -22,4 +43,5 @@ RECIPE = LibraryRecipe(
         "--disable-nls",
     ),
     cflags=("-Wno-error=date-time",),  # version.c stamps __DATE__; zig makes that an error
+    after_install=self_sufficient_compat,
 )
