@@ -68,19 +68,13 @@ def built_archive(tmp_path_factory: pytest.TempPathFactory, session_home: Path):
 
 @pytest.fixture(scope="session")
 def mirror_of_three(tmp_path_factory: pytest.TempPathFactory, built_archive):
-    """A mirror with real builds of 3.9, 3.11 and 3.13 (for tox/nox/virtualenv/uv).
-
-    3.9 and 3.11 take the quicker gcc path that grafts the host's libraries; 3.13 is the
-    session's self-contained zig build. Both kinds of archive serve the same installers.
-    """
+    """A mirror with real builds of 3.9, 3.11 and 3.13 (for tox/nox/virtualenv/uv), all
+    self-contained zig builds for glibc 2.17 like the session's 3.13."""
     from relocpy.mirror import write_index
     from relocpy.pipeline import build
 
     out = tmp_path_factory.mktemp("dist-more")
-    results = [
-        build(v, out, opt="noopt", build_tag="20260101", toolchain="gcc", libs="host")
-        for v in ("3.9", "3.11")
-    ]
+    results = [build(v, out, opt="noopt", build_tag="20260101") for v in ("3.9", "3.11")]
     mirror = tmp_path_factory.mktemp("mirror")
     for result in [*results, built_archive]:
         for path in (result.archives.gz, result.archives.zst, result.archives.metadata):

@@ -100,7 +100,23 @@ def build_cpython(
     staged = StagedBuild(spec, source, stage, log, time.monotonic() - start)
     if deps is not None:
         install_tcltk_scripts(deps, staged.prefix_dir)
+        install_included_headers(deps, staged.prefix_dir)
     return staged
+
+
+def install_included_headers(deps: Path, prefix: Path) -> None:
+    """Headers that Python.h itself includes but a host may lack go next to Python.h.
+
+    Python.h before 3.10 includes <crypt.h> when the build had it; hosts whose libc6-dev no
+    longer carries it (Debian sid) could not compile any extension against the tree.
+    """
+    pyconfig = next(prefix.glob("include/python3*/pyconfig.h"), None)
+    crypt_h = deps / "include" / "crypt.h"
+    if pyconfig is None or not crypt_h.is_file():
+        return
+    python_h = pyconfig.with_name("Python.h").read_text(errors="replace")
+    if "#include <crypt.h>" in python_h:
+        shutil.copy2(crypt_h, pyconfig.with_name("crypt.h"))
 
 
 def install_tcltk_scripts(deps: Path, prefix: Path) -> None:
