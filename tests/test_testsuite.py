@@ -42,11 +42,12 @@ def test_check_detail_names_failures_and_absent_tests() -> None:
     assert "failed: test_venv" in detail and "not in this version: test_zstd" in detail
 
 
-# Known failures of the relocatable 3.13 build, not yet compared with an in-place build:
-# - test_venv and test_sysconfig make venvs with EnvBuilder's default symlinks=False; the copied
-#   python finds libpython through $ORIGIN/../lib, which a venv does not have (exit 127).
-# - test_readline: test_write_read_limited_history, with libedit instead of GNU readline.
-KNOWN_FAILURES = {"test_venv", "test_sysconfig", "test_readline"}
+# Known failures of the relocatable 3.13 build, each one also failing in the in-place build
+# tree of the same configure (`./python -m test test_readline` in the kept work directory):
+# - test_readline: test_write_read_limited_history (two errors, EINVAL). libedit's
+#   history_truncate_file() drops the `_HiStOrY_V2_` header that its read_history() needs;
+#   CPython gh-123018, fixed upstream after 3.13.15 (python-build-standalone #281 is the same).
+KNOWN_FAILURES = {"test_readline"}
 
 
 @pytest.mark.real
@@ -61,5 +62,13 @@ def test_subset_runs_in_a_moved_tree(built_archive, tmp_path) -> None:
     result = run_test_suite(tree)
     assert len(result.ran) >= 16 and result.absent == ["test_zstd"], result.output[-2000:]
     assert set(result.failed) <= KNOWN_FAILURES, result.output[-4000:]
-    for name in ("test_ssl", "test_sqlite3", "test_ctypes", "test_decimal", "test_tcl"):
+    for name in (
+        "test_ssl",
+        "test_sqlite3",
+        "test_ctypes",
+        "test_decimal",
+        "test_tcl",
+        "test_venv",
+        "test_sysconfig",
+    ):
         assert name in result.ran and name not in result.failed, name

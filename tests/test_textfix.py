@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -232,3 +233,20 @@ def test_replace_same_length_keeps_merged_suffix_strings() -> None:
     assert old.encode() not in out and old.encode("utf-32-le") not in out
     tail = out.index(b"3.12.1\0")
     assert out[tail : tail + 7] == b"3.12.1\0"
+
+
+def test_python_config_names_lib_for_shared_builds() -> None:
+    from relocpy.textfix import python_config_libdir
+
+    original = (
+        "        if opt == '--ldflags':\n"
+        "            if not getvar('Py_ENABLE_SHARED'):\n"
+        "                libs.insert(0, '-L' + getvar('LIBPL'))\n"
+        "        print(' '.join(libs))\n"
+    )
+    fixed = python_config_libdir(original)
+    assert "            else:  # relocpy" in fixed
+    assert "                libs.insert(0, '-L' + getvar('LIBDIR'))\n" in fixed
+    assert python_config_libdir(fixed) == fixed  # applied once only
+    compile(textwrap.dedent(fixed), "python-config.py", "exec")
+    assert python_config_libdir("print(1)\n") == "print(1)\n"

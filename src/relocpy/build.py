@@ -32,10 +32,19 @@ class BuildSpec:
     jobs: int = max(1, os.cpu_count() or 1)
     libs: str = "source"
     readline: str = "libedit"
+    march: str = "x86-64"
+    cflags: tuple[str, ...] = ()
+    free_threaded: bool = False
 
     @property
     def configure_args(self) -> list[str]:
-        return configure_args(self.pin.version_tuple, self.opt)
+        return configure_args(self.pin.version_tuple, self.opt, self.free_threaded)
+
+    @property
+    def extra_cflags(self) -> list[str]:
+        """Flags the spec adds to CPython's and its libraries' compiles."""
+        march = [] if self.march == "x86-64" else [f"-march={self.march}"]
+        return [*march, *self.cflags]
 
 
 @dataclass(frozen=True)
@@ -83,9 +92,12 @@ def build_cpython(
         )
         args += extra_args
         env.update(extra_env)
+    cflags = list(spec.extra_cflags)
     if toolchain.name == "zig":
         # CPython stamps __DATE__ into its build info; zig makes that an error by default.
-        env["CFLAGS"] = "-Wno-error=date-time"
+        cflags.append("-Wno-error=date-time")
+    if cflags:
+        env["CFLAGS"] = " ".join(cflags)
     # Compiler temp files live in the work dir, so nothing outlives an interrupted build.
     env["TMPDIR"] = str(workdir / "tmp")
     (workdir / "tmp").mkdir(exist_ok=True)
@@ -93,15 +105,64 @@ def build_cpython(
     run_logged(["./configure", *args], source, log, reporter, "configure", env)
     reporter.step(f"make -j{spec.jobs}")
     run_logged([toolchain.make, f"-j{spec.jobs}"], source, log, reporter, "make", env)
+    reporter.step("linking python with libpython inside")
+    static_python = link_static_python(source, workdir, toolchain.make, log, reporter, env)
     reporter.step("make install")
     run_logged(
         [toolchain.make, "install", f"DESTDIR={stage}"], source, log, reporter, "make install", env
     )
     staged = StagedBuild(spec, source, stage, log, time.monotonic() - start)
+    install_static_python(static_python, staged.prefix_dir, spec.pin.version_tuple)
     if deps is not None:
         install_tcltk_scripts(deps, staged.prefix_dir)
         install_included_headers(deps, staged.prefix_dir)
     return staged
+
+
+# The rule CPython uses for its own executable, with the library objects in place of
+# -lpython: a copy of the executable (a venv made with --copies) then runs without finding
+# libpython, and calls into the interpreter skip the PLT, as in Debian's own python3.
+_STATIC_PYTHON_RULE = """
+relocpy-static-python: Programs/python.o $(LIBRARY_OBJS)
+\t$(LINKCC) $(PY_CORE_LDFLAGS) $(LINKFORSHARED) -o $@ Programs/python.o $(LIBRARY_OBJS) \\
+\t\t$(LIBS) $(MODLIBS) $(SYSLIBS)
+"""
+
+
+def link_static_python(
+    source: Path, workdir: Path, make: str, log: Path, reporter: Reporter, env: dict[str, str]
+) -> Path:
+    """Link `python` once more, with libpython's objects inside it; returns the executable.
+
+    libpython3.X.so stays in the tree for programs that embed Python; extension modules do not
+    link it (since 3.8), they resolve the C API from the executable (-export-dynamic).
+    """
+    rule = workdir / "static-python.mk"
+    rule.write_text(_STATIC_PYTHON_RULE)
+    run_logged(
+        [make, "-f", "Makefile", "-f", str(rule), "relocpy-static-python"],
+        source,
+        log,
+        reporter,
+        "link static python",
+        env,
+    )
+    return source / "relocpy-static-python"
+
+
+def install_static_python(executable: Path, prefix: Path, version: tuple[int, ...]) -> None:
+    """Put the statically linked executable where `make install` put the shared one
+    (`python3.13t` for a free-threaded build)."""
+    bindir = prefix / "bin"
+    names = (f"python{version[0]}.{version[1]}", f"python{version[0]}.{version[1]}t")
+    target = next(
+        bindir / n for n in names if (bindir / n).is_file() and not (bindir / n).is_symlink()
+    )
+    mode = target.stat().st_mode
+    tmp = target.with_name(target.name + ".relocpy-tmp")
+    shutil.copyfile(executable, tmp)
+    tmp.chmod(mode)
+    tmp.replace(target)
 
 
 def install_included_headers(deps: Path, prefix: Path) -> None:

@@ -22,6 +22,7 @@ from relocpy.policy import Policy, get_policy, host_glibc
 from relocpy.progress import QuietReporter, Reporter, append_log
 from relocpy.textfix import (
     PLACEHOLDER,
+    python_config_libdir,
     python_config_script,
     relocatable_makefile,
     relocatable_pkgconfig,
@@ -223,7 +224,9 @@ def _fix_text_files(
         content = helper.read_bytes()
         if content.startswith(b"#!"):
             _, _, rest = content.partition(b"\n")
-            update(helper, b"#!/usr/bin/env python3\n" + rest)
+            content = b"#!/usr/bin/env python3\n" + rest
+        text = python_config_libdir(content.decode("utf-8", "surrogateescape"))
+        update(helper, text.encode("utf-8", "surrogateescape"))
     return changed
 
 

@@ -219,6 +219,32 @@ exec "$bindir/python{version}" -E -s \\
 """
 
 
+_STATIC_ONLY_L = re.compile(
+    r"^(?P<indent>[ \t]+)if not getvar\('Py_ENABLE_SHARED'\):\n"
+    r"(?P=indent)[ \t]+libs\.insert\(0, '-L' \+ getvar\('LIBPL'\)\)\n"
+    r"(?!(?P=indent)else:)",
+    re.MULTILINE,
+)
+
+
+def python_config_libdir(text: str) -> str:
+    """python-config.py: `--ldflags` names the tree's lib/ for a shared libpython too.
+
+    Upstream's Python helper gives -L only for static builds (the shell one always does); a
+    relocatable tree's lib/ is on no linker's search path, so `--embed` links would fail.
+    """
+
+    def add_else(match: re.Match[str]) -> str:
+        indent = match.group("indent")
+        return (
+            match.group(0)
+            + f"{indent}else:  # relocpy: the tree's lib/, where libpython is\n"
+            + f"{indent}    libs.insert(0, '-L' + getvar('LIBDIR'))\n"
+        )
+
+    return _STATIC_ONLY_L.sub(add_else, text, count=1)
+
+
 _SHEBANG = re.compile(rb"^#!\s*(?P<path>\S+)(?P<args>[^\n]*)\n")
 
 
