@@ -72,6 +72,59 @@ def test_archive_layout_is_install_only(built_archive) -> None:
 
 
 @pytest.mark.real
+def test_copied_venv_runs_without_libpython(built_tree, tmp_path: Path) -> None:
+    """`python` carries libpython inside it, so `venv --copies` (and EnvBuilder's default
+    symlinks=False) gives a working interpreter; libpython3.13.so stays for embedding."""
+    from relocpy.elf import read_elf
+    from relocpy.tree import clean_env
+
+    info = read_elf(built_tree.executable)
+    assert info is not None and not [n for n in info.needed if n.startswith("libpython")]
+    assert (built_tree.root / "lib" / "libpython3.13.so.1.0").is_file()
+    venv = tmp_path / "copied venv ü"
+    subprocess.run(
+        [str(built_tree.executable), "-m", "venv", "--copies", str(venv)],
+        env=clean_env(),
+        check=True,
+    )
+    assert not (venv / "bin" / "python").is_symlink()
+    code = "import sys, ssl, sqlite3, ctypes, _decimal; print(sys.prefix != sys.base_prefix)"
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", code],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "True", result.stderr
+    # the embedding library still works: a C program linked with python3-config --embed
+    config = built_tree.root / "bin" / "python3.13-config"
+    flags = subprocess.run(
+        [str(config), "--cflags", "--ldflags", "--embed"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    program = tmp_path / "embed.c"
+    program.write_text(
+        "#include <Python.h>\nint main(void) { Py_Initialize();"
+        ' PyRun_SimpleString("import json; print(json.dumps([1]))"); return Py_FinalizeEx(); }\n'
+    )
+    exe = tmp_path / "embed"
+    subprocess.run(
+        ["gcc", str(program), "-o", str(exe), *flags, f"-Wl,-rpath,{built_tree.root / 'lib'}"],
+        check=True,
+    )
+    ran = subprocess.run(
+        [str(exe)],
+        env=clean_env({"PYTHONHOME": str(built_tree.root)}),
+        capture_output=True,
+        text=True,
+    )
+    assert ran.returncode == 0 and ran.stdout.strip() == "[1]", ran.stderr
+
+
+@pytest.mark.real
 @pytest.mark.parametrize("which", ["gz", "zst"])
 def test_built_archive_passes_verify(built_archive, which: str) -> None:
     report = verify(getattr(built_archive.archives, which))

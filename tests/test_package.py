@@ -1,8 +1,20 @@
 from __future__ import annotations
 
+import os
+import py_compile
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from relocpy.package import archive_stem, include_in_install_only
+from relocpy.package import (
+    archive_stem,
+    flavour_name,
+    include_in_install_only,
+    pin_timestamps,
+    target_triple,
+)
 from relocpy.policy import get_policy, policy_for_glibc
 
 
@@ -38,3 +50,33 @@ def test_policies() -> None:
     assert get_policy("manylinux_2_17").allows_library("libc.so.6")
     with pytest.raises(Exception, match="known policies"):
         get_policy("manylinux_9_99")
+
+
+def test_triples_and_flavours_follow_python_build_standalone() -> None:
+    assert target_triple() == "x86_64-unknown-linux-gnu"
+    assert target_triple("x86-64-v3") == "x86_64_v3-unknown-linux-gnu"
+    assert flavour_name("install_only", free_threaded=True) == "freethreaded+install_only"
+
+
+def test_pin_timestamps_keeps_bytecode_valid(tmp_path: Path) -> None:
+    """After pinning, the .pyc still matches its source: importing it rewrites nothing."""
+    package = tmp_path / "lib" / "pkg"
+    package.mkdir(parents=True)
+    source = package / "mod.py"
+    source.write_text("VALUE = 42\n")
+    pyc = Path(py_compile.compile(str(source), doraise=True))
+    epoch = 1_700_000_000
+    assert pin_timestamps(tmp_path, epoch) == 1
+    assert source.stat().st_mtime == epoch and pyc.stat().st_mtime == epoch
+    assert int.from_bytes(pyc.read_bytes()[8:12], "little") == epoch
+    before = pyc.read_bytes()
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path / "lib")}
+    result = subprocess.run(
+        [sys.executable, "-c", "import importlib.util, pkg.mod; print(pkg.mod.__cached__)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == str(pyc)
+    assert pyc.read_bytes() == before and pyc.stat().st_mtime == epoch  # not recompiled

@@ -65,6 +65,41 @@ def _parser() -> argparse.ArgumentParser:
         default="libedit",
         help="line editing library: libedit (BSD, default) or GNU readline (GPL-3.0)",
     )
+    p.add_argument(
+        "--march",
+        default="x86-64",
+        choices=("x86-64", "x86-64-v2", "x86-64-v3", "x86-64-v4"),
+        help="CPU level for CPython and its libraries; it names the archive's triple",
+    )
+    p.add_argument(
+        "--cflags", default="", help="extra compiler flags for CPython and its libraries"
+    )
+
+    p = sub.add_parser("matrix", help="plan or build a matrix of interpreters (a TOML file)")
+    matrix_sub = p.add_subparsers(dest="matrix_command", required=True)
+    for verb, text in (
+        ("plan", "list every spec of FILE, its hash, and whether the binary cache has it"),
+        ("build", "build every spec the binary cache lacks (one failure does not stop the rest)"),
+    ):
+        m = matrix_sub.add_parser(verb, help=text)
+        m.add_argument("file", type=Path)
+        m.add_argument("--json", action="store_true")
+        m.add_argument(
+            "--cache",
+            type=Path,
+            help="binary cache directory, also a mirror (default: ~/.cache/relocpy/binaries)",
+        )
+        m.add_argument(
+            "--mirror",
+            action="append",
+            default=[],
+            help="a binary cache to read from: directory, file:// or http(s):// (repeatable)",
+        )
+        if verb == "build":
+            m.add_argument("-j", "--parallel", type=int, default=1, help="specs built at once")
+            m.add_argument(
+                "--verify", action="store_true", help="verify each product before storing it"
+            )
 
     p = sub.add_parser("repair", help="make an installed CPython prefix relocatable (copy)")
     p.add_argument("prefix", type=Path)
@@ -225,6 +260,8 @@ def _stages(args: argparse.Namespace) -> int:
 
     console = Console(highlight=False)
     reporter = console_reporter()
+    if args.command == "matrix":
+        return _matrix(args, console, reporter)
     if args.command == "versions":
         table = Table(title="CPython releases")
         for column in ("version", "file", "sha256", "cached"):
@@ -256,6 +293,8 @@ def _stages(args: argparse.Namespace) -> int:
             glibc=args.glibc,
             libs=args.libs,
             readline=args.readline,
+            march=args.march,
+            cflags=tuple(args.cflags.split()),
         )
         for path in (result.archives.gz, result.archives.zst, result.archives.metadata, result.log):
             print(path)
@@ -312,6 +351,54 @@ def _stages(args: argparse.Namespace) -> int:
                 print_report(each, console)
         return 0 if all(r.ok for r in reports) else 1
     return 0
+
+
+def _matrix(args: argparse.Namespace, console: Console, reporter: Reporter) -> int:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from relocpy import matrixbuild
+
+    if args.matrix_command == "plan":
+        planned = matrixbuild.plan_file(args.file, args.cache, args.mirror)
+        if args.json:
+            print(json.dumps([p.as_dict() for p in planned], indent=2))
+            return 0
+        table = Table(title=f"{args.file}: {len(planned)} specs")
+        for column in ("#", "spec", "hash", "cache"):
+            table.add_column(column)
+        for number, each in enumerate(planned, 1):
+            table.add_row(str(number), escape(each.spec.label), each.digest[:16], each.where)
+        console.print(table)
+        return 0
+    outcomes = matrixbuild.build_file(
+        args.file,
+        args.cache,
+        args.mirror,
+        parallel=args.parallel,
+        verify=args.verify,
+        reporter=reporter,
+    )
+    if args.json:
+        print(json.dumps([o.as_dict() for o in outcomes], indent=2))
+    else:
+        table = Table(title=f"{args.file}: {len(outcomes)} specs")
+        for column in ("spec", "hash", "result", "time", "archive or log"):
+            table.add_column(column, overflow="fold")
+        for o in outcomes:
+            where = o.entry.archive if o.entry else str(o.log)
+            result = (
+                o.status if o.status != "failed" else f"[red]failed[/]: {escape(o.error or '')}"
+            )
+            table.add_row(
+                escape(o.planned.spec.label),
+                o.planned.digest[:16],
+                result,
+                f"{o.seconds:.0f} s",
+                escape(where),
+            )
+        console.print(table)
+    return 0 if all(o.status != "failed" for o in outcomes) else 1
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

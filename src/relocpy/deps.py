@@ -127,6 +127,22 @@ def library_key(
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
+def library_cflags(extra: Iterable[str] = ()) -> tuple[str, ...]:
+    """The flags every library is compiled with, plus a spec's own (-march, CFLAGS)."""
+    return (*BASE_CFLAGS, *extra)
+
+
+def library_keys(
+    recipes: list[LibraryRecipe], toolchain_identity: str, cflags: tuple[str, ...]
+) -> dict[str, str]:
+    """Each recipe's cache key, in build order (a key covers its dependencies' keys)."""
+    keys: dict[str, str] = {}
+    for recipe in recipes:
+        deps = [keys[name] for name in _all_depends(recipe)]
+        keys[recipe.name] = library_key(recipe, toolchain_identity, cflags, deps)
+    return keys
+
+
 def libs_dir() -> Path:
     return home.cache_dir() / "libs"
 

@@ -33,6 +33,10 @@ class MirrorError(RelocpyError):
     """A mirror that cannot be read, or whose content is inconsistent."""
 
 
+class MirrorFileMissing(MirrorError):
+    """The mirror answered, but has no such file (HTTP 404, or no file at a file:// URL)."""
+
+
 @dataclass(frozen=True)
 class MirrorEntry:
     """One archive a mirror offers."""
@@ -181,7 +185,8 @@ class Mirror:
         self.url = _mirror_url(location)
         self.timeout = timeout
 
-    def _open(self, name: str, offset: int = 0):  # type: ignore[no-untyped-def]
+    def open(self, name: str, offset: int = 0):  # type: ignore[no-untyped-def]
+        """A response for `name` (relative to the mirror), from byte `offset` on."""
         url = f"{self.url}/{urllib.parse.quote(name)}"
         request = urllib.request.Request(url)
         if offset:
@@ -189,8 +194,12 @@ class Mirror:
         try:
             return urllib.request.urlopen(request, timeout=self.timeout)
         except urllib.error.HTTPError as exc:
-            raise MirrorError(f"mirror {self.url} answered {exc.code} for {name}") from exc
+            kind = MirrorFileMissing if exc.code == 404 else MirrorError
+            raise kind(f"mirror {self.url} answered {exc.code} for {name}") from exc
         except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            if isinstance(reason, FileNotFoundError):
+                raise MirrorFileMissing(f"mirror {self.url} has no {name}") from exc
             reason = getattr(exc, "reason", exc)
             raise MirrorError(
                 f"cannot reach mirror {self.url}: {reason}",
@@ -198,19 +207,20 @@ class Mirror:
             ) from exc
 
     def entries(self) -> list[MirrorEntry]:
-        with self._open(INDEX_NAME) as response:
+        with self.open(INDEX_NAME) as response:
             return parse_index(response.read().decode("utf-8"))
 
-    def download(self, entry: MirrorEntry, target: Path, reporter: Reporter | None = None) -> Path:
-        """Fetch `entry` into `target`, resuming a `target.part` left by an earlier attempt."""
+    def fetch_file(
+        self, name: str, size: int, part: Path, reporter: Reporter | None = None
+    ) -> None:
+        """Download `name` (`size` bytes) into `part`, resuming what `part` already holds."""
         reporter = reporter or QuietReporter()
-        part = target.with_name(target.name + ".part")
         offset = part.stat().st_size if part.exists() else 0
-        if offset > entry.size:
+        if offset > size:
             part.unlink()
             offset = 0
-        if offset < entry.size:
-            with self._open(entry.name, offset) as response:
+        if offset < size or not part.exists():
+            with self.open(name, offset) as response:
                 resumed = offset and getattr(response, "status", 200) == 206
                 mode = "ab" if resumed else "wb"
                 done = offset if resumed else 0
@@ -218,12 +228,17 @@ class Mirror:
                     while chunk := response.read(_CHUNK):
                         out.write(chunk)
                         done += len(chunk)
-                        reporter.bytes_done(entry.name, done, entry.size)
-        if part.stat().st_size != entry.size:
+                        reporter.bytes_done(name, done, size)
+        if part.stat().st_size != size:
             raise MirrorError(
-                f"{entry.name}: the mirror sent {part.stat().st_size} of {entry.size} bytes",
+                f"{name}: the mirror sent {part.stat().st_size} of {size} bytes",
                 hint="run the same command again to resume the download",
             )
+
+    def download(self, entry: MirrorEntry, target: Path, reporter: Reporter | None = None) -> Path:
+        """Fetch `entry` into `target`, resuming a `target.part` left by an earlier attempt."""
+        part = target.with_name(target.name + ".part")
+        self.fetch_file(entry.name, entry.size, part, reporter)
         actual = sha256_file(part)
         if actual != entry.sha256:
             part.unlink()

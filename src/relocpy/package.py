@@ -29,6 +29,51 @@ def archive_stem(
     return f"cpython-{version}+{build}-{triple}-{flavour}"
 
 
+def target_triple(march: str = "x86-64") -> str:
+    """python-build-standalone's triple for a CPU level: x86_64_v3-unknown-linux-gnu."""
+    arch = platform.machine() or "x86_64"
+    if arch == "x86_64" and march != "x86-64":
+        arch = march.replace("x86-64", "x86_64").replace("-", "_")
+    return f"{arch}-unknown-linux-gnu"
+
+
+def flavour_name(flavour: str, free_threaded: bool = False) -> str:
+    """`install_only`, or `freethreaded+install_only` for a free-threaded build."""
+    return f"freethreaded+{flavour}" if free_threaded else flavour
+
+
+_PYC_FLAGS = slice(4, 8)
+_PYC_MTIME = slice(8, 12)
+_PYC_SIZE = slice(12, 16)
+
+
+def pin_timestamps(root: Path, epoch: int) -> int:
+    """Give every file under `root` the mtime `epoch`, and re-stamp timestamp-based `.pyc`
+    headers to match their sources; returns how many `.pyc` files were re-stamped.
+
+    Archives then carry no build time, and the bytecode stays valid: a `.pyc` records its
+    source's mtime and size, and CPython recompiles when they differ from the file's.
+    """
+    stamped = 0
+    for pyc in sorted(root.rglob("__pycache__/*.pyc")):
+        source = pyc.parent.parent / (pyc.name.split(".", 1)[0] + ".py")
+        data = bytearray(pyc.read_bytes())
+        if len(data) < 16 or int.from_bytes(data[_PYC_FLAGS], "little") != 0:
+            continue  # hash-based pycs carry no time
+        if not source.is_file():
+            continue
+        if int.from_bytes(data[_PYC_SIZE], "little") != source.stat().st_size & 0xFFFFFFFF:
+            continue  # stale already; leave it to CPython
+        data[_PYC_MTIME] = (epoch & 0xFFFFFFFF).to_bytes(4, "little")
+        pyc.write_bytes(bytes(data))
+        stamped += 1
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*filenames, *dirnames]:
+            os.utime(Path(dirpath) / name, (epoch, epoch), follow_symlinks=False)
+    os.utime(root, (epoch, epoch))
+    return stamped
+
+
 def include_in_install_only(rel: str, short_version: str) -> bool:
     """The member filter: no test suite, no static libpython, no bytecode of tests."""
     parts = rel.split("/")
@@ -48,10 +93,17 @@ def include_in_test_suite(rel: str, short_version: str) -> bool:
 
 
 def write_test_suite(
-    tree: InterpreterTree, out_dir: Path, *, build: str, mtime: int | None = None
+    tree: InterpreterTree,
+    out_dir: Path,
+    *,
+    build: str,
+    mtime: int | None = None,
+    triple: str = TARGET_TRIPLE,
+    free_threaded: bool = False,
 ) -> Path:
     """`<stem>-test_suite.tar.gz`: unpacked over an install_only tree, it runs `-m test`."""
-    path = out_dir / f"{archive_stem(tree.version, build, 'test_suite')}.tar.gz"
+    flavour = flavour_name("test_suite", free_threaded)
+    path = out_dir / f"{archive_stem(tree.version, build, flavour, triple)}.tar.gz"
     write_gz(
         tree.root, "python", path, lambda rel: include_in_test_suite(rel, tree.short_version), mtime
     )
@@ -124,9 +176,11 @@ def package_tree(
     build: str,
     metadata: dict[str, object],
     mtime: int | None = None,
+    triple: str = TARGET_TRIPLE,
+    free_threaded: bool = False,
 ) -> PackagedArchives:
     """Write `.tar.gz`, `.tar.zst`, a `.sha256` beside each, and `<stem>.json` into `out_dir`."""
-    stem = archive_stem(tree.version, build)
+    stem = archive_stem(tree.version, build, flavour_name("install_only", free_threaded), triple)
     gz = out_dir / f"{stem}.tar.gz"
     zst = out_dir / f"{stem}.tar.zst"
     write_archives(
@@ -143,8 +197,9 @@ def package_tree(
         "python_version": tree.version,
         "python_tag": f"cp{tree.short_version.replace('.', '')}",
         "build": build,
-        "target_triple": TARGET_TRIPLE,
+        "target_triple": triple,
         "flavour": "install_only",
+        "variant": "freethreaded" if free_threaded else "default",
         "libc": "gnu",
         "glibc_floor": ".".join(map(str, glibc)) if glibc else None,
         "policy": policy_for_glibc(glibc).name,

@@ -18,13 +18,22 @@ from relocpy import __version__, home
 from relocpy.build import BuildSpec, build_cpython
 from relocpy.cacerts import add_ca_fallback
 from relocpy.catalog import SourcePin, load_cpython_pins, resolve_cpython
-from relocpy.deps import BuiltLibrary, build_libraries, describe, libraries_for
+from relocpy.deps import (
+    BuiltLibrary,
+    build_libraries,
+    describe,
+    libraries_for,
+    library_cflags,
+)
 from relocpy.errors import BuildFailedError, RelocpyError
 from relocpy.package import (
     PackagedArchives,
     archive_stem,
     bundled_libraries,
+    flavour_name,
     package_tree,
+    pin_timestamps,
+    target_triple,
     write_test_suite,
 )
 from relocpy.policy import get_policy
@@ -60,6 +69,23 @@ def seed_cache(request: str, file: Path, cache: SourceCache | None = None) -> Pa
     return fetch(resolve_cpython(request), mirrors=[LocalFileMirror(file)], cache=cache)
 
 
+# Files in archives get this mtime when neither SOURCE_DATE_EPOCH nor a dated build tag says
+# otherwise (1980-01-01: zip files, and so wheels built from the tree, cannot go earlier).
+DEFAULT_EPOCH = 315532800
+
+
+def source_date_epoch(tag: str) -> int:
+    """SOURCE_DATE_EPOCH if set; else midnight UTC of a YYYYMMDD build tag; else DEFAULT_EPOCH."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+    if epoch.isdigit():
+        return int(epoch)
+    try:
+        day = _dt.datetime.strptime(tag, "%Y%m%d").replace(tzinfo=_dt.UTC)
+    except ValueError:
+        return DEFAULT_EPOCH
+    return int(day.timestamp())
+
+
 def default_build_tag() -> str:
     """YYYYMMDD of SOURCE_DATE_EPOCH if set (reproducible), else of today (UTC)."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
@@ -93,12 +119,17 @@ def build(
     glibc: str | None = None,
     libs: str = "source",
     readline: str = "libedit",
+    march: str = "x86-64",
+    cflags: tuple[str, ...] = (),
+    free_threaded: bool = False,
+    log: Path | None = None,
 ) -> BuildResult:
     """Build CPython `request` from its pinned source and write relocatable archives to `out_dir`.
 
     The default is every library from source, built with zig for glibc 2.17; `toolchain="gcc"`
     targets the host's glibc, and `libs="host"` links the host's -dev libraries and grafts them.
-    Nothing appears in `out_dir` unless every step succeeded.
+    `march` (x86-64-v2, -v3) and `cflags` apply to CPython and to its libraries; the archive's
+    triple names the CPU level. Nothing appears in `out_dir` unless every step succeeded.
     """
     reporter = reporter or QuietReporter()
     start = time.monotonic()
@@ -107,13 +138,29 @@ def build(
         raise ValueError(f"unknown --opt {opt!r}; choose one of {', '.join(OPT_LEVELS)}")
     out_dir = writable_directory(out_dir)
     tag = build_tag or default_build_tag()
-    stem = archive_stem(pin.version, tag)
-    logs = home.cache_dir() / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    log = logs / f"{stem}.{os.getpid()}.log"
+    triple = target_triple(march)
+    stem = archive_stem(pin.version, tag, flavour_name("install_only", free_threaded), triple)
+    if log is None:
+        logs = home.cache_dir() / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log = logs / f"{stem}.{os.getpid()}.log"
     log.write_text(f"relocpy {__version__} build of {pin.version} ({opt})\n")
     tools = select_toolchain(toolchain, glibc, libs, reporter, log)
-    spec = BuildSpec(pin, opt, jobs or max(1, os.cpu_count() or 1), libs, readline)
+    spec = BuildSpec(
+        pin,
+        opt,
+        jobs or max(1, os.cpu_count() or 1),
+        libs,
+        readline,
+        march,
+        tuple(cflags),
+        free_threaded,
+    )
+    if free_threaded and pin.version_tuple[:2] < (3, 13):
+        raise RelocpyError(
+            f"free-threaded builds exist from CPython 3.13 on, not {pin.version}",
+            hint="drop --free-threaded or ask for 3.13",
+        )
     target = f"glibc {tools.glibc}" if tools.glibc else "this host's glibc"
     reporter.step(
         f"building CPython {pin.version} ({opt}, {tools.name}, {target}, {libs} libraries); "
@@ -122,7 +169,11 @@ def build(
     libraries = None
     if libs == "source":
         libraries = build_libraries(
-            libraries_for(pin.version_tuple, readline), tools, reporter, spec.jobs
+            libraries_for(pin.version_tuple, readline),
+            tools,
+            reporter,
+            spec.jobs,
+            library_cflags(spec.extra_cflags),
         )
 
     tarball = fetch(pin, mirrors=mirrors, reporter=reporter, log=log)
@@ -166,8 +217,20 @@ def build(
             libraries,
         )
         tree = inspect_tree(staged.prefix_dir)
-        packaged = package_tree(tree, partial, build=tag, metadata=metadata)
-        tests = write_test_suite(tree, partial, build=tag)
+        epoch = source_date_epoch(tag)
+        pin_timestamps(tree.root, epoch)
+        packaged = package_tree(
+            tree,
+            partial,
+            build=tag,
+            metadata=metadata,
+            mtime=epoch,
+            triple=triple,
+            free_threaded=free_threaded,
+        )
+        tests = write_test_suite(
+            tree, partial, build=tag, mtime=epoch, triple=triple, free_threaded=free_threaded
+        )
         shutil.copyfile(log, partial / f"{stem}.log")
         final = _publish(packaged, partial, out_dir)
         reporter.step(f"done in {time.monotonic() - start:.0f} s: {final.gz.name}")
@@ -240,6 +303,9 @@ def _build_metadata(
             "glibc_target": tools.glibc,
             "libs": spec.libs,
             "readline": spec.readline if spec.libs == "source" else None,
+            "march": spec.march,
+            "cflags": list(spec.cflags),
+            "free_threaded": spec.free_threaded,
         },
         "bundled_libraries": [
             {

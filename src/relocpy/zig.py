@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from filelock import FileLock
@@ -47,6 +48,11 @@ def parse_glibc(value: str) -> str:
             hint="give a version such as 2.17, 2.28 or 2.34 (2.17 is the oldest supported)",
         )
     return f"{match.group(1)}.{match.group(2)}"
+
+
+def zig_identity(glibc: str = DEFAULT_GLIBC) -> str:
+    """What names this toolchain in build hashes (the same string `zig_toolchain` records)."""
+    return f"zig {ZIG_VERSION} {_ARCH}-linux-gnu.{parse_glibc(glibc)}"
 
 
 def zig_root(version: str = ZIG_VERSION) -> Path:
@@ -88,7 +94,7 @@ def ensure_zig(reporter: Reporter | None = None, log: Path | None = None) -> Pat
 def _write_wrapper(path: Path, text: str) -> None:
     if path.is_file() and path.read_text() == text:
         return
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
     tmp.write_text(text)
     tmp.chmod(0o755)
     os.replace(tmp, path)
@@ -151,7 +157,7 @@ def zig_toolchain(
         include_dirs=(),
         ar=str(bindir / "ar"),
         ranlib=str(bindir / "ranlib"),
-        identity=f"zig {ZIG_VERSION} {target}",
+        identity=zig_identity(glibc),
         glibc=glibc,
         extra_env=(("CXX", str(bindir / "c++")),),
     )

@@ -25,7 +25,9 @@ OPT_ARGS = {
 }
 
 
-def configure_args(version: tuple[int, ...], opt: str) -> list[str]:
+def configure_args(version: tuple[int, ...], opt: str, free_threaded: bool = False) -> list[str]:
+    if free_threaded and version[:2] < (3, 13):
+        raise ValueError(f"free-threaded builds exist from CPython 3.13 on, not {version}")
     if opt not in OPT_ARGS:
         raise ValueError(
             f"unknown optimisation level {opt!r}; choose one of {', '.join(OPT_LEVELS)}"
@@ -33,6 +35,8 @@ def configure_args(version: tuple[int, ...], opt: str) -> list[str]:
     args = list(BASE_ARGS)
     args += [flag for minimum, flag in VERSIONED_ARGS if version[:2] >= minimum]
     args += OPT_ARGS[opt]
+    if free_threaded:
+        args.append("--disable-gil")
     return args
 
 
