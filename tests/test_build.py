@@ -50,6 +50,10 @@ def test_build_writes_archives_checksums_and_metadata(built_archive) -> None:
             archives.zst.name,
             f"{archives.gz.name}.sha256",
             f"{archives.zst.name}.sha256",
+            archives.stripped_gz.name,
+            archives.stripped_zst.name,
+            f"{archives.stripped_gz.name}.sha256",
+            f"{archives.stripped_zst.name}.sha256",
             archives.metadata.name,
             built_archive.log.name,
             built_archive.test_suite.name,
@@ -69,6 +73,40 @@ def test_archive_layout_is_install_only(built_archive) -> None:
     assert not [n for n in names if "/python3.13/test/" in n]
     assert not [n for n in names if n.endswith(".a")]
     assert not [n for n in names if "/tests/__pycache__" in n or "/idle_test/__pycache__" in n]
+
+
+@pytest.mark.real
+def test_stripped_flavour_is_smaller_and_works(built_archive, tmp_path: Path) -> None:
+    from relocpy.archive import extract_archive
+    from relocpy.tree import clean_env
+
+    archives = built_archive.archives
+    assert archives.stripped_gz is not None and archives.stripped_zst is not None
+    assert archives.stripped_gz.name == archives.gz.name.replace(
+        "-install_only.", "-install_only_stripped."
+    )
+    assert archives.stripped_gz.stat().st_size < 0.75 * archives.gz.stat().st_size
+    meta = json.loads(archives.metadata.read_text())
+    assert archives.stripped_zst.name in meta["archives"]
+    extract_archive(archives.stripped_gz, tmp_path / "stripped tree")
+    root = tmp_path / "stripped tree" / "python"
+    sections = subprocess.run(
+        ["readelf", "-S", "-W", str(root / "bin" / "python3.13")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert ".debug_info" not in sections and ".symtab" not in sections
+    code = (
+        "import ssl, sqlite3, ctypes, _decimal, _tkinter;"
+        " print(ctypes.pythonapi.Py_IsInitialized())"
+    )
+    result = subprocess.run(
+        [str(root / "bin" / "python3"), "-c", code], env=clean_env(), capture_output=True, text=True
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "1", result.stderr
+    report = verify(archives.stripped_gz, runtime=False)
+    assert report.ok, [f"{c.name}: {c.detail}" for c in report.checks if not c.ok]
 
 
 @pytest.mark.real
@@ -177,6 +215,7 @@ def test_cli_no_compiler(tmp_path: Path) -> None:
         (["--libs", "host"], "--libs host links this host's libraries"),
         (["--toolchain", "gcc", "--glibc", "2.17"], "gcc builds for this host's glibc"),
         (["--glibc", "2.5"], "unsupported glibc floor '2.5'"),
+        (["--opt", "pgo+lto"], "--opt pgo+lto needs profile-guided optimisation"),
     ],
 )
 def test_cli_refuses_impossible_targets(tmp_path: Path, args: list[str], message: str) -> None:

@@ -374,6 +374,12 @@ def _conflict(spec: dict[str, object]) -> tuple[str, tuple[str, ...]] | None:
             "libs host links this host's libraries, which zig's glibc floor cannot use",
             ("libs", "toolchain"),
         )
+    if spec["toolchain"] == "zig" and str(spec["opt"]).startswith("pgo"):
+        return (
+            f"opt {spec['opt']} needs profile-guided optimisation, which zig cannot do"
+            " (its binaries write no profile); use toolchain gcc, or opt lto",
+            ("opt", "toolchain"),
+        )
     version = tuple(int(p) for p in str(spec["version"]).split("."))
     if spec["free_threaded"] and version[:2] < (3, 13):
         return (

@@ -174,13 +174,10 @@ def build_planned(
                         f"verify failed: {', '.join(failed)}",
                         hint=f"details in {log.parent / f'matrix-{tag}.verify.json'}",
                     )
-            files = [
-                result.archives.gz,
-                result.archives.zst,
-                result.archives.metadata,
-                result.test_suite,
-                result.log,
-            ]
+            archives = result.archives
+            stripped = [p for p in (archives.stripped_gz, archives.stripped_zst) if p is not None]
+            files = [archives.gz, archives.zst, *stripped, archives.metadata, result.test_suite]
+            files.append(result.log)
             entry = cache.store(digest, spec.label, planned.inputs, files, extra)
             return SpecOutcome(planned, "built", time.monotonic() - start, log, None, entry)
     except RelocpyError as exc:

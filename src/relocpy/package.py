@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 from relocpy.archive import write_archives, write_gz
 from relocpy.checksums import sha256_file
 from relocpy.elf import iter_elf_files
+from relocpy.errors import ToolFailedError
 from relocpy.policy import policy_for_glibc
 from relocpy.tree import InterpreterTree
 
@@ -167,6 +169,27 @@ class PackagedArchives:
     zst: Path
     metadata: Path
     info: dict[str, object]
+    stripped_gz: Path | None = None
+    stripped_zst: Path | None = None
+
+
+def strip_tree(root: Path) -> int:
+    """Strip debug info and local symbols from every ELF file under `root` (binutils `strip
+    --strip-unneeded`: the dynamic symbol table, which extension modules and ctypes use, stays).
+    Returns the number of files stripped."""
+    paths = [str(info.path) for info in iter_elf_files(root) if not info.path.is_symlink()]
+    for start in range(0, len(paths), 200):
+        result = subprocess.run(
+            ["strip", "--strip-unneeded", *paths[start : start + 200]],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise ToolFailedError(
+                f"strip failed: {result.stderr.strip()[:500]}",
+                hint="install binutils (apt-get install -y binutils)",
+            )
+    return len(paths)
 
 
 def package_tree(
@@ -178,19 +201,32 @@ def package_tree(
     mtime: int | None = None,
     triple: str = TARGET_TRIPLE,
     free_threaded: bool = False,
+    stripped: bool = True,
 ) -> PackagedArchives:
-    """Write `.tar.gz`, `.tar.zst`, a `.sha256` beside each, and `<stem>.json` into `out_dir`."""
+    """Write `.tar.gz`, `.tar.zst`, a `.sha256` beside each, and `<stem>.json` into `out_dir`;
+    with `stripped`, also the `install_only_stripped` pair (ELF files without debug info)."""
     stem = archive_stem(tree.version, build, flavour_name("install_only", free_threaded), triple)
     gz = out_dir / f"{stem}.tar.gz"
     zst = out_dir / f"{stem}.tar.zst"
-    write_archives(
-        tree.root,
-        "python",
-        gz,
-        zst,
-        lambda rel: include_in_install_only(rel, tree.short_version),
-        mtime,
-    )
+
+    def include(rel: str) -> bool:
+        return include_in_install_only(rel, tree.short_version)
+
+    write_archives(tree.root, "python", gz, zst, include, mtime)
+    written = [gz, zst]
+    if stripped:
+        flavour = flavour_name("install_only_stripped", free_threaded)
+        stripped_stem = archive_stem(tree.version, build, flavour, triple)
+        copy = out_dir / ".stripped-tree"
+        try:
+            shutil.copytree(tree.root, copy, symlinks=True)
+            strip_tree(copy)
+            if mtime is not None:
+                pin_timestamps(copy, mtime)
+            written += [out_dir / f"{stripped_stem}.tar.gz", out_dir / f"{stripped_stem}.tar.zst"]
+            write_archives(copy, "python", written[2], written[3], include, mtime)
+        finally:
+            shutil.rmtree(copy, ignore_errors=True)
     glibc = measured_glibc(tree.root)
     info: dict[str, object] = {
         "format": 1,
@@ -207,7 +243,7 @@ def package_tree(
         "archives": {},
     }
     archives: dict[str, object] = {}
-    for path in (gz, zst):
+    for path in written:
         digest = sha256_file(path)
         (path.parent / f"{path.name}.sha256").write_text(f"{digest}  {path.name}\n")
         archives[path.name] = {"sha256": digest, "size": path.stat().st_size}
@@ -216,4 +252,4 @@ def package_tree(
     meta_tmp = meta_path.with_name(meta_path.name + ".part")
     meta_tmp.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     os.replace(meta_tmp, meta_path)
-    return PackagedArchives(gz, zst, meta_path, info)
+    return PackagedArchives(gz, zst, meta_path, info, *(written[2:4] if stripped else (None, None)))

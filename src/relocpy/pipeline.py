@@ -145,7 +145,7 @@ def build(
         logs.mkdir(parents=True, exist_ok=True)
         log = logs / f"{stem}.{os.getpid()}.log"
     log.write_text(f"relocpy {__version__} build of {pin.version} ({opt})\n")
-    tools = select_toolchain(toolchain, glibc, libs, reporter, log)
+    tools = select_toolchain(toolchain, glibc, libs, reporter, log, opt)
     spec = BuildSpec(
         pin,
         opt,
@@ -205,7 +205,9 @@ def build(
                 f"CPython {pin.version} built without standard modules; {missing.detail}",
                 hint=f"the log says why: {log}",
             )
-        reporter.step("writing archives (.tar.gz, .tar.zst)")
+        reporter.step(
+            "writing archives (install_only and install_only_stripped; .tar.gz, .tar.zst)"
+        )
         metadata = _build_metadata(
             pin,
             spec,
@@ -246,12 +248,20 @@ def build(
 
 
 def select_toolchain(
-    name: str, glibc: str | None, libs: str, reporter: Reporter, log: Path
+    name: str, glibc: str | None, libs: str, reporter: Reporter, log: Path, opt: str = "noopt"
 ) -> Toolchain:
     """The toolchain for a build, after checking the combination makes sense."""
     if libs not in ("source", "host"):
         raise RelocpyError(f"unknown --libs {libs!r}", hint="choose source or host")
     if name == "zig":
+        if opt.startswith("pgo"):
+            # Measured with zig 0.17.1: `zig cc -fprofile-instr-generate` links, but the program
+            # writes no .profraw (zig ships no profile runtime), so there is nothing to train on.
+            raise RelocpyError(
+                f"--opt {opt} needs profile-guided optimisation, which zig cannot do: "
+                "its instrumented programs write no profile",
+                hint="use --toolchain gcc for pgo/pgo+lto, or --opt lto with zig",
+            )
         if libs == "host":
             raise RelocpyError(
                 "--libs host links this host's libraries, which need this host's glibc",
@@ -333,4 +343,6 @@ def _publish(packaged: PackagedArchives, partial: Path, out_dir: Path) -> Packag
         out_dir / packaged.zst.name,
         out_dir / packaged.metadata.name,
         packaged.info,
+        out_dir / packaged.stripped_gz.name if packaged.stripped_gz else None,
+        out_dir / packaged.stripped_zst.name if packaged.stripped_zst else None,
     )

@@ -52,9 +52,10 @@ def inspect_tree(root: Path) -> InterpreterTree:
         values = parse_sysconfigdata(candidates[0].read_text(encoding="utf-8"))
     except (OSError, SysconfigFormatError) as exc:
         raise NotAPythonPrefixError(f"cannot read {candidates[0]}: {exc}") from exc
-    short = str(values.get("VERSION", ""))
-    if not short:
+    if not values.get("VERSION"):
         raise NotAPythonPrefixError(f"{candidates[0]} names no VERSION")
+    # "3.13", or "3.13t" for a free-threaded build (lib/python3.13t, bin/python3.13t)
+    short = candidates[0].parent.name.removeprefix("python")
     stdlib = root / "lib" / f"python{short}"
     config_dirs = sorted(stdlib.glob(f"config-{short}*"))
     if not config_dirs:

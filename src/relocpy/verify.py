@@ -308,7 +308,7 @@ REQUIRED_MODULES = (
 
 
 def required_modules(short_version: str) -> list[str]:
-    version = tuple(int(part) for part in short_version.split("."))
+    version = tuple(int(part) for part in short_version.rstrip("t").split("."))
     return [name for name, since in REQUIRED_MODULES if version >= since]
 
 

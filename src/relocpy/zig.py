@@ -159,5 +159,6 @@ def zig_toolchain(
         ranlib=str(bindir / "ranlib"),
         identity=zig_identity(glibc),
         glibc=glibc,
-        extra_env=(("CXX", str(bindir / "c++")),),
+        # CPython's --with-lto for clang wants llvm-ar; zig's ar is one.
+        extra_env=(("CXX", str(bindir / "c++")), ("LLVM_AR", str(bindir / "ar"))),
     )
