@@ -74,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cflags", default="", help="extra compiler flags for CPython and its libraries"
     )
+    p.add_argument(
+        "--free-threaded", action="store_true", help="build without the GIL (3.13 and later)"
+    )
 
     p = sub.add_parser("matrix", help="plan or build a matrix of interpreters (a TOML file)")
     matrix_sub = p.add_subparsers(dest="matrix_command", required=True)
@@ -295,6 +298,7 @@ def _stages(args: argparse.Namespace) -> int:
             readline=args.readline,
             march=args.march,
             cflags=tuple(args.cflags.split()),
+            free_threaded=args.free_threaded,
         )
         for path in (result.archives.gz, result.archives.zst, result.archives.metadata, result.log):
             print(path)

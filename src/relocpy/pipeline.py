@@ -136,6 +136,11 @@ def build(
     pin = resolve_cpython(request)
     if opt not in OPT_LEVELS:
         raise ValueError(f"unknown --opt {opt!r}; choose one of {', '.join(OPT_LEVELS)}")
+    if free_threaded and pin.version_tuple[:2] < (3, 13):
+        raise RelocpyError(
+            f"free-threaded builds exist from CPython 3.13 on, not {pin.version}",
+            hint="drop --free-threaded or ask for 3.13",
+        )
     out_dir = writable_directory(out_dir)
     tag = build_tag or default_build_tag()
     triple = target_triple(march)
@@ -156,11 +161,6 @@ def build(
         tuple(cflags),
         free_threaded,
     )
-    if free_threaded and pin.version_tuple[:2] < (3, 13):
-        raise RelocpyError(
-            f"free-threaded builds exist from CPython 3.13 on, not {pin.version}",
-            hint="drop --free-threaded or ask for 3.13",
-        )
     target = f"glibc {tools.glibc}" if tools.glibc else "this host's glibc"
     reporter.step(
         f"building CPython {pin.version} ({opt}, {tools.name}, {target}, {libs} libraries); "
