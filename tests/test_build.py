@@ -213,7 +213,7 @@ def test_cli_no_compiler(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["--libs", "host"], "--libs host links this host's libraries"),
-        (["--toolchain", "gcc", "--glibc", "2.17"], "gcc builds for this host's glibc"),
+        (["--toolchain", "gcc", "--glibc", "2.17", "--libs", "host"], "need this host's glibc"),
         (["--glibc", "2.5"], "unsupported glibc floor '2.5'"),
         (["--opt", "pgo+lto"], "--opt pgo+lto needs profile-guided optimisation"),
     ],

@@ -86,8 +86,8 @@ def test_duplicates_collapse_and_defaults_apply() -> None:
         ('[matrix]\nversion = ["3.13", "3.7"]\n', 2, "unknown CPython version '3.7'"),
         ('[matrix]\nversion = ["3.13"]\nopt = []\n', 3, "product is empty"),
         (
-            '[matrix]\nversion = ["3.13"]\ntoolchain = ["gcc"]\nglibc = ["2.17"]\n',
-            4,
+            '[matrix]\nversion = ["3.13"]\ntoolchain = ["gcc"]\nglibc = ["2.17"]\nlibs = "host"\n',
+            5,
             "conflicting values",
         ),
         ('[matrix]\nversion = ["3.13"]\n\n[defaults]\nversion = "3.11"\n', 5, "conflicting"),

@@ -92,6 +92,10 @@ def toolchain_identity(spec: MatrixSpec) -> str:
         return zig_identity(spec.glibc or "2.17")
     from relocpy.toolchain import compiler_identity
 
+    if spec.glibc is not None:
+        from relocpy.sysroot import sysroot_identity
+
+        return sysroot_identity(spec.glibc)
     return compiler_identity(os.environ.get("CC") or "cc")
 
 

@@ -50,9 +50,12 @@ def _parser() -> argparse.ArgumentParser:
         "--toolchain",
         choices=("zig", "gcc"),
         default="zig",
-        help="zig targets an old glibc (default); gcc targets this host's glibc",
+        help="zig (default) or gcc; with --glibc, gcc uses zig's glibc headers and stubs",
     )
-    p.add_argument("--glibc", help="the oldest glibc to run on, with zig (default: 2.17)")
+    p.add_argument(
+        "--glibc",
+        help="the oldest glibc to run on (zig default: 2.17; gcc default: this host's)",
+    )
     p.add_argument(
         "--libs",
         choices=("source", "host"),

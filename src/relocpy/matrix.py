@@ -363,16 +363,11 @@ def _check_value(
 
 def _conflict(spec: dict[str, object]) -> tuple[str, tuple[str, ...]] | None:
     """Why a combination cannot be built, and the axes that clash; None if it can be."""
-    if spec["toolchain"] == "gcc" and spec["glibc"] is not None:
+    if spec["libs"] == "host" and (spec["toolchain"] == "zig" or spec["glibc"] is not None):
         return (
-            f"toolchain gcc builds for this host's glibc, not glibc {spec['glibc']}"
-            " (use toolchain zig, or exclude the combination)",
-            ("glibc", "toolchain"),
-        )
-    if spec["toolchain"] == "zig" and spec["libs"] == "host":
-        return (
-            "libs host links this host's libraries, which zig's glibc floor cannot use",
-            ("libs", "toolchain"),
+            "libs host links this host's libraries, which need this host's glibc"
+            f" (not {spec['toolchain']} for glibc {spec['glibc']}); use libs source",
+            ("libs", "glibc", "toolchain"),
         )
     if spec["toolchain"] == "zig" and str(spec["opt"]).startswith("pgo"):
         return (

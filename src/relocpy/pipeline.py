@@ -270,10 +270,15 @@ def select_toolchain(
         return zig_toolchain(glibc or DEFAULT_GLIBC, reporter, log)
     if name == "gcc":
         if glibc is not None:
-            raise RelocpyError(
-                f"gcc builds for this host's glibc; it cannot target glibc {glibc}",
-                hint="use --toolchain zig for an older glibc",
-            )
+            if libs == "host":
+                raise RelocpyError(
+                    f"--libs host links this host's libraries, which need this host's glibc,"
+                    f" not glibc {glibc}",
+                    hint="build the libraries (--libs source), or drop --glibc",
+                )
+            from relocpy.sysroot import gcc_glibc_toolchain
+
+            return gcc_glibc_toolchain(glibc, reporter, log)
         headers = HOST_LIBRARY_HEADERS if libs == "host" else HOST_LIBRARY_HEADERS[:1]
         return host_toolchain(headers=headers)
     raise RelocpyError(f"unknown toolchain {name!r}", hint="choose zig or gcc")
