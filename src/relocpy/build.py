@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from relocpy.catalog import SourcePin
-from relocpy.progress import Reporter
+from relocpy.progress import Reporter, append_log
 from relocpy.recipes.cpython import INSTALL_PREFIX, configure_args, library_configuration
 from relocpy.runner import build_env, run_logged, unpack_source
 from relocpy.toolchain import Toolchain
@@ -102,6 +102,10 @@ def build_cpython(
     env["TMPDIR"] = str(workdir / "tmp")
     (workdir / "tmp").mkdir(exist_ok=True)
     reporter.step(f"configure ({spec.opt})")
+    # The flags that reach the compiler through the environment, so a failed configure's log
+    # says what it was given.
+    shown = ("CC", "CFLAGS", "CPPFLAGS", "LDFLAGS", "AR")
+    append_log(log, "environment: " + " ".join(f"{k}={env[k]!r}" for k in shown if k in env))
     run_logged(["./configure", *args], source, log, reporter, "configure", env)
     reporter.step(f"make -j{spec.jobs}")
     run_logged([toolchain.make, f"-j{spec.jobs}"], source, log, reporter, "make", env)

@@ -123,13 +123,15 @@ def build(
     cflags: tuple[str, ...] = (),
     free_threaded: bool = False,
     log: Path | None = None,
+    stripped: bool = True,
 ) -> BuildResult:
     """Build CPython `request` from its pinned source and write relocatable archives to `out_dir`.
 
     The default is every library from source, built with zig for glibc 2.17; `toolchain="gcc"`
     targets the host's glibc, and `libs="host"` links the host's -dev libraries and grafts them.
     `march` (x86-64-v2, -v3) and `cflags` apply to CPython and to its libraries; the archive's
-    triple names the CPU level. Nothing appears in `out_dir` unless every step succeeded.
+    triple names the CPU level. `stripped` also writes the install_only_stripped pair.
+    Nothing appears in `out_dir` unless every step succeeded.
     """
     reporter = reporter or QuietReporter()
     start = time.monotonic()
@@ -229,6 +231,7 @@ def build(
             mtime=epoch,
             triple=triple,
             free_threaded=free_threaded,
+            stripped=stripped,
         )
         tests = write_test_suite(
             tree, partial, build=tag, mtime=epoch, triple=triple, free_threaded=free_threaded
