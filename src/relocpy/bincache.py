@@ -51,6 +51,7 @@ _BUILD_LOGIC = (
     "policy.py",
     "repair.py",
     "runner.py",
+    "sysroot.py",
     "textfix.py",
     "toolchain.py",
     "tree.py",
