@@ -19,7 +19,7 @@ from relocpy import home
 from relocpy.errors import MissingToolError, RelocpyError
 from relocpy.progress import QuietReporter, Reporter, append_log
 from relocpy.toolchain import Toolchain, compiler_identity
-from relocpy.zig import ZIG_VERSION, ensure_zig, parse_glibc
+from relocpy.zig import HOST_DIRS, ZIG_VERSION, ensure_zig, parse_glibc
 
 _ARCH = "x86_64"
 # zig's header directories for x86_64 glibc, most specific first (as zig cc passes them)
@@ -48,15 +48,6 @@ _PROBE = """#include <math.h>
 int main(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);
   return (int)sqrt(4.0) + (dlopen(0, RTLD_NOW) == 0) + (pthread_self() == 0); }
 """
-_HOST_DIRS = "|".join(
-    f"{flag}{path}"
-    for flag, paths in (
-        ("-I", ("/usr/include", "/usr/include/*", "/usr/local/include")),
-        ("-L", ("/lib", "/lib/*", "/lib64", "/usr/lib", "/usr/lib/*", "/usr/lib64",
-                "/usr/local/lib")),
-    )
-    for path in paths
-)  # fmt: skip
 
 
 def sysroot_dir(glibc: str) -> Path:
@@ -150,7 +141,10 @@ def gcc_glibc_toolchain(
     glibc = parse_glibc(glibc)
     root = ensure_sysroot(glibc, reporter, log)
     headers = ensure_zig(reporter, log).parent / "lib" / "libc" / "include"
-    include_dirs = [_gcc_file("include"), _gcc_file("include-fixed")]
+    # gcc answers a bare name for a directory it does not have (include-fixed on Debian 12)
+    include_dirs = [
+        d for d in (_gcc_file("include"), _gcc_file("include-fixed")) if os.path.isabs(d)
+    ]
     include_dirs += [str(headers / name) for name in _HEADER_DIRS]
     includes = " ".join(f'-isystem "{d}"' for d in include_dirs)
     bindir = root / "bin"
@@ -159,7 +153,7 @@ def gcc_glibc_toolchain(
         "#!/bin/sh\n"
         "# relocpy: gcc for glibc " + glibc + " (zig's headers and stubs)\n"
         'for arg do shift; case "$arg" in\n'
-        f"  {_HOST_DIRS}) continue;;\n"
+        f"  {HOST_DIRS}) continue;;\n"
         'esac; set -- "$@" "$arg"; done\n'
         f"exec gcc -nostdinc {includes} -D__GLIBC_MINOR__={glibc.split('.')[1]} "
         f'-B"{root / "lib"}" -L"{root / "lib"}" -static-libgcc "$@"\n'

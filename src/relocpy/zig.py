@@ -26,7 +26,7 @@ DEFAULT_GLIBC = "2.17"
 _ARCH = "x86_64"
 
 
-_HOST_DIRS = "|".join(
+HOST_DIRS = "|".join(
     f"{flag}{path}"
     for flag, paths in (
         ("-I", ("/usr/include", "/usr/include/*", "/usr/local/include")),
@@ -129,7 +129,7 @@ def zig_toolchain(
         "shared=no; inputs=no\n"
         'for arg do shift; case "$arg" in\n'
         '  -Wl,-h*) set -- "$@" "-Wl,-soname,${arg#-Wl,-h}"; continue;;\n'
-        f"  {_HOST_DIRS}) continue;;\n"
+        f"  {HOST_DIRS}) continue;;\n"
         "  -shared) shared=yes;;\n"
         "  *.c|*.o|*.s|*.S|*.a|*.cc|*.cpp|*.i|-|-c|-E|-M|-MM|-v|--version|-print*|-dump*) "
         "inputs=yes;;\n"
