@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import re
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -507,8 +507,3 @@ def load_matrix(path: Path) -> list[MatrixSpec]:
     except (OSError, UnicodeDecodeError) as exc:
         raise MatrixError(f"cannot read {path}: {exc}") from exc
     return expand(parse_matrix(text, str(path)))
-
-
-def iter_labels(specs: list[MatrixSpec]) -> Iterator[str]:
-    for spec in specs:
-        yield spec.label
