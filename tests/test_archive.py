@@ -91,3 +91,19 @@ def test_truncated_archive_is_refused(tmp_path: Path) -> None:
         archive.write_bytes(data[: len(data) // 2])
         with pytest.raises(BadArchiveError, match="corrupt or truncated"):
             extract_archive(archive, tmp_path / f"out-{archive.suffix}")
+
+
+def test_gzip_members_are_standard_and_deterministic(tmp_path: Path) -> None:
+    import gzip as gzip_module
+    import subprocess
+
+    from relocpy.archive import GZIP_LEVEL_SMALLEST, gzip_bytes
+
+    data = b"".join(f"line {i} of a tar stream\n".encode() for i in range(20000))
+    smallest = gzip_bytes(data, GZIP_LEVEL_SMALLEST)
+    assert gzip_bytes(data, GZIP_LEVEL_SMALLEST) == smallest
+    assert len(smallest) <= len(gzip_bytes(data)) < len(data) // 10
+    assert gzip_module.decompress(smallest) == data
+    (tmp_path / "x.gz").write_bytes(smallest)
+    assert subprocess.run(["gzip", "-t", str(tmp_path / "x.gz")]).returncode == 0
+    assert smallest[4:8] == b"\0\0\0\0"  # no time in the header

@@ -97,6 +97,8 @@ def test_stripped_flavour_is_smaller_and_works(built_archive, tmp_path: Path) ->
         check=True,
     ).stdout
     assert ".debug_info" not in sections and ".symtab" not in sections
+    # no bytecode, as python-build-standalone: modules compile on first import
+    assert not list(root.rglob("*.pyc"))
     code = (
         "import ssl, sqlite3, ctypes, _decimal, _tkinter;"
         " print(ctypes.pythonapi.Py_IsInitialized())"
@@ -107,6 +109,40 @@ def test_stripped_flavour_is_smaller_and_works(built_archive, tmp_path: Path) ->
     assert result.returncode == 0 and result.stdout.strip() == "1", result.stderr
     report = verify(archives.stripped_gz, runtime=False)
     assert report.ok, [f"{c.name}: {c.detail}" for c in report.checks if not c.ok]
+
+
+def _debug_strings(path: Path) -> bytes:
+    from elftools.elf.elffile import ELFFile
+
+    with path.open("rb") as f:
+        elf = ELFFile(f)
+        return b"".join(
+            elf.get_section_by_name(name).data()
+            for name in (".debug_str", ".debug_line_str")
+            if elf.get_section_by_name(name) is not None
+        )
+
+
+@pytest.mark.real
+def test_build_output_names_no_build_directory_or_time(built_tree) -> None:
+    """Reproducible builds: __DATE__/__TIME__ come from the build tag's day (SOURCE_DATE_EPOCH)
+    and debug info names fixed directories, not the random work directories of this build."""
+    from relocpy.tree import clean_env
+
+    result = subprocess.run(
+        [str(built_tree.executable), "-c", "import sys; print(sys.version)"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "Jan  1 2026, 00:00:00" in result.stdout  # build tag 20260101
+    dynload = built_tree.stdlib / "lib-dynload"
+    for path in (built_tree.executable, next(dynload.glob("_ssl.*.so"))):
+        strings = _debug_strings(path)
+        assert b"/relocpy/build" in strings, path
+        assert b"relocpy-build-" not in strings and b".work-" not in strings, path
+    assert b"/relocpy/openssl" in _debug_strings(next(dynload.glob("_ssl.*.so")))
 
 
 @pytest.mark.real
@@ -215,7 +251,8 @@ def test_cli_no_compiler(tmp_path: Path) -> None:
         (["--libs", "host"], "--libs host links this host's libraries"),
         (["--toolchain", "gcc", "--glibc", "2.17", "--libs", "host"], "need this host's glibc"),
         (["--glibc", "2.5"], "unsupported glibc floor '2.5'"),
-        (["--opt", "pgo+lto"], "--opt pgo+lto needs profile-guided optimisation"),
+        (["--opt", "pgo+lto"], "--opt pgo+lto needs gcc: zig cannot do profile-guided"),
+        (["--opt", "lto"], "--opt lto needs gcc"),
     ],
 )
 def test_cli_refuses_impossible_targets(tmp_path: Path, args: list[str], message: str) -> None:
@@ -285,3 +322,50 @@ def test_every_version_is_self_contained_for_glibc_217(mirror_of_three) -> None:
     with tarfile.open(next(a for a in archives if "-3.9." in a.name)) as tar:
         # Python.h of 3.9 includes <crypt.h>; the tree carries it for hosts that do not.
         assert "python/include/python3.9/crypt.h" in tar.getnames()
+
+
+@pytest.mark.parametrize(
+    ("makefile", "opt", "missing"),
+    [
+        ("PGO_PROF_USE_FLAG=\nCONFIGURE_CFLAGS_NODIST= -std=c11\n", "noopt", []),
+        (
+            "PGO_PROF_USE_FLAG=\nCONFIGURE_CFLAGS_NODIST= -std=c11\n",
+            "pgo+lto",
+            ["the PGO flags", "the LTO flags"],
+        ),
+        (
+            "PGO_PROF_USE_FLAG=-fprofile-use -fprofile-correction\n"
+            "CONFIGURE_CFLAGS_NODIST= -flto -fuse-linker-plugin -ffat-lto-objects -std=c11\n",
+            "pgo+lto",
+            [],
+        ),
+        ("PGO_PROF_USE_FLAG=-fprofile-use\nCONFIGURE_CFLAGS_NODIST=\n", "lto", ["the LTO flags"]),
+    ],
+)
+def test_a_build_fails_when_configure_drops_pgo_or_lto(
+    makefile: str, opt: str, missing: list[str]
+) -> None:
+    """CPython's configure picks PGO/LTO flags by the compiler's name and says nothing when it
+    does not know it: the build checks what configure wrote instead of trusting it."""
+    from relocpy.build import missing_optimisations
+
+    assert missing_optimisations(makefile, opt) == missing
+
+
+def test_pgo_stages_show_as_steps(tmp_path: Path) -> None:
+    """A profile-guided make announces its three stages; each becomes the visible step."""
+    from relocpy.build import PGO_MILESTONES
+    from relocpy.progress import QuietReporter
+    from relocpy.runner import run_logged
+
+    script = (
+        "echo 'Running code to generate profile data (this can take a while):';"
+        " echo 'Building with support for profile generation:'; echo cc -c x.c;"
+        " echo 'LD_LIBRARY_PATH=/b ./python -m test --pgo --timeout=1200 || true';"
+        " echo '0:00:01 [ 1/44] test_array'; echo 'Rebuilding with profile guided optimizations:'"
+    )
+    reporter = QuietReporter()
+    log = tmp_path / "make.log"
+    run_logged(["sh", "-c", script], tmp_path, log, reporter, "make", {}, PGO_MILESTONES)
+    assert reporter.steps == list(PGO_MILESTONES.values())
+    assert "[ 1/44] test_array" in log.read_text()

@@ -23,6 +23,15 @@ def error_of(text: str) -> str:
     return str(caught.value)
 
 
+def test_release_example_is_pgo_lto_for_glibc_217(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["matrix", "plan", "--json", str(ROOT / "examples" / "release.toml")]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert sorted(r["spec"]["version"][:4] for r in listed) == ["3.11", "3.13", "3.9."]
+    for row in listed:
+        spec = row["spec"]
+        assert (spec["opt"], spec["toolchain"], spec["glibc"]) == ("pgo+lto", "gcc", "2.17")
+
+
 def test_seed_example_plans_24_specs(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["matrix", "plan", "--json", str(ROOT / "examples" / "matrix-seed.toml")]) == 0
     listed = json.loads(capsys.readouterr().out)
@@ -52,6 +61,8 @@ new = ["3.11", "3.13"]
 [matrix]
 versions = "@new"
 opt = ["noopt", "lto"]
+[defaults]
+toolchain = "gcc"
 [[exclude]]
 version = "3.11"
 opt = "lto"
@@ -63,9 +74,9 @@ libs = "host"
     )
     labels = [s.label for s in specs]
     assert labels == [
-        "3.11.2 noopt zig glibc2.17 x86-64",
-        "3.13.15 noopt zig glibc2.17 x86-64",
-        "3.13.15 lto zig glibc2.17 x86-64",
+        "3.11.2 noopt gcc host-glibc x86-64",
+        "3.13.15 noopt gcc host-glibc x86-64",
+        "3.13.15 lto gcc host-glibc x86-64",
         "3.9.2 noopt gcc host-glibc x86-64 host-libs",
     ]
 
@@ -84,6 +95,7 @@ def test_duplicates_collapse_and_defaults_apply() -> None:
     [
         ('[matrix]\nversion = ["3.13"]\ncompiler = ["gcc"]\n', 3, "unknown axis 'compiler'"),
         ('[matrix]\nversion = ["3.13", "3.7"]\n', 2, "unknown CPython version '3.7'"),
+        ('[matrix]\nversion = ["3.13"]\nopt = ["noopt", "lto"]\n', 3, "opt lto needs gcc"),
         ('[matrix]\nversion = ["3.13"]\nopt = []\n', 3, "product is empty"),
         (
             '[matrix]\nversion = ["3.13"]\ntoolchain = ["gcc"]\nglibc = ["2.17"]\nlibs = "host"\n',

@@ -12,6 +12,8 @@ from relocpy.package import (
     archive_stem,
     flavour_name,
     include_in_install_only,
+    include_in_stripped,
+    include_in_test_suite,
     pin_timestamps,
     target_triple,
 )
@@ -40,6 +42,43 @@ def test_archive_stem_matches_python_build_standalone() -> None:
 )
 def test_install_only_filter(rel: str, included: bool) -> None:
     assert include_in_install_only(rel, "3.13") is included
+
+
+@pytest.mark.parametrize(
+    ("rel", "included"),
+    [
+        ("lib/python3.13/__pycache__", False),
+        ("lib/python3.13/__pycache__/os.cpython-313.pyc", False),
+        ("lib/python3.13/site-packages/pip/__pycache__/__init__.cpython-313.pyc", False),
+        ("lib/python3.13/os.py", True),
+        ("lib/python3.13/test/test_os.py", False),
+        ("lib/python3.13/lib-dynload/_ssl.cpython-313-x86_64-linux-gnu.so", True),
+        ("lib/python3.13/pycache_helpers.py", True),
+        ("lib/python3.13/idlelib/idle_test/htest.py", False),
+        ("lib/python3.13/unittest/test", False),
+        ("lib/python3.13/unittest/case.py", True),
+        ("lib/python3.13/lib-dynload/_testcapi.cpython-313-x86_64-linux-gnu.so", False),
+        ("lib/python3.13/lib-dynload/xxlimited_35.cpython-313-x86_64-linux-gnu.so", False),
+        ("lib/python3.13/lib-dynload/_xxsubinterpreters.cpython-313-x86_64-linux-gnu.so", True),
+        ("lib/python3.13/site-packages/pkg/tests/test_x.py", True),
+    ],
+)
+def test_stripped_filter_leaves_out_bytecode_and_tests(rel: str, included: bool) -> None:
+    assert include_in_stripped(rel, "3.13") is included
+
+
+def test_test_suite_holds_what_stripped_leaves_out() -> None:
+    parents = frozenset({"lib/python3.13/ctypes", "lib/python3.13/lib-dynload"})
+    for rel in (
+        "lib/python3.13/test/test_os.py",
+        "lib/python3.13/ctypes",
+        "lib/python3.13/ctypes/test/test_funcptr.py",
+        "lib/python3.13/lib-dynload",
+        "lib/python3.13/lib-dynload/_testcapi.cpython-313-x86_64-linux-gnu.so",
+    ):
+        assert include_in_test_suite(rel, "3.13", parents), rel
+    for rel in ("lib/python3.13/os.py", "lib/python3.13/ctypes/util.py", "bin"):
+        assert not include_in_test_suite(rel, "3.13", parents), rel
 
 
 def test_policies() -> None:

@@ -60,3 +60,24 @@ def test_gcc_builds_for_glibc_217_with_pgo_and_lto(tmp_path: Path) -> None:
         info = read_elf(path)
         assert info is not None and info.max_glibc <= (2, 17), (path, info)
         assert not [n for n in info.needed if n.startswith("libgcc_s")]
+
+
+def test_static_libraries_link_without_naming_libpthread(tmp_path: Path) -> None:
+    """A static library that uses threads and dlopen (libcrypto.a, libsqlite3.a) links with
+    just its own -l, as it does with zig: configure checks such as CPython's OpenSSL and SQLite
+    ones pass."""
+    toolchain = gcc_glibc_toolchain("2.17")
+    (tmp_path / "threads.c").write_text(PROGRAM.replace("int main(", "int run_threads("))
+    (tmp_path / "main.c").write_text(
+        "int run_threads(int, char **);\n"
+        "int main(int c, char **v) { return c > 9 ? run_threads(c, v) : 0; }\n"
+    )
+    subprocess.run([toolchain.cc, "-c", "threads.c"], cwd=tmp_path, check=True)
+    subprocess.run(["ar", "rcs", "libthreads.a", "threads.o"], cwd=tmp_path, check=True)
+    # -lm before the library, as CPython's configure puts a library's flags in LDFLAGS
+    subprocess.run(
+        [toolchain.cc, "-lm", "main.c", "-o", "main", "-L.", "-lthreads"], cwd=tmp_path, check=True
+    )
+    info = read_elf(tmp_path / "main")
+    assert info is not None and {"libpthread.so.0", "libdl.so.2"} <= set(info.needed)
+    assert subprocess.run(["./main"], cwd=tmp_path).returncode == 0

@@ -1,7 +1,8 @@
 """Writing and reading interpreter archives (`.tar.gz`, `.tar.zst`).
 
-Writing is deterministic for a given tree (sorted members, numeric owner 0, fixed gzip header);
-reading is streaming and refuses members that would land outside the target directory.
+Writing is deterministic for a given tree (sorted members, numeric owner 0, fixed gzip header;
+gzip by libdeflate, whose best level is a few percent smaller than zlib's); reading is streaming
+and refuses members that would land outside the target directory.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ import os
 import posixpath
 import shutil
 import stat
+import struct
 import tarfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+import deflate
 import zstandard
 
 from relocpy.errors import RelocpyError
@@ -68,15 +72,33 @@ def write_tar(
                 tar.addfile(info)
 
 
-def _write_tar_gz(
-    path: Path, root: Path, top: str, include: Callable[[str], bool], mtime: int | None
-) -> None:
-    """gzip -9 with no name or time in its header, so equal trees give equal bytes."""
-    with (
-        path.open("wb") as raw,
-        gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as gz,
-    ):
-        write_tar(gz, root, top, include, mtime)  # type: ignore[arg-type]
+# gzip member header: deflate, no flags, mtime 0, "best compression", OS unknown
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+# libdeflate's levels: 12 is its slowest and smallest (about 4% under zlib's 9 on a
+# stripped tree, at a fifth of zlib's speed); 9 is smaller than zlib's 9 and three times faster.
+GZIP_LEVEL = 9
+GZIP_LEVEL_SMALLEST = 12
+
+
+def gzip_bytes(data: bytes, level: int = GZIP_LEVEL) -> bytes:
+    """`data` as one gzip member with no name or time in its header: equal input, equal bytes."""
+    trailer = struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)
+    return _GZIP_HEADER + deflate.deflate_compress(data, level) + trailer
+
+
+def _tar_bytes(root: Path, top: str, include: Callable[[str], bool], mtime: int | None) -> bytes:
+    buffer = io.BytesIO()
+    write_tar(buffer, root, top, include, mtime)
+    return buffer.getvalue()
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".part")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_archives(
@@ -86,32 +108,24 @@ def write_archives(
     zst_path: Path,
     include: Callable[[str], bool],
     mtime: int | None = None,
+    gz_level: int = GZIP_LEVEL,
 ) -> None:
-    """Write the same tar stream gzip- and zstd-compressed (`.part` files, renamed when done)."""
-    gz_tmp = gz_path.with_name(gz_path.name + ".part")
-    zst_tmp = zst_path.with_name(zst_path.name + ".part")
+    """Write one tar stream gzip- and zstd-compressed (`.part` files, renamed when done)."""
+    data = _tar_bytes(root, top, include, mtime)
+    compressor = zstandard.ZstdCompressor(level=19, threads=-1, write_checksum=True)
+    _write_atomically(gz_path, gzip_bytes(data, gz_level))
     try:
-        _write_tar_gz(gz_tmp, root, top, include, mtime)
-        compressor = zstandard.ZstdCompressor(level=19, threads=-1, write_checksum=True)
-        with zst_tmp.open("wb") as raw, compressor.stream_writer(raw, closefd=False) as zst:
-            write_tar(zst, root, top, include, mtime)  # type: ignore[arg-type]
-        os.replace(gz_tmp, gz_path)
-        os.replace(zst_tmp, zst_path)
-    finally:
-        gz_tmp.unlink(missing_ok=True)
-        zst_tmp.unlink(missing_ok=True)
+        _write_atomically(zst_path, compressor.compress(data))
+    except BaseException:
+        gz_path.unlink(missing_ok=True)
+        raise
 
 
 def write_gz(
     root: Path, top: str, gz_path: Path, include: Callable[[str], bool], mtime: int | None = None
 ) -> None:
     """One deterministic `.tar.gz` (a `.part` file, renamed when done)."""
-    gz_tmp = gz_path.with_name(gz_path.name + ".part")
-    try:
-        _write_tar_gz(gz_tmp, root, top, include, mtime)
-        os.replace(gz_tmp, gz_path)
-    finally:
-        gz_tmp.unlink(missing_ok=True)
+    _write_atomically(gz_path, gzip_bytes(_tar_bytes(root, top, include, mtime)))
 
 
 class _ZstdStream(io.RawIOBase):

@@ -25,7 +25,7 @@ from filelock import FileLock
 from relocpy import __version__
 from relocpy.catalog import resolve_cpython
 from relocpy.checksums import sha256_file
-from relocpy.deps import libraries_for, library_cflags, library_keys
+from relocpy.deps import libraries_for, library_cflags, library_keys, spec_cflags
 from relocpy.errors import RelocpyError
 from relocpy.matrix import MatrixSpec
 from relocpy.mirror import Mirror, MirrorError, MirrorFileMissing, write_index
@@ -128,8 +128,7 @@ def spec_inputs(spec: MatrixSpec, identity: str | None = None) -> dict[str, obje
         "build_logic": build_logic_digest(),
     }
     if spec.libs == "source":
-        march = [] if spec.march == "x86-64" else [f"-march={spec.march}"]
-        cflags = library_cflags([*march, *spec.cflags])
+        cflags = library_cflags(spec_cflags(spec.march, spec.cflags))
         recipes = libraries_for(pin.version_tuple, spec.readline)
         inputs["libraries"] = library_keys(recipes, identity, cflags)
     else:
@@ -185,6 +184,9 @@ class BinaryCache(Protocol):
     def lookup(self, digest: str) -> CacheEntry | None:
         """The spec's entry, or None if this cache does not hold it."""
 
+    def record_text(self, digest: str) -> str | None:
+        """The spec's record (JSON text), or None if this cache does not hold it."""
+
     def fetch(self, entry: CacheEntry, name: str, target: Path, reporter: Reporter) -> None:
         """Copy one of the entry's files to `target`, checking its sha256."""
 
@@ -198,6 +200,10 @@ class LocalBinaryCache:
 
     def _record(self, digest: str) -> Path:
         return self.root / SPECS_DIR / f"{digest}.json"
+
+    def record_text(self, digest: str) -> str | None:
+        record = self._record(digest)
+        return record.read_text() if record.is_file() else None
 
     def lookup(self, digest: str) -> CacheEntry | None:
         record = self._record(digest)
@@ -275,7 +281,7 @@ class LocalBinaryCache:
     def substitute(self, source: BinaryCache, entry: CacheEntry, reporter: Reporter) -> CacheEntry:
         """Copy a spec's files from another cache (a mirror) into this one, hashes checked."""
         self.root.mkdir(parents=True, exist_ok=True)
-        record = json.loads(_record_text(source, entry.spec_hash))
+        record = json.loads(source.record_text(entry.spec_hash) or "{}")
         for stored in entry.files:
             target = self.root / stored.name
             tmp = target.with_name(f".{stored.name}.{os.getpid()}.part")
@@ -299,13 +305,6 @@ class LocalBinaryCache:
         return self._write_record(
             entry.spec_hash, entry.label, record.get("inputs", {}), list(entry.files), extra
         )
-
-
-def _record_text(cache: BinaryCache, digest: str) -> str:
-    if isinstance(cache, LocalBinaryCache):
-        return cache._record(digest).read_text()
-    assert isinstance(cache, MirrorBinaryCache)
-    return cache.record_text(digest) or "{}"
 
 
 class MirrorBinaryCache:

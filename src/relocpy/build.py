@@ -6,6 +6,7 @@ configure / make / make install DESTDIR=..., with every line in the log and the 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -13,13 +14,40 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from relocpy.catalog import SourcePin
+from relocpy.deps import spec_cflags
+from relocpy.errors import BuildFailedError
 from relocpy.progress import Reporter, append_log
 from relocpy.recipes.cpython import INSTALL_PREFIX, configure_args, library_configuration
-from relocpy.runner import build_env, run_logged, unpack_source
+from relocpy.runner import build_env, prefix_map_flags, run_logged, unpack_source
 from relocpy.toolchain import Toolchain
 
 if TYPE_CHECKING:
     from relocpy.deps import BuiltLibrary
+
+
+# What debug info and __FILE__ say instead of the random work directory of a build.
+BUILD_DIR_IN_DEBUG_INFO = "/relocpy/build"
+
+
+# What CPython's Makefile (3.9 to 3.13) prints as a profile-guided build moves on: its echo
+# before the instrumented build, the training command, and its echo before the rebuild.
+PGO_MILESTONES = {
+    "Building with support for profile generation": "PGO 1/3: instrumented build",
+    " -m test --pgo": "PGO 2/3: training run (python -m test --pgo)",
+    "Rebuilding with profile guided optimizations": "PGO 3/3: optimised rebuild",
+}
+
+
+def missing_optimisations(makefile: str, opt: str) -> list[str]:
+    """What of `opt` configure did not switch on, read from the Makefile it wrote: its PGO flags
+    (PGO_PROF_USE_FLAG) and its LTO flags (-flto in CONFIGURE_CFLAGS_NODIST)."""
+    values = dict(re.findall(r"^([A-Z_]+)=[ \t]*(.*)$", makefile, re.M))
+    missing = []
+    if opt.startswith("pgo") and not values.get("PGO_PROF_USE_FLAG", "").strip():
+        missing.append("the PGO flags")
+    if opt.endswith("lto") and "-flto" not in values.get("CONFIGURE_CFLAGS_NODIST", ""):
+        missing.append("the LTO flags")
+    return missing
 
 
 @dataclass(frozen=True)
@@ -43,8 +71,7 @@ class BuildSpec:
     @property
     def extra_cflags(self) -> list[str]:
         """Flags the spec adds to CPython's and its libraries' compiles."""
-        march = [] if self.march == "x86-64" else [f"-march={self.march}"]
-        return [*march, *self.cflags]
+        return list(spec_cflags(self.march, self.cflags))
 
 
 @dataclass(frozen=True)
@@ -70,10 +97,12 @@ def build_cpython(
     reporter: Reporter,
     log: Path,
     libraries: list[BuiltLibrary] | None = None,
+    epoch: int = 315532800,
 ) -> StagedBuild:
     """Unpack, configure, make and install into `workdir/stage`.
 
     With `libraries`, CPython links those static builds instead of the host's libraries.
+    `epoch` is the SOURCE_DATE_EPOCH the compiler gives __DATE__ and __TIME__.
     """
     start = time.monotonic()
     reporter.step(f"unpacking {tarball.name}")
@@ -98,17 +127,31 @@ def build_cpython(
         cflags.append("-Wno-error=date-time")
     if cflags:
         env["CFLAGS"] = " ".join(cflags)
+    # Reproducible output: the build's dates come from the epoch, and debug info names a fixed
+    # directory instead of this random one. CFLAGS_NODIST reaches CPython's own compiles but not
+    # the flags sysconfig hands to extension builds.
+    env["SOURCE_DATE_EPOCH"] = str(epoch)
+    env["CFLAGS_NODIST"] = " ".join(prefix_map_flags({str(workdir): BUILD_DIR_IN_DEBUG_INFO}))
     # Compiler temp files live in the work dir, so nothing outlives an interrupted build.
     env["TMPDIR"] = str(workdir / "tmp")
     (workdir / "tmp").mkdir(exist_ok=True)
     reporter.step(f"configure ({spec.opt})")
     # The flags that reach the compiler through the environment, so a failed configure's log
     # says what it was given.
-    shown = ("CC", "CFLAGS", "CPPFLAGS", "LDFLAGS", "AR")
+    shown = ("CC", "CFLAGS", "CFLAGS_NODIST", "CPPFLAGS", "LDFLAGS", "AR", "SOURCE_DATE_EPOCH")
     append_log(log, "environment: " + " ".join(f"{k}={env[k]!r}" for k in shown if k in env))
     run_logged(["./configure", *args], source, log, reporter, "configure", env)
+    lacking = missing_optimisations((source / "Makefile").read_text(errors="replace"), spec.opt)
+    if lacking:
+        raise BuildFailedError(
+            f"configure left out {' and '.join(lacking)} that --opt {spec.opt} asks for",
+            hint=f"CPython's configure chooses them by the compiler's name ({toolchain.cc});"
+            f" the log has its output: {log}",
+        )
     reporter.step(f"make -j{spec.jobs}")
-    run_logged([toolchain.make, f"-j{spec.jobs}"], source, log, reporter, "make", env)
+    run_logged(
+        [toolchain.make, f"-j{spec.jobs}"], source, log, reporter, "make", env, PGO_MILESTONES
+    )
     reporter.step("linking python with libpython inside")
     static_python = link_static_python(source, workdir, toolchain.make, log, reporter, env)
     reporter.step("make install")

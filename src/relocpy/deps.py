@@ -24,12 +24,13 @@ from relocpy.errors import BuildFailedError, RelocpyError
 from relocpy.progress import QuietReporter, Reporter
 from relocpy.recipes.library import LIBRARY_PREFIX, LibraryRecipe
 from relocpy.recipes.libs import RECIPES
-from relocpy.runner import build_env, run_logged, unpack_source
+from relocpy.runner import build_env, prefix_map_flags, run_logged, unpack_source
 from relocpy.sources import fetch
 from relocpy.toolchain import Toolchain, check_build_tools
 
 # Bump when the steps below change what a library build produces: every cached key changes.
-LIBRARY_BUILD_LOGIC = "1"
+LIBRARY_BUILD_LOGIC = "2"  # 2: fixed work directory, -ffile-prefix-map, SOURCE_DATE_EPOCH
+LIBRARY_EPOCH = 315532800  # 1980-01-01, SOURCE_DATE_EPOCH of every library build
 BASE_CFLAGS = ("-O2", "-fPIC", "-fvisibility=hidden")
 READLINE_CHOICES = ("libedit", "readline")
 
@@ -127,6 +128,11 @@ def library_key(
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
+def spec_cflags(march: str, cflags: Iterable[str] = ()) -> tuple[str, ...]:
+    """The flags a build spec adds to CPython's and its libraries' compiles."""
+    return (*(() if march == "x86-64" else (f"-march={march}",)), *cflags)
+
+
 def library_cflags(extra: Iterable[str] = ()) -> tuple[str, ...]:
     """The flags every library is compiled with, plus a spec's own (-march, CFLAGS)."""
     return (*BASE_CFLAGS, *extra)
@@ -156,7 +162,12 @@ def _library_env(
 ) -> dict[str, str]:
     env = build_env()
     env.update(toolchain.env())
-    env["CFLAGS"] = " ".join((*cflags, *(_substitute(f, deps) for f in recipe.cflags)))
+    # Reproducible output: debug info names /relocpy/<library> instead of the work directory,
+    # and dates (OpenSSL's "built on", __DATE__) come from a fixed epoch: a library build is
+    # shared by every spec with its key, whatever their build tags.
+    remap = prefix_map_flags({str(tmp.parent): f"/relocpy/{recipe.name}"})
+    env["CFLAGS"] = " ".join((*cflags, *remap, *(_substitute(f, deps) for f in recipe.cflags)))
+    env["SOURCE_DATE_EPOCH"] = str(LIBRARY_EPOCH)
     env["CPPFLAGS"] = f"-I{deps}/include"
     env["LDFLAGS"] = f"-L{deps}/lib"
     env["PKG_CONFIG_LIBDIR"] = f"{deps}/lib/pkgconfig:{deps}/share/pkgconfig"
@@ -282,7 +293,9 @@ def build_library(
             return BuiltLibrary(recipe, key, final / "prefix")
         log = root / "logs" / f"{final.name}.log"
         log.write_text(f"{recipe.name} {recipe.version} key {key}\n")
-        work = root / f".work-{final.name}-{os.getpid()}"
+        # One builder per key holds the lock, so the directory needs no pid; a fixed path keeps
+        # the outputs that record it (OpenSSL's compiler flags) the same from build to build.
+        work = root / f".work-{final.name}"
         shutil.rmtree(work, ignore_errors=True)
         (work / "tmp").mkdir(parents=True)
         start = time.monotonic()

@@ -369,10 +369,11 @@ def _conflict(spec: dict[str, object]) -> tuple[str, tuple[str, ...]] | None:
             f" (not {spec['toolchain']} for glibc {spec['glibc']}); use libs source",
             ("libs", "glibc", "toolchain"),
         )
-    if spec["toolchain"] == "zig" and str(spec["opt"]).startswith("pgo"):
+    if spec["toolchain"] == "zig" and spec["opt"] != "noopt":
         return (
-            f"opt {spec['opt']} needs profile-guided optimisation, which zig cannot do"
-            " (its binaries write no profile); use toolchain gcc, or opt lto",
+            f"opt {spec['opt']} needs gcc: zig cannot do PGO (its binaries write no profile),"
+            " and CPython's configure does not take zig for a compiler it can LTO with;"
+            " use toolchain gcc with glibc 2.17",
             ("opt", "toolchain"),
         )
     version = tuple(int(p) for p in str(spec["version"]).split("."))

@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from relocpy.archive import write_archives, write_gz
+from relocpy.archive import GZIP_LEVEL_SMALLEST, write_archives, write_gz
 from relocpy.checksums import sha256_file
 from relocpy.elf import iter_elf_files
 from relocpy.errors import ToolFailedError
@@ -88,10 +88,51 @@ def include_in_install_only(rel: str, short_version: str) -> bool:
     return not (parts[-1] == "__pycache__" and any(p in _TEST_DIRS for p in parts[:-1]))
 
 
-def include_in_test_suite(rel: str, short_version: str) -> bool:
-    """The test_suite archive: CPython's own `test` package, which install_only leaves out."""
+# Extension modules that only CPython's tests import
+_TEST_MODULE = re.compile(r"(_test\w*|_ctypes_test|_xxtestfuzz|xxlimited(_35)?)\.[^/]*so$")
+
+
+def is_test_only(rel: str, short_version: str) -> bool:
+    """Tests inside standard-library packages (ctypes/test, idlelib/idle_test, …) and the
+    extension modules only tests import (_testcapi, …); site-packages is not looked into."""
+    stdlib = f"lib/python{short_version}/"
+    if not rel.startswith(stdlib):
+        return False
+    inner = rel[len(stdlib) :].split("/")
+    if inner[0] == "site-packages":
+        return False
+    if inner[0] == "lib-dynload":
+        return len(inner) == 2 and _TEST_MODULE.fullmatch(inner[1]) is not None
+    return any(part in _TEST_DIRS for part in inner)
+
+
+def include_in_stripped(rel: str, short_version: str) -> bool:
+    """install_only_stripped, for deployment: install_only without bytecode (which
+    python-build-standalone does not ship either) and without tests.
+
+    The interpreter compiles a module the first time it is imported (into the tree if it is
+    writable); `python -m compileall -j0 <tree>/lib` does it up front. install_only, which
+    `relocpy install` uses, keeps its bytecode for a fast first start.
+    """
+    return (
+        "__pycache__" not in rel.split("/")
+        and not is_test_only(rel, short_version)
+        and include_in_install_only(rel, short_version)
+    )
+
+
+def include_in_test_suite(
+    rel: str, short_version: str, parents: frozenset[str] = frozenset()
+) -> bool:
+    """The test_suite archive: CPython's own `test` package, which install_only leaves out, and
+    the tests install_only_stripped leaves out; `parents` are the directories that hold them."""
     test_dir = f"lib/python{short_version}/test"
-    return rel in ("lib", f"lib/python{short_version}", test_dir) or rel.startswith(test_dir + "/")
+    return (
+        rel in ("lib", f"lib/python{short_version}", test_dir)
+        or rel in parents
+        or rel.startswith(test_dir + "/")
+        or is_test_only(rel, short_version)
+    )
 
 
 def write_test_suite(
@@ -106,8 +147,19 @@ def write_test_suite(
     """`<stem>-test_suite.tar.gz`: unpacked over an install_only tree, it runs `-m test`."""
     flavour = flavour_name("test_suite", free_threaded)
     path = out_dir / f"{archive_stem(tree.version, build, flavour, triple)}.tar.gz"
+    parents = set()
+    for dirpath, dirnames, filenames in os.walk(tree.root):
+        for name in [*dirnames, *filenames]:
+            rel = (Path(dirpath) / name).relative_to(tree.root).as_posix()
+            if is_test_only(rel, tree.short_version):
+                parents.update(p.as_posix() for p in Path(rel).parents)
+    frozen = frozenset(parents)
     write_gz(
-        tree.root, "python", path, lambda rel: include_in_test_suite(rel, tree.short_version), mtime
+        tree.root,
+        "python",
+        path,
+        lambda rel: include_in_test_suite(rel, tree.short_version, frozen),
+        mtime,
     )
     (path.parent / f"{path.name}.sha256").write_text(f"{sha256_file(path)}  {path.name}\n")
     return path
@@ -204,7 +256,8 @@ def package_tree(
     stripped: bool = True,
 ) -> PackagedArchives:
     """Write `.tar.gz`, `.tar.zst`, a `.sha256` beside each, and `<stem>.json` into `out_dir`;
-    with `stripped`, also the `install_only_stripped` pair (ELF files without debug info)."""
+    with `stripped`, also the `install_only_stripped` pair (ELF files without debug info, and
+    no bytecode: see `include_in_stripped`)."""
     stem = archive_stem(tree.version, build, flavour_name("install_only", free_threaded), triple)
     gz = out_dir / f"{stem}.tar.gz"
     zst = out_dir / f"{stem}.tar.zst"
@@ -218,13 +271,23 @@ def package_tree(
         flavour = flavour_name("install_only_stripped", free_threaded)
         stripped_stem = archive_stem(tree.version, build, flavour, triple)
         copy = out_dir / ".stripped-tree"
+        test_dir = tree.root / "lib" / f"python{tree.short_version}" / "test"
+
+        def left_out(directory: str, names: list[str]) -> set[str]:
+            # what install_only_stripped never holds is not copied (nor stripped) at all
+            return {n for n in names if n == "__pycache__" or Path(directory, n) == test_dir}
+
+        def include_stripped(rel: str) -> bool:
+            return include_in_stripped(rel, tree.short_version)
+
         try:
-            shutil.copytree(tree.root, copy, symlinks=True)
+            shutil.copytree(tree.root, copy, symlinks=True, ignore=left_out)
             strip_tree(copy)
-            if mtime is not None:
-                pin_timestamps(copy, mtime)
             written += [out_dir / f"{stripped_stem}.tar.gz", out_dir / f"{stripped_stem}.tar.zst"]
-            write_archives(copy, "python", written[2], written[3], include, mtime)
+            write_archives(
+                copy, "python", written[2], written[3], include_stripped, mtime,
+                GZIP_LEVEL_SMALLEST,
+            )  # fmt: skip
         finally:
             shutil.rmtree(copy, ignore_errors=True)
     glibc = measured_glibc(tree.root)

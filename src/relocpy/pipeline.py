@@ -182,7 +182,9 @@ def build(
     workdir = Path(tempfile.mkdtemp(prefix=f"relocpy-build-{pin.version}-"))
     partial = Path(tempfile.mkdtemp(prefix=".relocpy-partial-", dir=out_dir))
     try:
-        staged = build_cpython(spec, tarball, workdir, tools, reporter, log, libraries)
+        staged = build_cpython(
+            spec, tarball, workdir, tools, reporter, log, libraries, source_date_epoch(tag)
+        )
         original = inspect_tree(staged.prefix_dir)
         if libraries is not None:
             # configure recorded where the libraries were assembled (-I, -L, --with-openssl=):
@@ -257,13 +259,16 @@ def select_toolchain(
     if libs not in ("source", "host"):
         raise RelocpyError(f"unknown --libs {libs!r}", hint="choose source or host")
     if name == "zig":
-        if opt.startswith("pgo"):
+        if opt != "noopt":
             # Measured with zig 0.17.1: `zig cc -fprofile-instr-generate` links, but the program
             # writes no .profraw (zig ships no profile runtime), so there is nothing to train on.
+            # CPython's configure picks its PGO and LTO flags by the compiler's name (*gcc*,
+            # *clang*), and zig's wrapper is neither: it would build without them, silently.
             raise RelocpyError(
-                f"--opt {opt} needs profile-guided optimisation, which zig cannot do: "
-                "its instrumented programs write no profile",
-                hint="use --toolchain gcc for pgo/pgo+lto, or --opt lto with zig",
+                f"--opt {opt} needs gcc: zig cannot do profile-guided optimisation (its"
+                " instrumented programs write no profile), and CPython's configure does not"
+                " take zig for a compiler it can do LTO with",
+                hint="use --toolchain gcc --glibc 2.17: the same glibc floor, with PGO and LTO",
             )
         if libs == "host":
             raise RelocpyError(

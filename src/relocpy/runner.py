@@ -29,8 +29,16 @@ def unpack_source(tarball: Path, into: Path) -> Path:
 
 
 def run_logged(
-    cmd: list[str], cwd: Path, log: Path, reporter: Reporter, label: str, env: dict[str, str]
+    cmd: list[str],
+    cwd: Path,
+    log: Path,
+    reporter: Reporter,
+    label: str,
+    env: dict[str, str],
+    milestones: dict[str, str] | None = None,
 ) -> None:
+    """Run `cmd`, every output line to `log` and to the reporter's detail line; an output line
+    that holds a key of `milestones` makes its value the reporter's current step."""
     append_log(log, f"\n$ {' '.join(cmd)}   (in {cwd})")
     tail: deque[str] = deque(maxlen=25)
     with log.open("a", encoding="utf-8", errors="replace") as handle:
@@ -49,6 +57,9 @@ def run_logged(
             for line in process.stdout:
                 handle.write(line)
                 tail.append(line.rstrip())
+                for start, step in (milestones or {}).items():
+                    if start in line:
+                        reporter.step(step)
                 reporter.detail(f"{label}: {line.strip()}")
             code = process.wait()
         except BaseException:
@@ -72,6 +83,12 @@ def _stop_group(process: subprocess.Popen[str]) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+def prefix_map_flags(maps: dict[str, str]) -> list[str]:
+    """-ffile-prefix-map flags that write each directory's path as its replacement in debug
+    info and __FILE__ (gcc and clang); longest path first, as the compiler takes the first match."""
+    return [f"-ffile-prefix-map={old}={maps[old]}" for old in sorted(maps, key=len, reverse=True)]
 
 
 def build_env() -> dict[str, str]:

@@ -22,6 +22,10 @@ from relocpy.toolchain import Toolchain, compiler_identity
 from relocpy.zig import HOST_DIRS, ZIG_VERSION, ensure_zig, parse_glibc
 
 _ARCH = "x86_64"
+# Bumped when the cc wrapper changes what it compiles or links (it enters the identity, and
+# with it every library key). 3: links libm, libpthread and libdl where needed; 4: named
+# gcc, which CPython's configure needs to see to use its PGO and LTO flags.
+_WRAPPER_VERSION = 4
 # zig's header directories for x86_64 glibc, most specific first (as zig cc passes them)
 _HEADER_DIRS = ("x86-linux-gnu", "generic-glibc", "x86-linux-any", "any-linux-any")
 # What the sysroot's lib/ holds: zig's start files, libc_nonshared.a and one stub per library
@@ -125,7 +129,10 @@ def ensure_sysroot(glibc: str, reporter: Reporter | None = None, log: Path | Non
 
 def sysroot_identity(glibc: str) -> str:
     """What names the gcc-with-sysroot toolchain in build hashes (nothing is built to know)."""
-    return f"{compiler_identity('gcc')}, glibc {parse_glibc(glibc)} sysroot from zig {ZIG_VERSION}"
+    return (
+        f"{compiler_identity('gcc')}, glibc {parse_glibc(glibc)} sysroot from zig {ZIG_VERSION}"
+        f", wrapper {_WRAPPER_VERSION}"
+    )
 
 
 def gcc_glibc_toolchain(
@@ -152,15 +159,24 @@ def gcc_glibc_toolchain(
     wrapper = (
         "#!/bin/sh\n"
         "# relocpy: gcc for glibc " + glibc + " (zig's headers and stubs)\n"
+        "link=yes\n"
         'for arg do shift; case "$arg" in\n'
         f"  {HOST_DIRS}) continue;;\n"
+        "  -c|-E|-S|-M|-MM|-v|--version|-print*|-dump*) link=no;;\n"
         'esac; set -- "$@" "$arg"; done\n'
+        # Before glibc 2.34 pthread_* and dlopen live in libpthread and libdl; static
+        # libraries (OpenSSL, SQLite) need them and libm after themselves, and zig links all
+        # three by itself (CPython's configure puts a library's -lm before the library).
+        # --as-needed records them only where they are used.
+        'if [ $link = yes ]; then set -- "$@" -Wl,--push-state,--as-needed -lm -lpthread -ldl'
+        " -Wl,--pop-state; fi\n"
         f"exec gcc -nostdinc {includes} -D__GLIBC_MINOR__={glibc.split('.')[1]} "
         f'-B"{root / "lib"}" -L"{root / "lib"}" -static-libgcc "$@"\n'
     )
-    cc = bindir / "cc"
+    # configure scripts (CPython's PGO and LTO flags among them) recognise gcc by name
+    cc = bindir / "gcc"
     if not cc.is_file() or cc.read_text() != wrapper:
-        tmp = cc.with_name(f".cc.{os.getpid()}")
+        tmp = cc.with_name(f".gcc.{os.getpid()}")
         tmp.write_text(wrapper)
         tmp.chmod(0o755)
         os.replace(tmp, cc)

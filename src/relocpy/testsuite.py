@@ -157,12 +157,19 @@ def parse_summary(output: str) -> dict[str, list[str]]:
 
 
 def unpack_test_suite(archive: Path, tree: InterpreterTree, scratch: Path) -> None:
-    """Put the archive's `lib/pythonX.Y/test` into `tree`."""
+    """Put the archive's `lib/pythonX.Y/test` into `tree`, with the package tests and test
+    modules (_testcapi, …) an install_only_stripped tree lacks; files the tree has stay."""
     extract_archive(archive, scratch)
-    source = scratch / "python" / "lib" / f"python{tree.short_version}" / "test"
+    top = scratch / "python"
+    source = top / "lib" / f"python{tree.short_version}" / "test"
     if not source.is_dir():
         raise RelocpyError(f"{archive.name} holds no lib/python{tree.short_version}/test")
     source.rename(tree.stdlib / "test")
+    for path in sorted(top.rglob("*")):
+        target = tree.root / path.relative_to(top)
+        if (path.is_file() or path.is_symlink()) and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            path.rename(target)
 
 
 def present_tests(tree: InterpreterTree, wanted: tuple[str, ...]) -> tuple[list[str], list[str]]:

@@ -26,6 +26,7 @@ RECIPE = LibraryRecipe(
         "--x-includes={deps}/include",
         "--x-libraries={deps}/lib",
     ),
-    env=(("LIBS", "-lxcb -lXau -lpthread -ldl"),),
+    # libX11 first: GNU ld takes static archives in order, and wish links -lX11 after LIBS
+    env=(("LIBS", "-lX11 -lxcb -lXau -lpthread -ldl"),),
     install_targets=("install-binaries", "install-libraries", "install-headers"),
 )
