@@ -250,3 +250,23 @@ def test_python_config_names_lib_for_shared_builds() -> None:
     assert python_config_libdir(fixed) == fixed  # applied once only
     compile(textwrap.dedent(fixed), "python-config.py", "exec")
     assert python_config_libdir("print(1)\n") == "print(1)\n"
+
+
+def test_prefix_maps_of_the_build_do_not_reach_sysconfig() -> None:
+    """CPython is compiled with -ffile-prefix-map=<work dir>=/relocpy/build (reproducible debug
+    info); the flag names the build machine's directory and must not reach extension builds."""
+    from relocpy.textfix import relocatable_makefile, relocate_sysconfig_vars, strip_prefix_maps
+
+    flag = "-ffile-prefix-map=/tmp/relocpy-build-3.13.15-ab12=/relocpy/build"
+    assert strip_prefix_maps(f"-g {flag} -std=c11") == "-g -std=c11"
+    assert strip_prefix_maps("-fno-strict-aliasing") == "-fno-strict-aliasing"
+    values = relocate_sysconfig_vars(
+        {"CONFIGURE_CFLAGS_NODIST": f"{flag} -std=c11", "PY_CFLAGS_NODIST": f"-O3 {flag}"},
+        "/install",
+        ("/tmp/relocpy-build-3.13.15-ab12",),
+    )
+    assert not [v for v in values.values() if "prefix-map" in str(v) or "relocpy-build" in str(v)]
+    makefile = relocatable_makefile(
+        f"prefix=/install\nCONFIGURE_CFLAGS_NODIST= {flag} -std=c11\n", "/install"
+    )
+    assert "prefix-map" not in makefile and "-std=c11" in makefile

@@ -76,7 +76,10 @@ def ensure_sysroot(glibc: str, reporter: Reporter | None = None, log: Path | Non
         if (root / "lib" / "libc.so").is_file():
             return root
         reporter.step(f"assembling a glibc {glibc} sysroot for gcc from zig's glibc stubs")
-        staging = root.with_name(f".{root.name}.{os.getpid()}")
+        # A fixed name (the lock makes it ours): zig records the directory it compiles its
+        # glibc start files from in their debug info, which every program linked with the
+        # sysroot then carries.
+        staging = root.with_name(f".{root.name}.staging")
         shutil.rmtree(staging, ignore_errors=True)
         scratch = staging / "zig-cache"
         (staging / "lib").mkdir(parents=True)

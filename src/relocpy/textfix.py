@@ -77,6 +77,15 @@ def replace_path(value: str, old: str, new: str) -> str:
     return re.sub(pattern, lambda _m: new, value)
 
 
+_PREFIX_MAP = re.compile(r"(?:^|(?<=\s))-f(?:file|debug|macro|profile)-prefix-map=\S*\s?")
+
+
+def strip_prefix_maps(value: str) -> str:
+    """Drop `-ffile-prefix-map=OLD=NEW` (and its debug/macro/profile kin) from a flags string:
+    they name the build machine's directories and mean nothing to an extension's build."""
+    return _PREFIX_MAP.sub("", value)
+
+
 def strip_prefix_link_flags(value: str, prefix: str) -> str:
     """Drop `-L`, `-I` and rpath flags that point into `prefix` from a flags string.
 
@@ -148,6 +157,7 @@ def relocate_sysconfig_vars(
     out: dict[str, str | int] = {}
     for key, value in values.items():
         if isinstance(value, str):
+            value = strip_prefix_maps(value)
             if prefix != PLACEHOLDER:
                 value = replace_path(value, prefix, PLACEHOLDER)
             for build_dir in build_dirs:
@@ -190,7 +200,7 @@ def relocatable_makefile(text: str, prefix: str, build_dirs: tuple[str, ...] = (
         ):
             key, _, value = line.partition("=")
             line = key + "=" + " " + strip_prefix_link_flags(value.strip(), prefix) + "\n"
-        line = replace_path(line, prefix, "$(prefix)")
+        line = replace_path(strip_prefix_maps(line), prefix, "$(prefix)")
         for build_dir in build_dirs:
             line = replace_path(line, build_dir, "$(prefix)")
         lines.append(line)

@@ -100,6 +100,41 @@ def _write_wrapper(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _prime_libc(bindir: Path, reporter: Reporter, log: Path | None) -> None:
+    """Have zig build its glibc start files, stubs and compiler-rt from a fixed directory.
+
+    zig compiles them the first time a link needs them, caches them, and records the directory
+    it was run from in their debug info, which every program it links then carries: without
+    this, that would be whichever library build happened to link first.
+    """
+    stamp = bindir / ".libc-primed"
+    if stamp.is_file():
+        return
+    with FileLock(str(bindir / ".prime.lock")):
+        if stamp.is_file():
+            return
+        reporter.step("zig: building its glibc start files and stubs")
+        prime = bindir / "prime"
+        prime.mkdir(exist_ok=True)
+        (prime / "prime.c").write_text("int main(void) { return 0; }\n")
+        for args in (
+            ["prime.c", "-o", "exe"],
+            ["-fPIE", "-pie", "prime.c", "-o", "pie"],
+            ["-fPIC", "-shared", "prime.c", "-o", "lib.so"],
+        ):
+            result = subprocess.run(
+                [str(bindir / "cc"), *args], cwd=prime, capture_output=True, text=True
+            )
+            if log is not None:
+                append_log(log, f"zig cc {' '.join(args)}: {result.stdout}{result.stderr}")
+            if result.returncode != 0:
+                raise RelocpyError(
+                    f"zig cannot link a C program for {bindir.name}: {result.stderr[-500:]}",
+                    hint="remove the zig toolchain directory to have it installed again",
+                )
+        stamp.touch()
+
+
 def zig_toolchain(
     glibc: str = DEFAULT_GLIBC, reporter: Reporter | None = None, log: Path | None = None
 ) -> Toolchain:
@@ -150,6 +185,7 @@ def zig_toolchain(
             f"{prelude}"
             f'exec "{zig}" {command} "$@"\n',
         )
+    _prime_libc(bindir, reporter or QuietReporter(), log)
     return Toolchain(
         name="zig",
         cc=str(bindir / "cc"),
