@@ -77,7 +77,8 @@ def replace_path(value: str, old: str, new: str) -> str:
     return re.sub(pattern, lambda _m: new, value)
 
 
-_PREFIX_MAP = re.compile(r"(?:^|(?<=\s))-f(?:file|debug|macro|profile)-prefix-map=\S*\s?")
+# after a space, or after the `=` of a Makefile assignment (CONFIGURE_CFLAGS_NODIST=-ff…)
+_PREFIX_MAP = re.compile(r"(?:^|(?<=[\s=]))-f(?:file|debug|macro|profile)-prefix-map=\S*\s?")
 
 
 def strip_prefix_maps(value: str) -> str:
