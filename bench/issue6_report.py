@@ -1,0 +1,356 @@
+"""Speed, start-up and size of our 3.11.2 builds against Debian's python3.11 and pyenv's 3.11.7.
+
+Usage:
+  .venv/bin/python bench/issue6_report.py [--build DIR] [--ours LABEL=ARCHIVE ...]
+      [--rounds 7] [--startup-runs 200] [--phases speed,callgrind,startup,size]
+
+--build DIR builds what --ours does not name, into DIR (kept, so a second run reuses it):
+  noopt:   relocpy build 3.11.2 --toolchain gcc --glibc 2.17 --opt noopt
+  pgo+lto: relocpy build 3.11.2 --toolchain gcc --glibc 2.17 --opt pgo+lto
+Each archive is unpacked under a path with a space and non-ASCII letters, and compared with
+/usr/bin/python3.11 (Debian's, 3.11.2 with PGO and LTO) and pyenv's 3.11.7 (shared, no PGO):
+1. speed: bench/workloads.py, every workload in a fresh process per interpreter, interpreters
+   interleaved round by round (so machine noise hits them alike); median seconds per workload and
+   the geometric mean of the ratios against Debian's;
+2. callgrind instruction counts of one run of each workload (warm-up subtracted), which do not
+   depend on the machine's load;
+3. start-up: `-c pass` and `-I -S -c pass`, wall time (interleaved) and instructions;
+4. size: .tar.gz and .tar.zst of install_only and install_only_stripped, and the installed size.
+Every interpreter runs with a cleared environment. Results go to stdout and bench/results/issue6.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from relocpy.archive import extract_archive
+
+HERE = Path(__file__).resolve().parent
+WORKLOADS = HERE / "workloads.py"
+NAMES = [
+    "nbody", "objects", "fannkuch", "spectral_norm", "json_roundtrip", "pickle_roundtrip",
+    "regex", "generators", "strings", "coroutines",
+]  # fmt: skip
+DEBIAN = Path("/usr/bin/python3.11")
+DEBIAN_PACKAGES = (
+    "python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib", "python3.11",
+)  # fmt: skip
+BUILDS = {"noopt": "noopt", "pgo+lto": "pgo+lto"}
+# python-build-standalone's 3.10 x86_64 install_only_stripped .tar.gz, as the issue gives it
+PBS_STRIPPED_GZ = 20.6e6
+
+
+@dataclass
+class Interpreter:
+    label: str
+    exe: Path
+    archive: Path | None = None  # ours only
+    installed_bytes: int | None = None
+
+
+def _env(home: Path, hashseed: bool = False) -> dict[str, str]:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "LC_ALL": "C.UTF-8"}
+    if hashseed:
+        env["PYTHONHASHSEED"] = "0"
+    return env
+
+
+def _tree_bytes(root: Path, skip: tuple[str, ...] = ()) -> int:
+    """Bytes of the regular files under `root`, leaving out directories named in `skip`."""
+    total = 0
+    for dirpath, dirnames, files in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in skip]
+        for name in files:
+            path = Path(dirpath, name)
+            if not path.is_symlink():
+                total += path.stat().st_size
+    return total
+
+
+def _pyenv_python() -> Path:
+    root = subprocess.run(["pyenv", "root"], capture_output=True, text=True).stdout.strip()
+    root = root or str(Path.home() / ".pyenv")
+    return Path(root) / "versions" / "3.11.7" / "bin" / "python3.11"
+
+
+def _debian_installed_bytes() -> int:
+    out = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Installed-Size}\n", *DEBIAN_PACKAGES],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return sum(int(line) * 1024 for line in out.split())
+
+
+def _build(out: Path, opt: str) -> Path:
+    from relocpy.pipeline import build
+    from relocpy.progress import ConsoleReporter
+
+    found = sorted(out.glob(f"cpython-3.11.2+bench{opt.replace('+', '')}-*-install_only.tar.gz"))
+    if found:
+        return found[0]
+    result = build(
+        "3.11.2", out, opt=opt, toolchain="gcc", glibc="2.17",
+        build_tag=f"bench{opt.replace('+', '')}", reporter=ConsoleReporter(),
+    )  # fmt: skip
+    return result.archives.gz
+
+
+def _run_seconds(interp: Interpreter, name: str, loops: int, env: dict[str, str]) -> float:
+    out = subprocess.run(
+        [str(interp.exe), str(WORKLOADS), name, str(loops)],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return float(out.split()[-1])
+
+
+def _instructions(cmd: list[str], env: dict[str, str]) -> int:
+    result = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    found = re.search(r"Collected : (\d+)", result.stderr)
+    if result.returncode != 0 or not found:
+        raise RuntimeError(f"callgrind failed for {cmd}: {result.stderr[-800:]}")
+    return int(found.group(1))
+
+
+def _startup_ms(interps: list[Interpreter], args: list[str], runs: int, home: Path) -> dict:
+    samples: dict[str, list[float]] = {i.label: [] for i in interps}
+    env = _env(home)
+    for _ in range(runs):
+        order = interps[:]
+        random.shuffle(order)
+        for interp in order:
+            start = time.perf_counter()
+            subprocess.run([str(interp.exe), *args], env=env, check=True)
+            samples[interp.label].append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def _geomean(values: list[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def _sibling(archive: Path, flavour: str, ext: str) -> Path:
+    name = archive.name.replace("-install_only.tar.gz", f"-{flavour}.{ext}")
+    return archive.with_name(name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ours", action="append", default=[], metavar="LABEL=ARCHIVE")
+    parser.add_argument("--build", type=Path, help="build the missing 3.11.2 archives here")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--loops", type=int, default=5)
+    parser.add_argument("--startup-runs", type=int, default=200)
+    parser.add_argument("--no-callgrind", action="store_true")
+    parser.add_argument(
+        "--phases",
+        default="speed,callgrind,startup,size",
+        help="which measurements to run (callgrind, which needs no quiet machine, takes longest)",
+    )
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "issue6.md")
+    args = parser.parse_args()
+    phases = set(args.phases.split(","))
+    if args.no_callgrind or not shutil.which("valgrind"):
+        phases.discard("callgrind")
+
+    ours = dict(item.split("=", 1) for item in args.ours)
+    for label, opt in BUILDS.items():
+        if label not in ours and args.build is not None:
+            args.build.mkdir(parents=True, exist_ok=True)
+            ours[label] = str(_build(args.build, opt))
+    if not ours:
+        parser.error("name archives with --ours LABEL=ARCHIVE, or give --build DIR")
+
+    work = Path(tempfile.mkdtemp(prefix="relocpy-bench6-"))
+    home = work / "home"
+    home.mkdir()
+    lines: list[str] = []
+
+    def say(text: str = "") -> None:
+        print(text, flush=True)
+        lines.append(text)
+
+    interps = [Interpreter("debian", DEBIAN), Interpreter("pyenv-3.11.7", _pyenv_python())]
+    for label, archive in ours.items():
+        dest = work / f"ours ü {label}"
+        extract_archive(Path(archive), dest)
+        root = dest / "python"
+        interps.append(Interpreter(f"relocpy-{label}", root / "bin" / "python3.11",
+                                   Path(archive), _tree_bytes(root)))  # fmt: skip
+    interps[0].installed_bytes = _debian_installed_bytes()
+    # pyenv's 3.11.7 is this machine's working Python, with many packages: its own files only
+    pyenv_prefix = interps[1].exe.parent.parent
+    interps[1].installed_bytes = _tree_bytes(pyenv_prefix, ("site-packages", "test"))
+
+    say("# Issue 6: speed, start-up and size against Debian's python3.11")
+    say()
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    say(f"Run: {when}, {os.cpu_count()} cores, {args.rounds} rounds × {args.loops} loops per"
+        " workload, cleared environment.")  # fmt: skip
+    say()
+    for interp in interps:
+        probe = (
+            "import sys, sysconfig as s; print(sys.version.split()[0], *(s.get_config_var(v)"
+            " for v in ('CONFIG_ARGS', 'PY_CFLAGS_NODIST', 'LDFLAGS_NODIST')))"
+        )
+        version = subprocess.run(
+            [str(interp.exe), "-c", probe], env=_env(home), capture_output=True, text=True,
+            check=True,
+        ).stdout.strip()  # fmt: skip
+        pgo = "--enable-optimizations" in version or "-fprofile-use" in version
+        lto = "--with-lto" in version or "-flto" in version
+        opts = "+".join(n for n, on in (("PGO", pgo), ("LTO", lto)) if on)
+        if interp.label == "debian":
+            opts = "PGO+LTO by Debian's rules (its sysconfig does not record them)"
+        say(f"- `{interp.label}`: {interp.exe} — {version.split()[0]}, {opts or 'no PGO/LTO'}")
+    say()
+
+    # 1. speed, interleaved
+    start = time.monotonic()
+    if "speed" not in phases:
+        args.rounds = 0
+    times: dict[tuple[str, str], list[float]] = {}
+    env = _env(home, hashseed=True)
+    for _ in range(args.rounds):
+        order = interps[:]
+        random.shuffle(order)
+        for interp in order:
+            for name in NAMES:
+                seconds = _run_seconds(interp, name, args.loops, env) / args.loops
+                times.setdefault((interp.label, name), []).append(seconds)
+    ratios: dict[str, list[float]] = {i.label: [] for i in interps}
+    if "speed" in phases:
+        say(f"## Speed (median ms per workload call; {time.monotonic() - start:.0f} s)")
+        say()
+        say("| workload | " + " | ".join(i.label for i in interps) + " |")
+        say("|---" * (len(interps) + 1) + "|")
+    for name in NAMES if "speed" in phases else []:
+        base = statistics.median(times[("debian", name)])
+        cells = []
+        for interp in interps:
+            med = statistics.median(times[(interp.label, name)])
+            ratios[interp.label].append(med / base)
+            cells.append(f"{med * 1000:.1f} ({med / base:.3f}×)")
+        say(f"| {name} | " + " | ".join(cells) + " |")
+    if "speed" in phases:
+        means = [f"**{_geomean(ratios[i.label]):.3f}×**" for i in interps]
+        say("| **geometric mean vs Debian** | " + " | ".join(means) + " |")
+        say()
+
+    # 2. callgrind
+    if "callgrind" in phases:
+        start = time.monotonic()
+        say("## Instructions (callgrind, millions; one call, warm-up subtracted)")
+        say()
+        say("| workload | " + " | ".join(i.label for i in interps) + " |")
+        say("|---" * (len(interps) + 1) + "|")
+        counts: dict[str, list[float]] = {i.label: [] for i in interps}
+        rows = []
+        for name in NAMES:
+            cells = []
+            per = {}
+            for interp in interps:
+                cmd = [str(interp.exe), str(WORKLOADS), name]
+                per[interp.label] = _instructions([*cmd, "1"], env) - _instructions(
+                    [*cmd, "0"], env
+                )
+            for interp in interps:
+                ratio = per[interp.label] / per["debian"]
+                counts[interp.label].append(ratio)
+                cells.append(f"{per[interp.label] / 1e6:.0f} ({ratio:.3f}×)")
+            rows.append(f"| {name} | " + " | ".join(cells) + " |")
+        for row in rows:
+            say(row)
+        means = [f"**{_geomean(counts[i.label]):.3f}×**" for i in interps]
+        say("| **geometric mean vs Debian** | " + " | ".join(means) + " |")
+        say()
+        say(f"({time.monotonic() - start:.0f} s)")
+        say()
+
+    # 3. start-up
+    if "startup" in phases:
+        _report_startup(interps, args.startup_runs, home, "callgrind" in phases, say)
+    if "size" in phases:
+        _report_size(interps, say)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _report_startup(
+    interps: list[Interpreter], runs: int, home: Path, callgrind: bool, say: Callable[..., None]
+) -> None:
+    say(f"## Start-up (wall ms over {runs} runs each, interleaved; instructions)")
+    say()
+    say("| command | " + " | ".join(i.label for i in interps) + " |")
+    say("|---" * (len(interps) + 1) + "|")
+    for flags in (["-c", "pass"], ["-I", "-S", "-c", "pass"]):
+        samples = _startup_ms(interps, flags, runs, home)
+        base = statistics.median(samples["debian"])
+        cells = []
+        for interp in interps:
+            med = statistics.median(samples[interp.label])
+            cells.append(f"{med:.2f} ms median, {statistics.mean(samples[interp.label]):.2f} "
+                         f"mean ({med / base:.3f}×)")  # fmt: skip
+        say(f"| `python {' '.join(flags)}` wall | " + " | ".join(cells) + " |")
+        if callgrind:
+            env_plain = _env(home)
+            per = {i.label: _instructions([str(i.exe), *flags], env_plain) for i in interps}
+            say(f"| `python {' '.join(flags)}` instructions | " + " | ".join(
+                f"{per[i.label] / 1e6:.1f} M ({per[i.label] / per['debian']:.3f}×)"
+                for i in interps) + " |")  # fmt: skip
+    say()
+
+
+def _report_size(interps: list[Interpreter], say: Callable[..., None]) -> None:
+    say("## Size (MB = 10^6 bytes)")
+    say()
+    say("| | .tar.gz | .tar.zst | stripped .tar.gz | stripped .tar.zst | installed |"
+        " stripped, installed |")  # fmt: skip
+    say("|---|---|---|---|---|---|---|")
+    for interp in interps:
+        cells = []
+        if interp.archive is not None:
+            for flavour in ("install_only", "install_only_stripped"):
+                for ext in ("tar.gz", "tar.zst"):
+                    path = _sibling(interp.archive, flavour, ext)
+                    cells.append(f"{path.stat().st_size / 1e6:.1f}" if path.exists() else "—")
+        else:
+            cells = ["—"] * 4
+        cells.append(f"{interp.installed_bytes / 1e6:.1f}" if interp.installed_bytes else "—")
+        stripped = (
+            _sibling(interp.archive, "install_only_stripped", "tar.gz") if interp.archive else None
+        )
+        if stripped is not None and stripped.exists():
+            with tarfile.open(stripped) as tar:
+                cells.append(f"{sum(m.size for m in tar if m.isreg()) / 1e6:.1f}")
+        else:
+            cells.append("—")
+        say(f"| {interp.label} | " + " | ".join(cells) + " |")
+    say(f"| python-build-standalone 3.10 (from the issue, not measured here) | | | "
+        f"{PBS_STRIPPED_GZ / 1e6:.1f} | | | |")  # fmt: skip
+    say()
+    say("Debian's installed size is the Installed-Size of "
+        + ", ".join(DEBIAN_PACKAGES) + " (its shared libssl, libsqlite3, … not counted); "
+        "pyenv's is its version directory without site-packages and test; ours is the"
+        " unpacked install_only tree.")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
