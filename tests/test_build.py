@@ -19,6 +19,7 @@ from relocpy.sources import SourceCache
 from relocpy.verify import verify
 
 RELOCPY = [sys.executable, "-m", "relocpy"]
+_PATH_ONLY = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 
 
 @pytest.mark.real
@@ -99,6 +100,10 @@ def test_stripped_flavour_is_smaller_and_works(built_archive, tmp_path: Path) ->
     assert ".debug_info" not in sections and ".symtab" not in sections
     # no bytecode, as python-build-standalone: modules compile on first import
     assert not list(root.rglob("*.pyc"))
+    # nor the Windows launchers of pip and setuptools; install_only keeps them
+    assert not list(root.glob("lib/python3.13/site-packages/**/*.exe"))
+    with tarfile.open(archives.gz) as tar:
+        assert [n for n in tar.getnames() if n.endswith("/distlib/t64.exe")]
     code = (
         "import ssl, sqlite3, ctypes, _decimal, _tkinter;"
         " print(ctypes.pythonapi.Py_IsInitialized())"
@@ -143,6 +148,37 @@ def test_build_output_names_no_build_directory_or_time(built_tree) -> None:
         assert b"/relocpy/build" in strings, path
         assert b"relocpy-build-" not in strings and b".work-" not in strings, path
     assert b"/relocpy/openssl" in _debug_strings(next(dynload.glob("_ssl.*.so")))
+
+
+@pytest.mark.real
+def test_ssl_and_hashlib_load_one_openssl(built_tree) -> None:
+    """_hashlib is a symlink to _ssl, which holds both modules: a process that uses ssl and
+    hashlib maps OpenSSL once, and no libcrypto of the host's."""
+    from relocpy.tree import clean_env
+
+    dynload = built_tree.stdlib / "lib-dynload"
+    (ssl_so,) = dynload.glob("_ssl.*.so")
+    (hashlib_so,) = dynload.glob("_hashlib.*.so")
+    assert hashlib_so.is_symlink() and os.readlink(hashlib_so) == ssl_so.name
+    code = (
+        "import hashlib, _hashlib, json, ssl\n"
+        "assert hashlib.sha256 is _hashlib.openssl_sha256, hashlib.sha256\n"
+        "print(hashlib.sha3_256(b'').hexdigest()[:16],"
+        " hashlib.pbkdf2_hmac('sha256', b'p', b's', 2).hex()[:8])\n"
+        "print(ssl.OPENSSL_VERSION)\n"
+        "assert ssl.create_default_context().verify_mode == ssl.CERT_REQUIRED\n"
+        "maps = [line.split(maxsplit=5)[-1].strip() for line in open('/proc/self/maps')]\n"
+        "print(json.dumps(sorted({m for m in maps if 'ssl' in m or 'crypto' in m"
+        " or 'hashlib' in m})))\n"
+    )
+    result = subprocess.run(
+        [str(built_tree.executable), "-c", code], env=clean_env(), capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    digest, version, mapped = result.stdout.splitlines()
+    assert digest == "a7ffc6f8bf1ed766 1998f3d3"
+    assert version.startswith("OpenSSL 3.5.")
+    assert json.loads(mapped) == [os.path.realpath(ssl_so)]
 
 
 @pytest.mark.real
@@ -369,3 +405,75 @@ def test_pgo_stages_show_as_steps(tmp_path: Path) -> None:
     run_logged(["sh", "-c", script], tmp_path, log, reporter, "make", {}, PGO_MILESTONES)
     assert reporter.steps == list(PGO_MILESTONES.values())
     assert "[ 1/44] test_array" in log.read_text()
+
+
+def _fake_openssl_build(source: Path, objects_under: str) -> None:
+    """A build tree as CPython leaves it: a Makefile with the variables the link uses, and
+    the two modules' objects (each defines its PyInit and calls one shared 'OpenSSL' function)."""
+    (source / objects_under).mkdir(parents=True)
+    (source / "Makefile").write_text(
+        "BLDSHARED=gcc -shared\nOPENSSL_LDFLAGS=-L.\nOPENSSL_LIBS=-lfakecrypto\nLIBS=-lm\n"
+    )
+    lib = source / "crypto.c"
+    lib.write_text('int fake_digest(void) { return 256; }\nconst char fake[] = "OpenSSL";\n')
+    subprocess.run(["gcc", "-c", "-fPIC", str(lib), "-o", str(source / "crypto.o")], check=True)
+    subprocess.run(["ar", "rcs", str(source / "libfakecrypto.a"), str(source / "crypto.o")])
+    for name, init in (("_ssl", "PyInit__ssl"), ("_hashopenssl", "PyInit__hashlib")):
+        c = source / f"{name}.c"
+        c.write_text(f"int fake_digest(void);\nvoid *{init}(void) {{ fake_digest(); return 0; }}\n")
+        target = source / objects_under / f"{name}.o"
+        subprocess.run(["gcc", "-c", "-fPIC", str(c), "-o", str(target)], check=True)
+
+
+@pytest.mark.parametrize(
+    "objects_under",
+    ["Modules", "build/temp.linux-x86_64-3.9/tmp/relocpy-build-x/src/Python-3.9.2/Modules"],
+)
+def test_ssl_and_hashlib_become_one_module(tmp_path: Path, objects_under: str) -> None:
+    """Each module would link its own static OpenSSL: they are linked into one file, which
+    `_hashlib` names through a symlink, so the static library is in the tree once."""
+    from elftools.elf.elffile import ELFFile
+
+    from relocpy.build import share_openssl
+    from relocpy.progress import QuietReporter
+
+    source, prefix = tmp_path / "src", tmp_path / "prefix"
+    _fake_openssl_build(source, objects_under)
+    dynload = prefix / "lib" / "python3.11" / "lib-dynload"
+    dynload.mkdir(parents=True)
+    ssl = dynload / "_ssl.cpython-311-x86_64-linux-gnu.so"
+    hashlib_so = dynload / "_hashlib.cpython-311-x86_64-linux-gnu.so"
+    ssl.write_bytes(b"separate ssl")
+    hashlib_so.write_bytes(b"separate hashlib")
+    ssl.chmod(0o755)
+    reporter = QuietReporter()
+    log = tmp_path / "build.log"
+    log.write_text("")
+    assert share_openssl(source, tmp_path, "make", log, reporter, _PATH_ONLY, prefix)
+    assert hashlib_so.is_symlink() and os.readlink(hashlib_so) == ssl.name
+    assert ssl.stat().st_mode & 0o777 == 0o755
+    with ssl.open("rb") as f:
+        symbols = {s.name for s in ELFFile(f).get_section_by_name(".dynsym").iter_symbols()}
+    assert {"PyInit__ssl", "PyInit__hashlib", "fake_digest"} <= symbols
+    assert "linking ssl and hashlib into one module (one OpenSSL)" in reporter.steps
+    # done once: a second call leaves the tree as it is
+    assert not share_openssl(source, tmp_path, "make", log, reporter, _PATH_ONLY, prefix)
+
+
+def test_ssl_and_hashlib_stay_apart_without_both_objects(tmp_path: Path) -> None:
+    from relocpy.build import openssl_module_objects, share_openssl
+    from relocpy.progress import QuietReporter
+
+    source, prefix = tmp_path / "src", tmp_path / "prefix"
+    _fake_openssl_build(source, "Modules")
+    (source / "Modules" / "_hashopenssl.o").unlink()
+    assert openssl_module_objects(source) is None
+    dynload = prefix / "lib" / "python3.11" / "lib-dynload"
+    dynload.mkdir(parents=True)
+    for name in ("_ssl", "_hashlib"):
+        (dynload / f"{name}.cpython-311-x86_64-linux-gnu.so").write_bytes(b"module")
+    log = tmp_path / "build.log"
+    log.write_text("")
+    assert not share_openssl(source, tmp_path, "make", log, QuietReporter(), _PATH_ONLY, prefix)
+    assert not (dynload / "_hashlib.cpython-311-x86_64-linux-gnu.so").is_symlink()
+    assert "stay apart" in log.read_text()

@@ -61,6 +61,11 @@ def test_install_only_filter(rel: str, included: bool) -> None:
         ("lib/python3.13/lib-dynload/xxlimited_35.cpython-313-x86_64-linux-gnu.so", False),
         ("lib/python3.13/lib-dynload/_xxsubinterpreters.cpython-313-x86_64-linux-gnu.so", True),
         ("lib/python3.13/site-packages/pkg/tests/test_x.py", True),
+        ("lib/python3.13/site-packages/pip/_vendor/distlib/t64.exe", False),
+        ("lib/python3.13/site-packages/setuptools/cli-64.exe", False),
+        ("lib/python3.13/site-packages/pip/_vendor/distlib/scripts.py", True),
+        ("lib/python3.13/ensurepip/_bundled/pip-25.1.1-py3-none-any.whl", True),
+        ("bin/tool.exe", True),
     ],
 )
 def test_stripped_filter_leaves_out_bytecode_and_tests(rel: str, included: bool) -> None:

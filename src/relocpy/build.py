@@ -161,6 +161,7 @@ def build_cpython(
     staged = StagedBuild(spec, source, stage, log, time.monotonic() - start)
     install_static_python(static_python, staged.prefix_dir, spec.pin.version_tuple)
     if deps is not None:
+        share_openssl(source, workdir, toolchain.make, log, reporter, env, staged.prefix_dir)
         install_tcltk_scripts(deps, staged.prefix_dir)
         install_included_headers(deps, staged.prefix_dir)
     return staged
@@ -210,6 +211,85 @@ def install_static_python(executable: Path, prefix: Path, version: tuple[int, ..
     shutil.copyfile(executable, tmp)
     tmp.chmod(mode)
     tmp.replace(target)
+
+
+# One shared object for ssl and hashlib: each would otherwise link its own copy of the static
+# OpenSSL (4 MB of the stripped archive's 22). The objects are the ones CPython built (after
+# PGO's rebuild, the optimised ones), linked as CPython links either module.
+_OPENSSL_MODULES_RULE = """
+relocpy-openssl-modules:
+\t$(BLDSHARED) $(RELOCPY_OBJECTS) $(OPENSSL_LDFLAGS) $(OPENSSL_LIBS) $(LIBS) -o $@
+"""
+OPENSSL_MODULE_SOURCES = ("_ssl", "_hashopenssl")
+
+
+def openssl_module_objects(source: Path) -> list[Path] | None:
+    """The object files of the ssl and hashlib modules: under Modules/ (3.11+, makesetup) or
+    under build/temp.*/ (setup.py, before 3.11). None unless each is there exactly once."""
+    objects = []
+    for name in OPENSSL_MODULE_SOURCES:
+        found = sorted(p for p in source.rglob(f"{name}.o") if p.parent.name == "Modules")
+        if len(found) != 1:
+            return None
+        objects.append(found[0])
+    return objects
+
+
+def share_openssl(
+    source: Path,
+    workdir: Path,
+    make: str,
+    log: Path,
+    reporter: Reporter,
+    env: dict[str, str],
+    prefix: Path,
+) -> bool:
+    """Make `_hashlib` the same file as `_ssl`: one shared object that defines both modules
+    (PyInit__ssl and PyInit__hashlib), with `_hashlib.*.so` a symlink to it. The dynamic
+    loader maps a file once however it is named, so importing both loads OpenSSL once.
+
+    A shared libcrypto grafted next to libpython would do the same, but under a soname that a
+    host's OpenSSL can interpose (an embedding program that links its own libssl); the static
+    copy, hidden inside one module, cannot clash with anything. Returns whether it was done.
+    """
+    dynload = next(prefix.glob("lib/python3*/lib-dynload"), None)
+    if dynload is None:
+        return False
+    ssl = sorted(dynload.glob("_ssl.*so"))
+    hashlib = sorted(dynload.glob("_hashlib.*so"))
+    objects = openssl_module_objects(source)
+    if len(ssl) != 1 or len(hashlib) != 1 or hashlib[0].is_symlink() or objects is None:
+        append_log(log, f"ssl and hashlib stay apart: modules {ssl + hashlib}, objects {objects}")
+        return False
+    rule = workdir / "openssl-modules.mk"
+    rule.write_text(_OPENSSL_MODULES_RULE)
+    reporter.step("linking ssl and hashlib into one module (one OpenSSL)")
+    relative = " ".join(str(o.relative_to(source)) for o in objects)
+    run_logged(
+        [
+            make,
+            "-f",
+            "Makefile",
+            "-f",
+            str(rule),
+            f"RELOCPY_OBJECTS={relative}",
+            "relocpy-openssl-modules",
+        ],
+        source,
+        log,
+        reporter,
+        "link ssl and hashlib",
+        env,
+    )
+    combined = source / "relocpy-openssl-modules"
+    mode = ssl[0].stat().st_mode
+    tmp = ssl[0].with_name(ssl[0].name + ".relocpy-tmp")
+    shutil.copyfile(combined, tmp)
+    tmp.chmod(mode)
+    tmp.replace(ssl[0])
+    hashlib[0].unlink()
+    hashlib[0].symlink_to(ssl[0].name)
+    return True
 
 
 def install_included_headers(deps: Path, prefix: Path) -> None:
