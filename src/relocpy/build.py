@@ -206,9 +206,14 @@ def install_static_python(executable: Path, prefix: Path, version: tuple[int, ..
     target = next(
         bindir / n for n in names if (bindir / n).is_file() and not (bindir / n).is_symlink()
     )
+    replace_keeping_mode(executable, target)
+
+
+def replace_keeping_mode(built: Path, target: Path) -> None:
+    """Put `built` in place of the installed `target`, atomically, with `target`'s mode."""
     mode = target.stat().st_mode
     tmp = target.with_name(target.name + ".relocpy-tmp")
-    shutil.copyfile(executable, tmp)
+    shutil.copyfile(built, tmp)
     tmp.chmod(mode)
     tmp.replace(target)
 
@@ -281,12 +286,7 @@ def share_openssl(
         "link ssl and hashlib",
         env,
     )
-    combined = source / "relocpy-openssl-modules"
-    mode = ssl[0].stat().st_mode
-    tmp = ssl[0].with_name(ssl[0].name + ".relocpy-tmp")
-    shutil.copyfile(combined, tmp)
-    tmp.chmod(mode)
-    tmp.replace(ssl[0])
+    replace_keeping_mode(source / "relocpy-openssl-modules", ssl[0])
     hashlib[0].unlink()
     hashlib[0].symlink_to(ssl[0].name)
     return True
