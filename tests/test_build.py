@@ -407,57 +407,102 @@ def test_pgo_stages_show_as_steps(tmp_path: Path) -> None:
     assert "[ 1/44] test_array" in log.read_text()
 
 
-def _fake_openssl_build(source: Path, objects_under: str) -> None:
-    """A build tree as CPython leaves it: a Makefile with the variables the link uses, and
-    the two modules' objects (each defines its PyInit and calls one shared 'OpenSSL' function)."""
+# The link variables of 3.9/3.10 (setup.py), 3.11 (both) and 3.13 (per module only)
+_MAKEFILE_39 = "OPENSSL_LDFLAGS=-L.\nOPENSSL_LIBS=-lfakecrypto\n"
+_MAKEFILE_311 = _MAKEFILE_39 + "MODULE__SSL_LDFLAGS=-L. -lfakecrypto\n"
+_MAKEFILE_313 = "MODULE__SSL_LDFLAGS=-L. -lfakecrypto\nMODULE__HASHLIB_LDFLAGS=-L. -lfakecrypto\n"
+
+
+def _fake_openssl_build(source: Path, objects_under: str, link_vars: str, prefix: Path) -> Path:
+    """A build tree as CPython leaves it: a Makefile with the variables the link uses, and the
+    two modules' objects, each defining its PyInit and calling one function of a static
+    'OpenSSL'; and an installed lib-dynload with the two modules linked apart. Returns it."""
     (source / objects_under).mkdir(parents=True)
-    (source / "Makefile").write_text(
-        "BLDSHARED=gcc -shared\nOPENSSL_LDFLAGS=-L.\nOPENSSL_LIBS=-lfakecrypto\nLIBS=-lm\n"
-    )
+    (source / "Makefile").write_text(f"BLDSHARED=gcc -shared\nLIBS=-lm\n{link_vars}")
     lib = source / "crypto.c"
     lib.write_text('int fake_digest(void) { return 256; }\nconst char fake[] = "OpenSSL";\n')
     subprocess.run(["gcc", "-c", "-fPIC", str(lib), "-o", str(source / "crypto.o")], check=True)
     subprocess.run(["ar", "rcs", str(source / "libfakecrypto.a"), str(source / "crypto.o")])
-    for name, init in (("_ssl", "PyInit__ssl"), ("_hashopenssl", "PyInit__hashlib")):
+    dynload = prefix / "lib" / "python3.11" / "lib-dynload"
+    dynload.mkdir(parents=True)
+    for name, module, init in (
+        ("_ssl", "_ssl", "PyInit__ssl"),
+        ("_hashopenssl", "_hashlib", "PyInit__hashlib"),
+    ):
         c = source / f"{name}.c"
-        c.write_text(f"int fake_digest(void);\nvoid *{init}(void) {{ fake_digest(); return 0; }}\n")
+        c.write_text(
+            f"int fake_digest(void); int PyLong_FromLong(long);\n"
+            f"void *{init}(void) {{ PyLong_FromLong(fake_digest()); return 0; }}\n"
+        )
         target = source / objects_under / f"{name}.o"
         subprocess.run(["gcc", "-c", "-fPIC", str(c), "-o", str(target)], check=True)
+        installed = dynload / f"{module}.cpython-311-x86_64-linux-gnu.so"
+        subprocess.run(
+            ["gcc", "-shared", str(target), f"-L{source}", "-lfakecrypto", "-o", str(installed)],
+            check=True,
+        )
+    return dynload
 
 
 @pytest.mark.parametrize(
-    "objects_under",
-    ["Modules", "build/temp.linux-x86_64-3.9/tmp/relocpy-build-x/src/Python-3.9.2/Modules"],
+    ("objects_under", "link_vars"),
+    [
+        ("Modules", _MAKEFILE_313),
+        ("Modules", _MAKEFILE_311),
+        (
+            "build/temp.linux-x86_64-3.9/tmp/relocpy-build-x/src/Python-3.9.2/Modules",
+            _MAKEFILE_39,
+        ),
+    ],
 )
-def test_ssl_and_hashlib_become_one_module(tmp_path: Path, objects_under: str) -> None:
+def test_ssl_and_hashlib_become_one_module(
+    tmp_path: Path, objects_under: str, link_vars: str
+) -> None:
     """Each module would link its own static OpenSSL: they are linked into one file, which
     `_hashlib` names through a symlink, so the static library is in the tree once."""
-    from elftools.elf.elffile import ELFFile
-
     from relocpy.build import share_openssl
+    from relocpy.elf import undefined_symbols
     from relocpy.progress import QuietReporter
 
     source, prefix = tmp_path / "src", tmp_path / "prefix"
-    _fake_openssl_build(source, objects_under)
-    dynload = prefix / "lib" / "python3.11" / "lib-dynload"
-    dynload.mkdir(parents=True)
+    dynload = _fake_openssl_build(source, objects_under, link_vars, prefix)
     ssl = dynload / "_ssl.cpython-311-x86_64-linux-gnu.so"
     hashlib_so = dynload / "_hashlib.cpython-311-x86_64-linux-gnu.so"
-    ssl.write_bytes(b"separate ssl")
-    hashlib_so.write_bytes(b"separate hashlib")
-    ssl.chmod(0o755)
+    ssl.chmod(0o750)
     reporter = QuietReporter()
     log = tmp_path / "build.log"
     log.write_text("")
     assert share_openssl(source, tmp_path, "make", log, reporter, _PATH_ONLY, prefix)
     assert hashlib_so.is_symlink() and os.readlink(hashlib_so) == ssl.name
-    assert ssl.stat().st_mode & 0o777 == 0o755
+    assert ssl.stat().st_mode & 0o777 == 0o750
     with ssl.open("rb") as f:
+        from elftools.elf.elffile import ELFFile
+
         symbols = {s.name for s in ELFFile(f).get_section_by_name(".dynsym").iter_symbols()}
     assert {"PyInit__ssl", "PyInit__hashlib", "fake_digest"} <= symbols
+    # only the interpreter's (and the C runtime's) symbols are left to others, as before
+    assert "PyLong_FromLong" in undefined_symbols(ssl)
+    assert "fake_digest" not in undefined_symbols(ssl)
     assert "linking ssl and hashlib into one module (one OpenSSL)" in reporter.steps
     # done once: a second call leaves the tree as it is
     assert not share_openssl(source, tmp_path, "make", log, reporter, _PATH_ONLY, prefix)
+
+
+def test_a_joined_module_missing_openssl_fails_the_build(tmp_path: Path) -> None:
+    """A shared object may link with undefined symbols, so a link that lost the OpenSSL flags
+    succeeds; the build compares what the joined module needs with what the two needed."""
+    from relocpy.build import share_openssl
+    from relocpy.errors import BuildFailedError
+    from relocpy.progress import QuietReporter
+
+    source, prefix = tmp_path / "src", tmp_path / "prefix"
+    dynload = _fake_openssl_build(source, "Modules", "OPENSSL_LDFLAGS=-L.\n", prefix)
+    log = tmp_path / "build.log"
+    log.write_text("")
+    with pytest.raises(BuildFailedError, match=r"1 symbols undefined .*: fake_digest"):
+        share_openssl(source, tmp_path, "make", log, QuietReporter(), _PATH_ONLY, prefix)
+    hashlib_so = dynload / "_hashlib.cpython-311-x86_64-linux-gnu.so"
+    assert not hashlib_so.is_symlink()
 
 
 def test_ssl_and_hashlib_stay_apart_without_both_objects(tmp_path: Path) -> None:
@@ -465,13 +510,9 @@ def test_ssl_and_hashlib_stay_apart_without_both_objects(tmp_path: Path) -> None
     from relocpy.progress import QuietReporter
 
     source, prefix = tmp_path / "src", tmp_path / "prefix"
-    _fake_openssl_build(source, "Modules")
+    dynload = _fake_openssl_build(source, "Modules", _MAKEFILE_313, prefix)
     (source / "Modules" / "_hashopenssl.o").unlink()
     assert openssl_module_objects(source) is None
-    dynload = prefix / "lib" / "python3.11" / "lib-dynload"
-    dynload.mkdir(parents=True)
-    for name in ("_ssl", "_hashlib"):
-        (dynload / f"{name}.cpython-311-x86_64-linux-gnu.so").write_bytes(b"module")
     log = tmp_path / "build.log"
     log.write_text("")
     assert not share_openssl(source, tmp_path, "make", log, QuietReporter(), _PATH_ONLY, prefix)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from relocpy.catalog import SourcePin
 from relocpy.deps import spec_cflags
+from relocpy.elf import undefined_symbols
 from relocpy.errors import BuildFailedError
 from relocpy.progress import Reporter, append_log
 from relocpy.recipes.cpython import INSTALL_PREFIX, configure_args, library_configuration
@@ -221,9 +222,13 @@ def replace_keeping_mode(built: Path, target: Path) -> None:
 # One shared object for ssl and hashlib: each would otherwise link its own copy of the static
 # OpenSSL (4 MB of the stripped archive's 22). The objects are the ones CPython built (after
 # PGO's rebuild, the optimised ones), linked as CPython links either module.
+# 3.11+ keep each module's link flags in MODULE_<NAME>_LDFLAGS (3.13 has no OPENSSL_LIBS any
+# more); 3.9 and 3.10 have only OPENSSL_LDFLAGS and OPENSSL_LIBS.
 _OPENSSL_MODULES_RULE = """
+RELOCPY_OPENSSL = $(or $(strip $(MODULE__SSL_LDFLAGS) $(MODULE__HASHLIB_LDFLAGS)),\\
+\t$(OPENSSL_LDFLAGS) $(OPENSSL_LIBS))
 relocpy-openssl-modules:
-\t$(BLDSHARED) $(RELOCPY_OBJECTS) $(OPENSSL_LDFLAGS) $(OPENSSL_LIBS) $(LIBS) -o $@
+\t$(BLDSHARED) $(RELOCPY_OBJECTS) $(RELOCPY_OPENSSL) $(LIBS) -o $@
 """
 OPENSSL_MODULE_SOURCES = ("_ssl", "_hashopenssl")
 
@@ -286,7 +291,18 @@ def share_openssl(
         "link ssl and hashlib",
         env,
     )
-    replace_keeping_mode(source / "relocpy-openssl-modules", ssl[0])
+    combined = source / "relocpy-openssl-modules"
+    # A module may leave undefined what the interpreter provides, so the linker cannot catch a
+    # missing library; what the two modules needed before is all the joined one may need.
+    before = undefined_symbols(ssl[0]) | undefined_symbols(hashlib[0])
+    unresolved = sorted(undefined_symbols(combined) - before)
+    if unresolved:
+        raise BuildFailedError(
+            f"the joined ssl and hashlib module leaves {len(unresolved)} symbols undefined that"
+            f" the separate modules had linked in: {', '.join(unresolved[:5])}",
+            hint=f"the OpenSSL link flags did not reach the link; its command is in {log}",
+        )
+    replace_keeping_mode(combined, ssl[0])
     hashlib[0].unlink()
     hashlib[0].symlink_to(ssl[0].name)
     return True

@@ -108,3 +108,14 @@ def iter_elf_files(root: Path) -> list[ElfInfo]:
         if info is not None:
             infos.append(info)
     return infos
+
+
+def undefined_symbols(path: Path) -> frozenset[str]:
+    """The names an ELF file's dynamic symbol table leaves for other objects to define."""
+    with path.open("rb") as f:
+        dynsym = ELFFile(f).get_section_by_name(".dynsym")
+        if dynsym is None:
+            return frozenset()
+        return frozenset(
+            s.name for s in dynsym.iter_symbols() if s.name and s["st_shndx"] == "SHN_UNDEF"
+        )
