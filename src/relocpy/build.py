@@ -186,17 +186,44 @@ def link_static_python(
     libpython3.X.so stays in the tree for programs that embed Python; extension modules do not
     link it (since 3.8), they resolve the C API from the executable (-export-dynamic).
     """
-    rule = workdir / "static-python.mk"
-    rule.write_text(_STATIC_PYTHON_RULE)
-    run_logged(
-        [make, "-f", "Makefile", "-f", str(rule), "relocpy-static-python"],
+    return make_with_rule(
+        _STATIC_PYTHON_RULE,
+        "relocpy-static-python",
         source,
+        workdir,
+        make,
         log,
         reporter,
         "link static python",
         env,
     )
-    return source / "relocpy-static-python"
+
+
+def make_with_rule(
+    rule_text: str,
+    target: str,
+    source: Path,
+    workdir: Path,
+    make: str,
+    log: Path,
+    reporter: Reporter,
+    label: str,
+    env: dict[str, str],
+    variables: tuple[str, ...] = (),
+) -> Path:
+    """Make `target` of a rule of ours read after CPython's own Makefile, so the rule has the
+    build's variables and objects; returns the file it made (in the source tree)."""
+    rule = workdir / f"{target}.mk"
+    rule.write_text(rule_text)
+    run_logged(
+        [make, "-f", "Makefile", "-f", str(rule), *variables, target],
+        source,
+        log,
+        reporter,
+        label,
+        env,
+    )
+    return source / target
 
 
 def install_static_python(executable: Path, prefix: Path, version: tuple[int, ...]) -> None:
@@ -271,27 +298,20 @@ def share_openssl(
     if len(ssl) != 1 or len(hashlib) != 1 or hashlib[0].is_symlink() or objects is None:
         append_log(log, f"ssl and hashlib stay apart: modules {ssl + hashlib}, objects {objects}")
         return False
-    rule = workdir / "openssl-modules.mk"
-    rule.write_text(_OPENSSL_MODULES_RULE)
     reporter.step("linking ssl and hashlib into one module (one OpenSSL)")
     relative = " ".join(str(o.relative_to(source)) for o in objects)
-    run_logged(
-        [
-            make,
-            "-f",
-            "Makefile",
-            "-f",
-            str(rule),
-            f"RELOCPY_OBJECTS={relative}",
-            "relocpy-openssl-modules",
-        ],
+    combined = make_with_rule(
+        _OPENSSL_MODULES_RULE,
+        "relocpy-openssl-modules",
         source,
+        workdir,
+        make,
         log,
         reporter,
         "link ssl and hashlib",
         env,
+        (f"RELOCPY_OBJECTS={relative}",),
     )
-    combined = source / "relocpy-openssl-modules"
     # A module may leave undefined what the interpreter provides, so the linker cannot catch a
     # missing library; what the two modules needed before is all the joined one may need.
     before = undefined_symbols(ssl[0]) | undefined_symbols(hashlib[0])
