@@ -124,3 +124,87 @@ def test_pin_timestamps_keeps_bytecode_valid(tmp_path: Path) -> None:
     )
     assert result.stdout.strip() == str(pyc)
     assert pyc.read_bytes() == before and pyc.stat().st_mtime == epoch  # not recompiled
+
+
+def test_package_tree_and_test_suite_split_a_tree(tmp_path: Path) -> None:
+    """install_only, install_only_stripped and test_suite of one small tree: what each holds,
+    a symlink kept as one, and debug info gone from the stripped ELF files only."""
+    import subprocess
+    import tarfile
+
+    from relocpy.package import package_tree, write_test_suite
+    from relocpy.tree import InterpreterTree
+
+    root = tmp_path / "tree"
+    stdlib = root / "lib" / "python3.13"
+    files = [
+        "lib/python3.13/os.py",
+        "lib/python3.13/__pycache__/os.cpython-313.pyc",
+        "lib/python3.13/test/test_os.py",
+        "lib/python3.13/ctypes/util.py",
+        "lib/python3.13/ctypes/test/test_x.py",
+        "lib/python3.13/lib-dynload/_testcapi.cpython-313-x86_64-linux-gnu.so",
+        "lib/python3.13/site-packages/pip/_vendor/distlib/t64.exe",
+        "lib/python3.13/site-packages/pip/__init__.py",
+        "lib/libpython3.13.a",
+    ]
+    for rel in files:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(rel)
+    (root / "bin").mkdir()
+    program = tmp_path / "main.c"
+    program.write_text("int main(void) { return 0; }\n")
+    exe = root / "bin" / "python3.13"
+    subprocess.run(["gcc", "-g", str(program), "-o", str(exe)], check=True)
+    dynload = stdlib / "lib-dynload"
+    subprocess.run(
+        ["gcc", "-g", "-shared", "-fPIC", str(program), "-o",
+         str(dynload / "_ssl.cpython-313-x86_64-linux-gnu.so")],
+        check=True,
+    )  # fmt: skip
+    (dynload / "_hashlib.cpython-313-x86_64-linux-gnu.so").symlink_to(
+        "_ssl.cpython-313-x86_64-linux-gnu.so"
+    )
+    tree = InterpreterTree(
+        root, "3.13.5", "3.13", "3.13", "/install", (), (), stdlib / "config-3.13", True
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    packaged = package_tree(tree, out, build="20260101", metadata={}, mtime=315532800)
+    suite = write_test_suite(tree, out, build="20260101", mtime=315532800)
+
+    def members(path: Path) -> dict[str, tarfile.TarInfo]:
+        with tarfile.open(path) as tar:
+            return {m.name.removeprefix("python/"): m for m in tar.getmembers()}
+
+    full = members(packaged.gz)
+    assert packaged.stripped_gz is not None
+    stripped = members(packaged.stripped_gz)
+    tests = members(suite)
+    ssl_so = "lib/python3.13/lib-dynload/_ssl.cpython-313-x86_64-linux-gnu.so"
+    hashlib_so = "lib/python3.13/lib-dynload/_hashlib.cpython-313-x86_64-linux-gnu.so"
+    for kept in ("lib/python3.13/os.py", "lib/python3.13/ctypes/util.py", ssl_so, "bin/python3.13"):
+        assert kept in full and kept in stripped, kept
+    assert stripped[hashlib_so].issym() and stripped[hashlib_so].linkname == ssl_so.split("/")[-1]
+    exe_rel = "lib/python3.13/site-packages/pip/_vendor/distlib/t64.exe"
+    assert "lib/python3.13/__pycache__/os.cpython-313.pyc" in full and exe_rel in full
+    for left in (
+        "lib/python3.13/__pycache__/os.cpython-313.pyc",
+        "lib/python3.13/ctypes/test/test_x.py",
+        "lib/python3.13/lib-dynload/_testcapi.cpython-313-x86_64-linux-gnu.so",
+        exe_rel,
+    ):
+        assert left not in stripped, left
+    assert not [n for n in (*full, *stripped) if n.startswith("lib/python3.13/test")]
+    assert not [n for n in (*full, *stripped) if n.endswith(".a")]
+    for test in (
+        "lib/python3.13/test/test_os.py",
+        "lib/python3.13/ctypes/test/test_x.py",
+        "lib/python3.13/lib-dynload/_testcapi.cpython-313-x86_64-linux-gnu.so",
+    ):
+        assert test in tests, test
+    assert "lib/python3.13/os.py" not in tests and "bin/python3.13" not in tests
+    # debug info stripped in the stripped archive only; the tree itself is left as it was
+    assert stripped["bin/python3.13"].size < full["bin/python3.13"].size
+    assert exe.stat().st_size == full["bin/python3.13"].size
+    assert not (out / ".stripped-tree").exists()

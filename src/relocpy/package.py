@@ -281,21 +281,19 @@ def package_tree(
         stripped_stem = archive_stem(tree.version, build, flavour, triple)
         copy = out_dir / ".stripped-tree"
 
-        def include_stripped(rel: str) -> bool:
-            return include_in_stripped(rel, tree.short_version)
-
         def left_out(directory: str, names: list[str]) -> set[str]:
             # what install_only_stripped never holds is not copied (nor stripped) at all
             base = Path(directory).relative_to(tree.root).as_posix()
             prefix = "" if base == "." else base + "/"
-            return {n for n in names if not include_stripped(prefix + n)}
+            return {n for n in names if not include_in_stripped(prefix + n, tree.short_version)}
 
         try:
             shutil.copytree(tree.root, copy, symlinks=True, ignore=left_out)
             strip_tree(copy)
             written += [out_dir / f"{stripped_stem}.tar.gz", out_dir / f"{stripped_stem}.tar.zst"]
+            # the copy holds only what include_in_stripped lets through: it is archived whole
             write_archives(
-                copy, "python", written[2], written[3], include_stripped, mtime,
+                copy, "python", written[2], written[3], lambda _: True, mtime,
                 GZIP_LEVEL_SMALLEST,
             )  # fmt: skip
         finally:
