@@ -156,6 +156,12 @@ def _startup_ms(interps: list[Interpreter], args: list[str], runs: int, home: Pa
     return samples
 
 
+def _table_head(say: Callable[..., None], first: str, interps: list[Interpreter]) -> None:
+    """A markdown table's header: the row label, then one column per interpreter."""
+    say(f"| {first} | " + " | ".join(i.label for i in interps) + " |")
+    say("|---" * (len(interps) + 1) + "|")
+
+
 def _geomean(values: list[float]) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
@@ -258,8 +264,7 @@ def main() -> None:
             " to Debian's. The summary rows are geometric means of those ratios."
         )
         say()
-        say("| workload | " + " | ".join(i.label for i in interps) + " |")
-        say("|---" * (len(interps) + 1) + "|")
+        _table_head(say, "workload", interps)
         fastest: dict[str, list[float]] = {i.label: [] for i in interps}
         middle: dict[str, list[float]] = {i.label: [] for i in interps}
         for name in NAMES:
@@ -297,8 +302,7 @@ def main() -> None:
         ):  # fmt: skip
             say(f"## {title}")
             say()
-            say("| workload | " + " | ".join(i.label for i in interps) + " |")
-            say("|---" * (len(interps) + 1) + "|")
+            _table_head(say, "workload", interps)
             ratios: dict[str, list[float]] = {i.label: [] for i in interps}
             for name in NAMES:
                 base = per[("debian", name)][key]
@@ -332,8 +336,7 @@ def _report_startup(
 ) -> None:
     say(f"## Start-up (wall ms over {runs} runs each, interleaved; callgrind counts)")
     say()
-    say("| command | " + " | ".join(i.label for i in interps) + " |")
-    say("|---" * (len(interps) + 1) + "|")
+    _table_head(say, "command", interps)
     for flags in (["-c", "pass"], ["-I", "-S", "-c", "pass"]):
         samples = _startup_ms(interps, flags, runs, home) if runs else None
         if samples is not None:
