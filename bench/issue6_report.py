@@ -6,7 +6,8 @@ Usage:
 
 --build DIR builds what --ours does not name, into DIR (kept, so a second run reuses it):
   noopt:   relocpy build 3.11.2 --toolchain gcc --glibc 2.17 --opt noopt
-  pgo+lto: relocpy build 3.11.2 --toolchain gcc --glibc 2.17 --opt pgo+lto
+  pgo+lto: relocpy build 3.11.2 --toolchain gcc --glibc 2.17 --opt pgo+lto --no-pie
+           (the release flavour, examples/release.toml)
 Each archive is unpacked under a path with a space and non-ASCII letters, and compared with
 /usr/bin/python3.11 (Debian's, 3.11.2 with PGO and LTO) and pyenv's 3.11.7 (shared, no PGO):
 1. speed: bench/workloads.py, every workload in a fresh process per interpreter; each round runs
@@ -105,7 +106,7 @@ def _build(out: Path, opt: str) -> Path:
     if found:
         return found[0]
     result = build(
-        "3.11.2", out, opt=opt, toolchain="gcc", glibc="2.17",
+        "3.11.2", out, opt=opt, toolchain="gcc", glibc="2.17", pie=opt != "pgo+lto",
         build_tag=f"bench{opt.replace('+', '')}", reporter=ConsoleReporter(),
     )  # fmt: skip
     return result.archives.gz
@@ -164,6 +165,29 @@ def _table_head(say: Callable[..., None], first: str, interps: list[Interpreter]
 
 def _geomean(values: list[float]) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def paired_ratios(times: dict[tuple[str, str], list[float]], label: str, name: str) -> list[float]:
+    """One ratio to Debian's per round: the two runs of a round were made back to back, so a
+    slow stretch of the machine weighs on both sides of the ratio."""
+    return [t / b for t, b in zip(times[(label, name)], times[("debian", name)], strict=True)]
+
+
+def paired_summary(
+    times: dict[tuple[str, str], list[float]], label: str, boots: int = 2000, seed: int = 6
+) -> tuple[float, float, float]:
+    """The geometric mean over workloads of each workload's median paired ratio, and its 95%
+    bootstrap interval: rounds drawn with replacement, `boots` times, from a fixed seed."""
+    ratios = [paired_ratios(times, label, name) for name in NAMES]
+    point = _geomean([statistics.median(r) for r in ratios])
+    rounds = len(ratios[0])
+    draw = random.Random(seed)
+    means = []
+    for _ in range(boots):
+        picks = [draw.randrange(rounds) for _ in range(rounds)]
+        means.append(_geomean([statistics.median([r[i] for i in picks]) for r in ratios]))
+    means.sort()
+    return point, means[int(0.025 * boots)], means[int(0.975 * boots) - 1]
 
 
 def _sibling(archive: Path, flavour: str, ext: str) -> Path:
@@ -284,6 +308,18 @@ def main() -> None:
         for title, ratios in (("fastest run", fastest), ("median", middle)):
             means = [f"**{_geomean(ratios[i.label]):.3f}×**" for i in interps]
             say(f"| **geometric mean vs Debian, {title}** | " + " | ".join(means) + " |")
+        paired = [paired_summary(times, i.label) for i in interps]
+        say(
+            "| **geometric mean vs Debian, median of paired ratios [95% interval]** | "
+            + " | ".join(f"**{p:.3f}×** [{lo:.3f}, {hi:.3f}]" for p, lo, hi in paired)
+            + " |"
+        )
+        say()
+        say(
+            "Paired ratios: in each round, a workload's run on an interpreter divided by its run"
+            " on Debian's in the same round (seconds apart); per workload the median over the"
+            " rounds; the interval comes from redrawing the rounds (bootstrap, 2000 draws)."
+        )
         say()
 
     # 2. callgrind: instructions and the simulated cycle estimate

@@ -289,13 +289,14 @@ def test_cli_no_compiler(tmp_path: Path) -> None:
         (["--glibc", "2.5"], "unsupported glibc floor '2.5'"),
         (["--opt", "pgo+lto"], "--opt pgo+lto needs gcc: zig cannot do profile-guided"),
         (["--opt", "lto"], "--opt lto needs gcc"),
+        (["--pgo-training", "extended"], "--pgo-training extended trains a profile-guided"),
     ],
 )
 def test_cli_refuses_impossible_targets(tmp_path: Path, args: list[str], message: str) -> None:
     result = _cli("build", "3.13", "--out", str(tmp_path / "out"), *args)
     assert result.returncode == 2
     assert message in result.stderr and "hint:" in result.stderr
-    assert not list((tmp_path / "out").iterdir())
+    assert not any((tmp_path / "out").glob("*"))
 
 
 def test_cli_output_dir_not_writable(tmp_path: Path) -> None:
@@ -405,6 +406,102 @@ def test_pgo_stages_show_as_steps(tmp_path: Path) -> None:
     run_logged(["sh", "-c", script], tmp_path, log, reporter, "make", {}, PGO_MILESTONES)
     assert reporter.steps == list(PGO_MILESTONES.values())
     assert "[ 1/44] test_array" in log.read_text()
+
+
+_LINK_MAKEFILE = """\
+LINKCC=\tgcc
+PY_CORE_LDFLAGS=
+LINKFORSHARED=\t-Xlinker -export-dynamic
+LIBRARY_OBJS=\tObjects/object.o
+LIBS=\t-lm
+"""
+
+
+@pytest.mark.parametrize(("pie", "elf_type"), [(True, "ET_DYN"), (False, "ET_EXEC")])
+def test_static_python_is_linked_pie_or_not(tmp_path: Path, pie: bool, elf_type: str) -> None:
+    """The rule links what CPython's Makefile names, PIC objects as CPython compiles them;
+    pie=False makes a position-dependent executable that still exports its API."""
+    from elftools.elf.elffile import ELFFile
+
+    from relocpy.build import link_static_python
+    from relocpy.progress import QuietReporter
+
+    source = tmp_path / "src"
+    (source / "Programs").mkdir(parents=True)
+    (source / "Objects").mkdir()
+    (source / "Makefile").write_text(_LINK_MAKEFILE)
+    (tmp_path / "object.c").write_text("int Py_Answer(void) { return 42; }\n")
+    (tmp_path / "python.c").write_text(
+        "int Py_Answer(void);\nint main(void) { return Py_Answer() == 42 ? 0 : 1; }\n"
+    )
+    for name, obj in (("object.c", "Objects/object.o"), ("python.c", "Programs/python.o")):
+        subprocess.run(
+            ["gcc", "-fPIC", "-O2", "-c", str(tmp_path / name), "-o", str(source / obj)],
+            check=True,
+        )
+    log = tmp_path / "log"
+    exe = link_static_python(source, tmp_path, "make", log, QuietReporter(), dict(os.environ), pie)
+    with exe.open("rb") as f:
+        elf = ELFFile(f)
+        assert elf.header["e_type"] == elf_type
+        exported = {
+            sym.name
+            for sym in elf.get_section_by_name(".dynsym").iter_symbols()
+            if sym["st_shndx"] != "SHN_UNDEF"
+        }
+    assert "Py_Answer" in exported  # extension modules resolve the C API from the executable
+    assert subprocess.run([str(exe)]).returncode == 0
+    assert ("-no-pie" in log.read_text()) is not pie
+
+
+_SLOW = "test_socket test_tools test_multiprocessing_fork test_multiprocessing_forkserver"
+_SLOW += " test_multiprocessing_spawn test_concurrent_futures"
+_PROFILE_MAKEFILE = """\
+TESTTIMEOUT=\t1200
+PROFILE_TASK=\t-m test --pgo --timeout=$(TESTTIMEOUT)
+all:
+\t$(MAKE) run_profile_task
+run_profile_task:
+\t@echo 'training:' $(PROFILE_TASK)
+"""
+
+
+@pytest.mark.parametrize(
+    ("opt", "training", "task"),
+    [
+        ("pgo+lto", "pgo", "-m test --pgo --timeout=1200"),
+        ("pgo+lto", "extended", f"-m test --pgo-extended -j3 --timeout=1200 -x {_SLOW}"),
+        ("pgo", "extended", f"-m test --pgo-extended -j3 --timeout=1200 -x {_SLOW}"),
+        ("lto", "pgo", "-m test --pgo --timeout=1200"),
+    ],
+)
+def test_pgo_training_reaches_the_profile_run(
+    tmp_path: Path, opt: str, training: str, task: str
+) -> None:
+    """The training task is given on make's command line, so it reaches the sub-make that
+    runs it (CPython's profile-opt target recurses), with the Makefile's own test timeout."""
+    from relocpy.build import BuildSpec
+    from relocpy.catalog import resolve_cpython
+
+    spec = BuildSpec(resolve_cpython("3.11.2"), opt, jobs=3, pgo_training=training)
+    (tmp_path / "Makefile").write_text(_PROFILE_MAKEFILE)
+    out = subprocess.run(
+        ["make", "-s", *spec.make_variables],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.splitlines() == [f"training: {task}"]
+
+
+def test_an_unknown_pgo_training_is_refused() -> None:
+    from relocpy.build import BuildSpec
+    from relocpy.catalog import resolve_cpython
+
+    spec = BuildSpec(resolve_cpython("3.11.2"), "pgo+lto", pgo_training="everything")
+    with pytest.raises(ValueError, match="unknown PGO training 'everything'; choose one of pgo"):
+        _ = spec.make_variables
 
 
 # The link variables of 3.9/3.10 (setup.py), 3.11 (both) and 3.13 (per module only)

@@ -30,6 +30,7 @@ def test_release_example_is_pgo_lto_for_glibc_217(capsys: pytest.CaptureFixture[
     for row in listed:
         spec = row["spec"]
         assert (spec["opt"], spec["toolchain"], spec["glibc"]) == ("pgo+lto", "gcc", "2.17")
+        assert spec["pie"] is False and row["label"].endswith("no-pie")
 
 
 def test_seed_example_plans_24_specs(capsys: pytest.CaptureFixture[str]) -> None:
@@ -90,6 +91,16 @@ def test_duplicates_collapse_and_defaults_apply() -> None:
     assert specs[0].march == "x86-64-v3" and specs[0].arch == "x86_64_v3"
 
 
+def test_pgo_training_is_an_axis_of_profile_guided_specs() -> None:
+    specs = specs_of(
+        '[matrix]\nversion = ["3.11"]\npgo_training = ["pgo", "extended"]\n'
+        '[defaults]\nopt = "pgo+lto"\ntoolchain = "gcc"\nglibc = "2.17"\n'
+    )
+    assert [s.pgo_training for s in specs] == ["pgo", "extended"]
+    assert specs[1].label.endswith("extended-training") and "training" not in specs[0].label
+    assert specs[1].as_dict()["pgo_training"] == "extended"
+
+
 @pytest.mark.parametrize(
     ("text", "line", "words"),
     [
@@ -104,6 +115,13 @@ def test_duplicates_collapse_and_defaults_apply() -> None:
         ),
         ('[matrix]\nversion = ["3.13"]\n\n[defaults]\nversion = "3.11"\n', 5, "conflicting"),
         ('[matrix]\nversion = ["3.11"]\nfree_threaded = [true]\n', 3, "from CPython 3.13 on"),
+        (
+            '[matrix]\nversion = ["3.13"]\npgo_training = ["extended"]\n',
+            3,
+            "pgo_training extended trains a profile-guided build, and opt noopt is not",
+        ),
+        ('[matrix]\nversion = ["3.13"]\npgo_training = ["all"]\n', 3, "unknown pgo_training"),
+        ('[matrix]\nversion = ["3.13"]\npie = ["no"]\n', 3, "pie is true or false, not 'no'"),
         ('[matrix]\nversion = "@nope"\n', 2, "unknown list '@nope'"),
         (
             '[matrix]\nversion = ["3.13"]\n[[exclude]]\nversion = "3.13"\n',

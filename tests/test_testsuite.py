@@ -104,3 +104,33 @@ def test_subset_runs_in_a_moved_tree(built_archive, tmp_path) -> None:
         "test_sysconfig",
     ):
         assert name in result.ran and name not in result.failed, name
+
+
+@pytest.mark.real
+def test_extended_pgo_training_is_the_whole_suite_less_the_slow(built_archive, tmp_path) -> None:
+    """The extended training's arguments, as the Makefile would run them, on the real tree's
+    regrtest: it takes them, and selects every test but the excluded ones."""
+    import subprocess
+
+    from relocpy.archive import extract_archive
+    from relocpy.recipes.cpython import PGO_EXTENDED_EXCLUDES, profile_task
+    from relocpy.testsuite import unpack_test_suite
+    from relocpy.tree import inspect_tree
+
+    extract_archive(built_archive.archives.gz, tmp_path / "t")
+    tree = inspect_tree(tmp_path / "t" / "python")
+    unpack_test_suite(built_archive.test_suite, tree, tmp_path / "tests")
+    task = profile_task("extended", 2)
+    assert task is not None
+    args = task.replace("$(TESTTIMEOUT)", "1200").split()
+    listed = subprocess.run(
+        [str(tree.executable), *args, "--list-tests"],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LC_ALL": "C.UTF-8"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert len(listed) > 300, listed
+    assert {"test_json", "test_pickle", "test_re", "test_ssl"} <= set(listed)
+    # 3.13 lists the packages it splits as test.test_asyncio.test_futures and so on
+    assert not set(PGO_EXTENDED_EXCLUDES) & {part for name in listed for part in name.split(".")}

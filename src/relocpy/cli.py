@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from relocpy import __version__
 from relocpy.errors import RelocpyError
-from relocpy.recipes.cpython import OPT_LEVELS
+from relocpy.recipes.cpython import OPT_LEVELS, PGO_TRAININGS
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -79,6 +79,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--free-threaded", action="store_true", help="build without the GIL (3.13 and later)"
+    )
+    p.add_argument(
+        "--pgo-training",
+        choices=PGO_TRAININGS,
+        default="pgo",
+        help="what --opt pgo trains on: CPython's 44 --pgo tests (default, about 3 minutes)"
+        " or the whole test suite (extended, as Debian does)",
+    )
+    p.add_argument(
+        "--no-pie",
+        dest="pie",
+        action="store_false",
+        help="link bin/python position-dependent, as Debian does: faster (about 3%% with"
+        " pgo+lto), at the cost of address randomisation for the executable itself",
     )
 
     p = sub.add_parser("matrix", help="plan or build a matrix of interpreters (a TOML file)")
@@ -302,6 +316,8 @@ def _stages(args: argparse.Namespace) -> int:
             march=args.march,
             cflags=tuple(args.cflags.split()),
             free_threaded=args.free_threaded,
+            pgo_training=args.pgo_training,
+            pie=args.pie,
         )
         for path in (result.archives.gz, result.archives.zst, result.archives.metadata, result.log):
             print(path)

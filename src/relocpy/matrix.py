@@ -15,7 +15,7 @@ from pathlib import Path
 
 from relocpy.catalog import SourcePin, load_cpython_pins, resolve_cpython
 from relocpy.errors import RelocpyError
-from relocpy.recipes.cpython import OPT_LEVELS
+from relocpy.recipes.cpython import OPT_LEVELS, PGO_TRAININGS
 
 TOOLCHAINS = ("gcc", "zig")
 READLINES = ("libedit", "readline")
@@ -45,6 +45,8 @@ class MatrixSpec:
     readline: str = "libedit"
     free_threaded: bool = False
     libs: str = "source"
+    pgo_training: str = "pgo"
+    pie: bool = True
 
     @property
     def version_tuple(self) -> tuple[int, ...]:
@@ -66,6 +68,10 @@ class MatrixSpec:
             parts.append(self.readline)
         if self.libs != "source":
             parts.append(f"{self.libs}-libs")
+        if self.pgo_training != "pgo":
+            parts.append(f"{self.pgo_training}-training")
+        if not self.pie:
+            parts.append("no-pie")
         return " ".join(parts)
 
     def as_dict(self) -> dict[str, object]:
@@ -79,6 +85,8 @@ class MatrixSpec:
             "readline": self.readline,
             "free_threaded": self.free_threaded,
             "libs": self.libs,
+            "pgo_training": self.pgo_training,
+            "pie": self.pie,
         }
 
 
@@ -153,6 +161,8 @@ AXES = (
     "readline",
     "free_threaded",
     "libs",
+    "pgo_training",
+    "pie",
 )
 _PLURALS = {"versions": "version", "toolchains": "toolchain", "opts": "opt"}
 
@@ -336,6 +346,8 @@ def _check_value(
         return choose(READLINES)
     if axis == "libs":
         return choose(LIBS)
+    if axis == "pgo_training":
+        return choose(PGO_TRAININGS)
     if axis == "march":
         return choose(MARCH_LEVELS)
     if axis == "glibc":
@@ -344,9 +356,9 @@ def _check_value(
         if not isinstance(value, str) or not _GLIBC.fullmatch(value):
             raise fail(f'glibc floor {value!r} is not a version from 2.17 on (e.g. "2.28")')
         return value
-    if axis == "free_threaded":
+    if axis in ("free_threaded", "pie"):
         if not isinstance(value, bool):
-            raise fail(f"free_threaded is true or false, not {value!r}")
+            raise fail(f"{axis} is true or false, not {value!r}")
         return value
     if axis == "cflags":
         flags = value.split() if isinstance(value, str) else value
@@ -376,6 +388,12 @@ def _conflict(spec: dict[str, object]) -> tuple[str, tuple[str, ...]] | None:
             " use toolchain gcc with glibc 2.17",
             ("opt", "toolchain"),
         )
+    if spec["pgo_training"] != "pgo" and not str(spec["opt"]).startswith("pgo"):
+        return (
+            f"pgo_training {spec['pgo_training']} trains a profile-guided build,"
+            f" and opt {spec['opt']} is not; use opt pgo+lto",
+            ("pgo_training", "opt"),
+        )
     version = tuple(int(p) for p in str(spec["version"]).split("."))
     if spec["free_threaded"] and version[:2] < (3, 13):
         return (
@@ -395,6 +413,8 @@ def _defaults(toolchain: object) -> dict[str, object]:
         "readline": "libedit",
         "free_threaded": False,
         "libs": "source",
+        "pgo_training": "pgo",
+        "pie": True,
     }
 
 

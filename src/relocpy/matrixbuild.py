@@ -160,6 +160,8 @@ def build_planned(
                 march=spec.march,
                 cflags=spec.cflags,
                 free_threaded=spec.free_threaded,
+                pgo_training=spec.pgo_training,
+                pie=spec.pie,
                 log=log,
             )
             extra: dict[str, object] = {"build_seconds": round(result.seconds, 1)}

@@ -38,7 +38,7 @@ from relocpy.package import (
 )
 from relocpy.policy import get_policy
 from relocpy.progress import QuietReporter, Reporter
-from relocpy.recipes.cpython import OPT_LEVELS
+from relocpy.recipes.cpython import OPT_LEVELS, PGO_TRAININGS
 from relocpy.repair import default_policy, recompile, repair_in_place, writable_directory
 from relocpy.sources import LocalFileMirror, Mirror, SourceCache, fetch
 from relocpy.toolchain import HOST_LIBRARY_HEADERS, Toolchain, host_toolchain
@@ -124,6 +124,8 @@ def build(
     free_threaded: bool = False,
     log: Path | None = None,
     stripped: bool = True,
+    pgo_training: str = "pgo",
+    pie: bool = True,
 ) -> BuildResult:
     """Build CPython `request` from its pinned source and write relocatable archives to `out_dir`.
 
@@ -131,6 +133,8 @@ def build(
     targets the host's glibc, and `libs="host"` links the host's -dev libraries and grafts them.
     `march` (x86-64-v2, -v3) and `cflags` apply to CPython and to its libraries; the archive's
     triple names the CPU level. `stripped` also writes the install_only_stripped pair.
+    `pgo_training` ("pgo" or "extended", see recipes.cpython.PGO_TRAININGS) is what a
+    profile-guided build trains on. `pie=False` links a position-dependent executable.
     Nothing appears in `out_dir` unless every step succeeded.
     """
     reporter = reporter or QuietReporter()
@@ -142,6 +146,15 @@ def build(
         raise RelocpyError(
             f"free-threaded builds exist from CPython 3.13 on, not {pin.version}",
             hint="drop --free-threaded or ask for 3.13",
+        )
+    if pgo_training not in PGO_TRAININGS:
+        raise ValueError(
+            f"unknown PGO training {pgo_training!r}; choose one of {', '.join(PGO_TRAININGS)}"
+        )
+    if pgo_training != "pgo" and not opt.startswith("pgo"):
+        raise RelocpyError(
+            f"--pgo-training {pgo_training} trains a profile-guided build, and --opt {opt} is not",
+            hint="add --opt pgo+lto, or drop --pgo-training",
         )
     out_dir = writable_directory(out_dir)
     tag = build_tag or default_build_tag()
@@ -162,6 +175,8 @@ def build(
         march,
         tuple(cflags),
         free_threaded,
+        pgo_training,
+        pie,
     )
     target = f"glibc {tools.glibc}" if tools.glibc else "this host's glibc"
     reporter.step(
@@ -329,6 +344,8 @@ def _build_metadata(
             "march": spec.march,
             "cflags": list(spec.cflags),
             "free_threaded": spec.free_threaded,
+            "pgo_training": spec.pgo_training if spec.opt.startswith("pgo") else None,
+            "pie": spec.pie,
         },
         "bundled_libraries": [
             {
