@@ -423,7 +423,7 @@ def test_static_python_is_linked_pie_or_not(tmp_path: Path, pie: bool, elf_type:
     pie=False makes a position-dependent executable that still exports its API."""
     from elftools.elf.elffile import ELFFile
 
-    from relocpy.build import link_static_python
+    from relocpy.build import MakeRun, link_static_python
     from relocpy.progress import QuietReporter
 
     source = tmp_path / "src"
@@ -440,7 +440,8 @@ def test_static_python_is_linked_pie_or_not(tmp_path: Path, pie: bool, elf_type:
             check=True,
         )
     log = tmp_path / "log"
-    exe = link_static_python(source, tmp_path, "make", log, QuietReporter(), dict(os.environ), pie)
+    run = MakeRun(source, tmp_path, "make", log, QuietReporter(), dict(os.environ))
+    exe = link_static_python(run, pie)
     with exe.open("rb") as f:
         elf = ELFFile(f)
         assert elf.header["e_type"] == elf_type
@@ -557,7 +558,7 @@ def test_ssl_and_hashlib_become_one_module(
 ) -> None:
     """Each module would link its own static OpenSSL: they are linked into one file, which
     `_hashlib` names through a symlink, so the static library is in the tree once."""
-    from relocpy.build import share_openssl
+    from relocpy.build import MakeRun, share_openssl
     from relocpy.elf import undefined_symbols
     from relocpy.progress import QuietReporter
 
@@ -569,7 +570,7 @@ def test_ssl_and_hashlib_become_one_module(
     reporter = QuietReporter()
     log = tmp_path / "build.log"
     log.write_text("")
-    assert share_openssl(source, tmp_path, "make", log, reporter, _PATH_ONLY, prefix)
+    assert share_openssl(MakeRun(source, tmp_path, "make", log, reporter, _PATH_ONLY), prefix)
     assert hashlib_so.is_symlink() and os.readlink(hashlib_so) == ssl.name
     assert ssl.stat().st_mode & 0o777 == 0o750
     with ssl.open("rb") as f:
@@ -582,13 +583,13 @@ def test_ssl_and_hashlib_become_one_module(
     assert "fake_digest" not in undefined_symbols(ssl)
     assert "linking ssl and hashlib into one module (one OpenSSL)" in reporter.steps
     # done once: a second call leaves the tree as it is
-    assert not share_openssl(source, tmp_path, "make", log, reporter, _PATH_ONLY, prefix)
+    assert not share_openssl(MakeRun(source, tmp_path, "make", log, reporter, _PATH_ONLY), prefix)
 
 
 def test_a_joined_module_missing_openssl_fails_the_build(tmp_path: Path) -> None:
     """A shared object may link with undefined symbols, so a link that lost the OpenSSL flags
     succeeds; the build compares what the joined module needs with what the two needed."""
-    from relocpy.build import share_openssl
+    from relocpy.build import MakeRun, share_openssl
     from relocpy.errors import BuildFailedError
     from relocpy.progress import QuietReporter
 
@@ -597,13 +598,13 @@ def test_a_joined_module_missing_openssl_fails_the_build(tmp_path: Path) -> None
     log = tmp_path / "build.log"
     log.write_text("")
     with pytest.raises(BuildFailedError, match=r"1 symbols undefined .*: fake_digest"):
-        share_openssl(source, tmp_path, "make", log, QuietReporter(), _PATH_ONLY, prefix)
+        share_openssl(MakeRun(source, tmp_path, "make", log, QuietReporter(), _PATH_ONLY), prefix)
     hashlib_so = dynload / "_hashlib.cpython-311-x86_64-linux-gnu.so"
     assert not hashlib_so.is_symlink()
 
 
 def test_ssl_and_hashlib_stay_apart_without_both_objects(tmp_path: Path) -> None:
-    from relocpy.build import openssl_module_objects, share_openssl
+    from relocpy.build import MakeRun, openssl_module_objects, share_openssl
     from relocpy.progress import QuietReporter
 
     source, prefix = tmp_path / "src", tmp_path / "prefix"
@@ -612,6 +613,7 @@ def test_ssl_and_hashlib_stay_apart_without_both_objects(tmp_path: Path) -> None
     assert openssl_module_objects(source) is None
     log = tmp_path / "build.log"
     log.write_text("")
-    assert not share_openssl(source, tmp_path, "make", log, QuietReporter(), _PATH_ONLY, prefix)
+    run = MakeRun(source, tmp_path, "make", log, QuietReporter(), _PATH_ONLY)
+    assert not share_openssl(run, prefix)
     assert not (dynload / "_hashlib.cpython-311-x86_64-linux-gnu.so").is_symlink()
     assert "stay apart" in log.read_text()

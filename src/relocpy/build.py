@@ -177,9 +177,8 @@ def build_cpython(
         PGO_MILESTONES,
     )
     reporter.step("linking python with libpython inside")
-    static_python = link_static_python(
-        source, workdir, toolchain.make, log, reporter, env, spec.pie
-    )
+    run = MakeRun(source, workdir, toolchain.make, log, reporter, env)
+    static_python = link_static_python(run, spec.pie)
     reporter.step("make install")
     run_logged(
         [toolchain.make, "install", f"DESTDIR={stage}"], source, log, reporter, "make install", env
@@ -187,7 +186,7 @@ def build_cpython(
     staged = StagedBuild(spec, source, stage, log, time.monotonic() - start)
     install_static_python(static_python, staged.prefix_dir, spec.pin.version_tuple)
     if deps is not None:
-        share_openssl(source, workdir, toolchain.make, log, reporter, env, staged.prefix_dir)
+        share_openssl(run, staged.prefix_dir)
         install_tcltk_scripts(deps, staged.prefix_dir)
         install_included_headers(deps, staged.prefix_dir)
     return staged
@@ -204,60 +203,49 @@ relocpy-static-python: Programs/python.o $(LIBRARY_OBJS)
 """
 
 
-def link_static_python(
-    source: Path,
-    workdir: Path,
-    make: str,
-    log: Path,
-    reporter: Reporter,
-    env: dict[str, str],
-    pie: bool = True,
-) -> Path:
+@dataclass(frozen=True)
+class MakeRun:
+    """How to run make in a configured CPython tree: the tree, a directory for our rule files,
+    the make program, the build's log, its reporter and its environment."""
+
+    source: Path
+    workdir: Path
+    make: str
+    log: Path
+    reporter: Reporter
+    env: dict[str, str]
+
+    def rule(
+        self, rule_text: str, target: str, label: str, variables: tuple[str, ...] = ()
+    ) -> Path:
+        """Make `target` of a rule of ours read after CPython's own Makefile, so the rule has
+        the build's variables and objects; returns the file it made (in the source tree)."""
+        rule = self.workdir / f"{target}.mk"
+        rule.write_text(rule_text)
+        run_logged(
+            [self.make, "-f", "Makefile", "-f", str(rule), *variables, target],
+            self.source,
+            self.log,
+            self.reporter,
+            label,
+            self.env,
+        )
+        return self.source / target
+
+
+def link_static_python(run: MakeRun, pie: bool = True) -> Path:
     """Link `python` once more, with libpython's objects inside it; returns the executable.
 
     libpython3.X.so stays in the tree for programs that embed Python; extension modules do not
     link it (since 3.8), they resolve the C API from the executable (-export-dynamic).
     `pie=False` links a position-dependent executable (-no-pie), as Debian links its python3.
     """
-    return make_with_rule(
+    return run.rule(
         _STATIC_PYTHON_RULE,
         "relocpy-static-python",
-        source,
-        workdir,
-        make,
-        log,
-        reporter,
         "link static python",
-        env,
         () if pie else ("RELOCPY_EXECUTABLE_LDFLAGS=-no-pie",),
     )
-
-
-def make_with_rule(
-    rule_text: str,
-    target: str,
-    source: Path,
-    workdir: Path,
-    make: str,
-    log: Path,
-    reporter: Reporter,
-    label: str,
-    env: dict[str, str],
-    variables: tuple[str, ...] = (),
-) -> Path:
-    """Make `target` of a rule of ours read after CPython's own Makefile, so the rule has the
-    build's variables and objects; returns the file it made (in the source tree)."""
-    rule = workdir / f"{target}.mk"
-    rule.write_text(rule_text)
-    run_logged(
-        [make, "-f", "Makefile", "-f", str(rule), *variables, target],
-        source,
-        log,
-        reporter,
-        label,
-        env,
-    )
-    return source / target
 
 
 def install_static_python(executable: Path, prefix: Path, version: tuple[int, ...]) -> None:
@@ -306,15 +294,7 @@ def openssl_module_objects(source: Path) -> list[Path] | None:
     return objects
 
 
-def share_openssl(
-    source: Path,
-    workdir: Path,
-    make: str,
-    log: Path,
-    reporter: Reporter,
-    env: dict[str, str],
-    prefix: Path,
-) -> bool:
+def share_openssl(run: MakeRun, prefix: Path) -> bool:
     """Make `_hashlib` the same file as `_ssl`: one shared object that defines both modules
     (PyInit__ssl and PyInit__hashlib), with `_hashlib.*.so` a symlink to it. The dynamic
     loader maps a file once however it is named, so importing both loads OpenSSL once.
@@ -328,22 +308,18 @@ def share_openssl(
         return False
     ssl = sorted(dynload.glob("_ssl.*so"))
     hashlib = sorted(dynload.glob("_hashlib.*so"))
-    objects = openssl_module_objects(source)
+    objects = openssl_module_objects(run.source)
     if len(ssl) != 1 or len(hashlib) != 1 or hashlib[0].is_symlink() or objects is None:
-        append_log(log, f"ssl and hashlib stay apart: modules {ssl + hashlib}, objects {objects}")
+        append_log(
+            run.log, f"ssl and hashlib stay apart: modules {ssl + hashlib}, objects {objects}"
+        )
         return False
-    reporter.step("linking ssl and hashlib into one module (one OpenSSL)")
-    relative = " ".join(str(o.relative_to(source)) for o in objects)
-    combined = make_with_rule(
+    run.reporter.step("linking ssl and hashlib into one module (one OpenSSL)")
+    relative = " ".join(str(o.relative_to(run.source)) for o in objects)
+    combined = run.rule(
         _OPENSSL_MODULES_RULE,
         "relocpy-openssl-modules",
-        source,
-        workdir,
-        make,
-        log,
-        reporter,
         "link ssl and hashlib",
-        env,
         (f"RELOCPY_OBJECTS={relative}",),
     )
     # A module may leave undefined what the interpreter provides, so the linker cannot catch a
@@ -354,7 +330,7 @@ def share_openssl(
         raise BuildFailedError(
             f"the joined ssl and hashlib module leaves {len(unresolved)} symbols undefined that"
             f" the separate modules had linked in: {', '.join(unresolved[:5])}",
-            hint=f"the OpenSSL link flags did not reach the link; its command is in {log}",
+            hint=f"the OpenSSL link flags did not reach the link; its command is in {run.log}",
         )
     replace_keeping_mode(combined, ssl[0])
     hashlib[0].unlink()
