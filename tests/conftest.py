@@ -12,11 +12,23 @@ import pytest
 PYENV_VERSIONS = {"3.8": "3.8.18", "3.10": "3.10.13", "3.12": "3.12.1", "3.13": "3.13.0"}
 
 
+# Set by .ci/run: the output of `scripts/build` in a fresh Debian root (its `dist/`, and the
+# `cache/` with the libraries and sources it built and fetched). The session uses that build
+# instead of making its own, and starts its library and source caches from it.
+FRESH_BUILD = os.environ.get("RELOCPY_TEST_FRESH_BUILD")
+
+
 @pytest.fixture(scope="session")
 def session_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One RELOCPY_HOME for the session so the source cache is shared between tests."""
     home = tmp_path_factory.mktemp("relocpy-home")
     os.environ["RELOCPY_HOME"] = str(home)
+    if FRESH_BUILD:
+        for kind in ("libs", "sources"):
+            seed = Path(FRESH_BUILD) / "cache" / kind
+            if seed.is_dir():
+                (home / "cache").mkdir(exist_ok=True)
+                subprocess.run(["cp", "-al", str(seed), str(home / "cache" / kind)], check=True)
     return home
 
 
@@ -59,28 +71,51 @@ def pyenv_prefix():
 
 @pytest.fixture(scope="session")
 def built_archive(tmp_path_factory: pytest.TempPathFactory, session_home: Path):
-    """A real CPython 3.13 built from its pinned source (noopt), once per session."""
-    from relocpy.pipeline import build
+    """A real CPython 3.13 built from its pinned source (noopt), once per session: in CI, the
+    one `scripts/build` made in a fresh root (the same defaults, and tag 20260101)."""
+    from relocpy.pipeline import build, read_build_output
 
     out = tmp_path_factory.mktemp("dist")
+    if FRESH_BUILD:
+        for path in (Path(FRESH_BUILD) / "dist").iterdir():
+            os.link(path, out / path.name)
+        return read_build_output(out)
     return build("3.13", out, opt="noopt", build_tag="20260101")
 
 
 @pytest.fixture(scope="session")
-def mirror_of_three(tmp_path_factory: pytest.TempPathFactory, built_archive):
+def installed_from_nothing(session_home: Path):
+    """`relocpy install 3.11` with nothing configured and an empty binary cache: the chain
+    falls through to a build from source (zig, glibc 2.17, noopt), stores it in the binary
+    cache and installs it. Returns (Installed, Plan)."""
+    from relocpy.provide import provide
+
+    assert not os.environ.get("RELOCPY_MIRROR")
+    return provide("3.11", links=False)
+
+
+@pytest.fixture(scope="session")
+def mirror_of_three(
+    tmp_path_factory: pytest.TempPathFactory, built_archive, installed_from_nothing
+):
     """A mirror with real builds of 3.9, 3.11 and 3.13 (for tox/nox/virtualenv/uv), all
-    self-contained zig builds for glibc 2.17 like the session's 3.13."""
+    self-contained zig builds for glibc 2.17 like the session's 3.13 (3.11 is the one the
+    install-from-nothing test built into the binary cache)."""
     from relocpy.mirror import write_index
     from relocpy.pipeline import build
+    from relocpy.provide import binary_cache_dir
 
     out = tmp_path_factory.mktemp("dist-more")
     # (no stripped pair: these serve tox, nox and uv, and CI time is counted)
-    results = [
-        build(v, out, opt="noopt", build_tag="20260101", stripped=False) for v in ("3.9", "3.11")
-    ]
+    result = build("3.9", out, opt="noopt", build_tag="20260101", stripped=False)
     mirror = tmp_path_factory.mktemp("mirror")
-    for result in [*results, built_archive]:
-        for path in (result.archives.gz, result.archives.zst, result.archives.metadata):
+    for path in (result.archives.gz, result.archives.zst, result.archives.metadata):
+        os.link(path, mirror / path.name)
+    for path in (built_archive.archives.gz, built_archive.archives.zst):
+        os.link(path, mirror / path.name)
+    os.link(built_archive.archives.metadata, mirror / built_archive.archives.metadata.name)
+    for path in binary_cache_dir().glob("cpython-3.11.*-install_only.*"):
+        if path.name.endswith((".tar.gz", ".tar.zst", ".json")):
             os.link(path, mirror / path.name)
     write_index(mirror)
     return mirror

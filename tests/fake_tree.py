@@ -45,3 +45,24 @@ def make_fake_archives(
     gz, zst = directory / f"{stem}.tar.gz", directory / f"{stem}.tar.zst"
     write_archives(root, "python", gz, zst, lambda rel: True)
     return gz, zst
+
+
+def write_unchecked_index(directory: Path) -> None:
+    """An `index.json` for every archive in `directory`, written as a careless or hostile mirror
+    would: from the file names alone, without opening anything (`relocpy mirror index` refuses
+    archives that do not hold what their names say)."""
+    import json
+    from dataclasses import asdict
+
+    from relocpy.checksums import sha256_file
+    from relocpy.mirror import INDEX_FORMAT, _entry_from_fields, parse_archive_name
+
+    archives = []
+    for path in sorted(directory.iterdir()):
+        fields = parse_archive_name(path.name)
+        if fields is not None:
+            entry = _entry_from_fields(path.name, fields, sha256_file(path))
+            archives.append({**asdict(entry), "size": path.stat().st_size, "glibc_floor": None})
+    (directory / "index.json").write_text(
+        json.dumps({"format": INDEX_FORMAT, "archives": archives})
+    )

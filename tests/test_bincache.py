@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from fake_tree import make_fake_archives
 from mirror_server import MirrorServer
 from relocpy.bincache import (
     BinaryCacheError,
@@ -55,8 +56,8 @@ def test_spec_hash_covers_every_input() -> None:
 
 def fake_build(tmp: Path) -> list[Path]:
     tmp.mkdir(parents=True, exist_ok=True)
-    archive = tmp / NAME
-    archive.write_bytes(b"not really a tarball, but bytes with a hash")
+    gz, _ = make_fake_archives(tmp, "3.13.15", "0123456789abcdef")
+    archive = gz.rename(tmp / NAME)
     meta = tmp / NAME.replace(".tar.gz", ".json")
     meta.write_text(json.dumps({"glibc_floor": "2.17"}))
     return [archive, meta]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fake_tree import make_fake_archives
+from fake_tree import make_fake_archives, write_unchecked_index
 from mirror_server import MirrorServer
 from relocpy import home
 from relocpy.archive import BadArchiveError
@@ -25,6 +26,7 @@ from relocpy.install import (
     installed,
     parse_request,
     select,
+    store_changes,
     uninstall,
 )
 from relocpy.mirror import MirrorEntry, MirrorError, scan_directory, write_index
@@ -84,7 +86,7 @@ def test_select_newest_matching_runnable_build() -> None:
     assert select("3", entries, HERE).version == "3.13.15"
     assert select("cpython@3.11", entries, HERE).version == "3.11.2"
     assert select("3.13t", entries, HERE).variant == "freethreaded"
-    with pytest.raises(UnknownVersionError, match=re.escape("available: 3.11.2, 3.13.15, 3.13.5")):
+    with pytest.raises(UnknownVersionError, match=re.escape("available: 3.11.2, 3.13.5, 3.13.15")):
         select("3.12", entries, HERE)
     with pytest.raises(UnknownVersionError, match="none for this machine"):
         select("3.13.16", entries, HERE)
@@ -192,7 +194,7 @@ def _write_hostile_mirror(mirror: Path, member: tarfile.TarInfo) -> None:
     name = "cpython-3.99.0+20260101-x86_64-unknown-linux-gnu-install_only.tar.gz"
     with tarfile.open(mirror / name, "w:gz") as tar:
         tar.addfile(member)
-    write_index(mirror)
+    write_unchecked_index(mirror)  # a hostile mirror lists what it likes
 
 
 def _member(kind: str) -> tarfile.TarInfo:
@@ -242,7 +244,7 @@ def test_truncated_archive_installs_nothing(relocpy_home: Path, tmp_path: Path) 
     mirror.mkdir()
     _, zst = make_fake_archives(mirror, files=200)
     zst.write_bytes(zst.read_bytes()[:-2000])
-    write_index(mirror)  # the index matches the damaged file: only extraction can tell
+    write_unchecked_index(mirror)  # the index matches the damaged file: only extraction can tell
     with pytest.raises(BadArchiveError, match="corrupt or truncated"):
         install("3.99", str(mirror))
     _assert_nothing_installed()
@@ -274,8 +276,12 @@ def test_unknown_version_and_unreachable_mirror(relocpy_home: Path, fake_mirror:
         install("3.12", str(fake_mirror))
     with pytest.raises(MirrorError, match="cannot reach mirror"):
         install("3.99", "http://127.0.0.1:9")
-    result = _cli("install", "3.12", "--mirror", str(fake_mirror), home_dir=relocpy_home)
-    assert result.returncode == 2 and "available: 3.99.0, 3.99.1" in result.stderr
+    result = _cli(
+        "install", "3.12", "--no-build", "--mirror", str(fake_mirror), home_dir=relocpy_home
+    )
+    assert result.returncode == 2, result.stderr
+    assert "no mirror and no cached build has '3.12'" in result.stderr
+    assert "it has 3.99.0, 3.99.1" in result.stderr and "Traceback" not in result.stderr
     _assert_nothing_installed()
 
 
@@ -310,7 +316,7 @@ def test_real_interpreter_from_an_http_mirror(built_archive, tmp_path: Path) -> 
         assert run.returncode == 0, run.stderr
         assert Path(run.stdout.strip()) == executable.parent.parent
         listed = json.loads(
-            _cli("list", "--json", "--mirror", server.url, home_dir=home_dir).stdout
+            _cli("list", "--json", "--available", "--mirror", server.url, home_dir=home_dir).stdout
         )
         assert len(listed["installed"]) == 1 and len(listed["available"]) == 2
     link = home_dir / "bin" / "python3.13"
@@ -332,7 +338,7 @@ def test_scan_reads_glibc_floor_from_metadata(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("with_cp", [True, False])
-def test_link_tree_shares_inodes(
+def test_link_tree_hard_links_or_copies(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_cp: bool
 ) -> None:
     import relocpy.install as inst
@@ -343,7 +349,76 @@ def test_link_tree_shares_inodes(
     (source / "bin").mkdir(parents=True)
     (source / "bin" / "python3.99").write_text("x")
     (source / "bin" / "python").symlink_to("python3.99")
-    inst._link_tree(source, tmp_path / "dst")
+    mode = inst._link_tree(source, tmp_path / "dst")
     copy = tmp_path / "dst" / "bin"
-    assert (copy / "python3.99").stat().st_ino == (source / "bin" / "python3.99").stat().st_ino
+    shared = (copy / "python3.99").stat().st_ino == (source / "bin" / "python3.99").stat().st_ino
+    # this machine's ext4 cannot clone files: cp hard-links; without cp, files are copied
+    assert (mode, shared) == (("hardlink", True) if with_cp else ("copy", False))
     assert os.readlink(copy / "python") == "python3.99"
+
+
+# ---- bad input and silent failures (issue 19) ------------------------------------------------
+
+
+def test_a_foreign_launcher_or_a_bin_dir_that_is_a_file_is_said(
+    relocpy_home: Path, fake_mirror: Path, tmp_path: Path
+) -> None:
+    bin_dir = relocpy_home / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python3.99").write_text("mine")
+    result = _cli("install", "3.99", "--mirror", str(fake_mirror), home_dir=relocpy_home)
+    assert result.returncode == 0, result.stderr
+    assert f"warning: no launcher {bin_dir / 'python3.99'}: a file relocpy did not make" in (
+        result.stderr
+    )
+    assert "RELOCPY_BIN_DIR" in result.stderr and (bin_dir / "python3.99").read_text() == "mine"
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = subprocess.run(
+        [*RELOCPY, "install", "3.99.0", "--mirror", str(fake_mirror)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RELOCPY_HOME": str(relocpy_home), "RELOCPY_BIN_DIR": str(blocker)},
+    )
+    assert result.returncode == 0 and "set RELOCPY_BIN_DIR to a directory" in result.stderr
+
+
+def test_relocpy_home_that_is_a_file_is_an_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "home-file"
+    blocker.write_text("")
+    for args in (["list"], ["install", "3.13"], ["cache"], ["versions"]):
+        result = _cli(*args, home_dir=blocker)
+        assert result.returncode == 2, (args, result.stderr)
+        assert f"RELOCPY_HOME={blocker} is not a directory" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_list_with_an_unreadable_data_directory_is_an_error(relocpy_home: Path) -> None:
+    (relocpy_home / "data").mkdir(parents=True)
+    (relocpy_home / "data" / "pythons").write_text("not a directory")
+    result = _cli("list", home_dir=relocpy_home)
+    assert result.returncode == 2 and "cannot read the installed interpreters" in result.stderr
+
+
+def test_an_edit_through_one_install_does_not_outlive_it(
+    relocpy_home: Path, fake_mirror: Path
+) -> None:
+    """Installs are hard links into the unpacked store: an in-place edit through one reaches
+    the store, so the store is checked before each install and after each uninstall."""
+    done = install("3.99.1", str(fake_mirror), links=False)
+    store = relocpy_home / "cache" / "unpacked" / done.sha256
+    original = (store / "python" / "bin" / "python3.99").read_text()
+    with (done.root / "bin" / "python3.99").open("a") as handle:  # in place, same inode
+        handle.write("echo edited\n")
+    assert store_changes(store) == ["bin/python3.99"]
+    uninstall("3.99.1")
+    assert not store.exists()  # the tampered store went with the install
+    again = install("3.99.1", str(fake_mirror), links=False)
+    assert (again.root / "bin" / "python3.99").read_text() == original
+    # an edit the store notices before the next install: unpacked afresh, the edit not seen
+    (again.root / "bin" / "python3.99").write_text("#!/bin/sh\necho tampered\n")  # new inode
+    with (store / "python" / "lib" / "python3.99" / "module_x.py").open("w") as handle:
+        handle.write("added behind relocpy's back")
+    shutil.rmtree(again.root)  # a second install key would be needed otherwise
+    third = install("3.99.1", str(fake_mirror), links=False)
+    assert not (third.root / "lib" / "python3.99" / "module_x.py").exists()

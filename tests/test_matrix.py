@@ -159,3 +159,17 @@ def test_cli_reports_a_malformed_file(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_load_matrix_reads_examples() -> None:
     for path in (ROOT / "examples").glob("matrix-*.toml"):
         assert load_matrix(path), path
+
+
+def test_a_huge_matrix_is_refused_at_once_with_its_count() -> None:
+    flags = ", ".join(f'["-DX{i}"]' for i in range(100))
+    levels = '["x86-64", "x86-64-v2", "x86-64-v3", "x86-64-v4"]'
+    text = (
+        '[matrix]\nversion = ["3.9", "3.11", "3.13"]\nopt = ["noopt", "lto", "pgo", "pgo+lto"]\n'
+        f'toolchain = ["gcc"]\ncflags = [{flags}]\nmarch = {levels}\n'
+        'readline = ["libedit", "readline"]\nglibc = ["2.17", "2.28", "2.34"]\n'
+    )
+    with pytest.raises(MatrixError, match="has 28,800 combinations") as caught:
+        specs_of(text)
+    assert "3 version × 4 opt × 100 cflags × 4 march × 2 readline × 3 glibc" in str(caught.value)
+    assert "split it into several files" in (caught.value.hint or "")

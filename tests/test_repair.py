@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,20 @@ def test_repair_into_its_own_source_is_refused(pyenv_prefix) -> None:
     src = pyenv_prefix("3.12")
     with pytest.raises(OutputDirError, match="inside the source prefix"):
         repair(src, src / "nested")
+
+
+@pytest.mark.real
+def test_a_policy_the_prefix_cannot_meet_fails_and_writes_nothing(
+    pyenv_prefix, tmp_path: Path
+) -> None:
+    """pyenv's 3.12 was linked here against glibc 2.36: grafting cannot make it manylinux2014."""
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "relocpy", "repair", str(pyenv_prefix("3.12")), "--out", str(out),
+         "--policy", "manylinux_2_17"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "files need GLIBC 2." in result.stderr and "newer than manylinux_2_17" in result.stderr
+    assert "relocpy build --glibc 2.17" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists() and not list(tmp_path.glob(".out.partial-*"))

@@ -148,6 +148,29 @@ def parse_showsrc_versions(text: str, package: str) -> list[str]:
     return versions
 
 
+@dataclass(frozen=True)
+class OrigFile:
+    url: str
+    name: str
+    size: int
+    sha256: str
+
+
+_PRINT_URI = re.compile(
+    r"^'(?P<url>[^']+)' (?P<name>\S+) (?P<size>\d+) SHA256:(?P<sha>[0-9a-f]{64})$"
+)
+
+
+def parse_print_uris(text: str) -> list[OrigFile]:
+    """The files `apt-get source --print-uris` lists."""
+    found = []
+    for line in text.splitlines():
+        match = _PRINT_URI.match(line.strip())
+        if match:
+            found.append(OrigFile(match["url"], match["name"], int(match["size"]), match["sha"]))
+    return found
+
+
 class AptSourceArchive:
     """`apt-get source --download-only` under a private configuration rooted at `state_dir`."""
 
@@ -220,6 +243,19 @@ class AptSourceArchive:
             check=False,
         )
         return parse_showsrc_versions(result.stdout, package)
+
+    def orig_files(self, package: str, debian_version: str) -> list[OrigFile]:
+        """The `.orig` tarball(s) the source package lists: URL, name, size and sha256 (from
+        its `.dsc`, without downloading anything)."""
+        result = subprocess.run(
+            ["apt-get", *self._options(), "source", "--print-uris", f"{package}={debian_version}"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=self.state_dir,
+            env={"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+        )
+        return [f for f in parse_print_uris(result.stdout) if ".orig.tar." in f.name]
 
     def download_orig(
         self, package: str, version: str, dest: Path, log: Path | None = None

@@ -7,7 +7,6 @@ its files. Local directories are read and written; http(s):// and file:// mirror
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
@@ -28,7 +27,13 @@ from relocpy.checksums import sha256_file
 from relocpy.deps import libraries_for, library_cflags, library_keys, spec_cflags
 from relocpy.errors import RelocpyError
 from relocpy.matrix import MatrixSpec
-from relocpy.mirror import Mirror, MirrorError, MirrorFileMissing, write_index
+from relocpy.mirror import (
+    Mirror,
+    MirrorError,
+    MirrorFileMissing,
+    parse_archive_name,
+    write_index,
+)
 from relocpy.progress import Reporter
 
 SPECS_DIR = "specs"
@@ -275,8 +280,9 @@ class LocalBinaryCache:
     def reindex(self) -> None:
         """Rewrite the mirror index over every archive in the directory."""
         lock = FileLock(str(self.root / SPECS_DIR / ".index.lock"))
-        with lock, contextlib.suppress(MirrorError):  # MirrorError: no archives yet
-            write_index(self.root)
+        with lock:
+            if any(parse_archive_name(p.name) for p in self.root.iterdir()):
+                write_index(self.root)
 
     def substitute(self, source: BinaryCache, entry: CacheEntry, reporter: Reporter) -> CacheEntry:
         """Copy a spec's files from another cache (a mirror) into this one, hashes checked."""

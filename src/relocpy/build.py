@@ -195,7 +195,8 @@ def build_cpython(
 # The rule CPython uses for its own executable, with the library objects in place of
 # -lpython: a copy of the executable (a venv made with --copies) then runs without finding
 # libpython, and calls into the interpreter skip the PLT, as in Debian's own python3.
-# RELOCPY_EXECUTABLE_LDFLAGS is -no-pie for a position-dependent executable (see BuildSpec.pie).
+# RELOCPY_EXECUTABLE_LDFLAGS is -pie, or -no-pie for a position-dependent executable (see
+# BuildSpec.pie): zig links executables position-dependent unless told, Debian's gcc PIE.
 _STATIC_PYTHON_RULE = """
 relocpy-static-python: Programs/python.o $(LIBRARY_OBJS)
 \t$(LINKCC) $(PY_CORE_LDFLAGS) $(RELOCPY_EXECUTABLE_LDFLAGS) $(LINKFORSHARED) -o $@ \\
@@ -244,7 +245,7 @@ def link_static_python(run: MakeRun, pie: bool = True) -> Path:
         _STATIC_PYTHON_RULE,
         "relocpy-static-python",
         "link static python",
-        () if pie else ("RELOCPY_EXECUTABLE_LDFLAGS=-no-pie",),
+        (f"RELOCPY_EXECUTABLE_LDFLAGS={'-pie' if pie else '-no-pie'}",),
     )
 
 

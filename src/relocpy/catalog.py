@@ -5,6 +5,7 @@ Resolves a request ("3.13", "3.13.5") to one `SourcePin`; unknown requests list 
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -28,53 +29,58 @@ class SourcePin:
     debian_version: str | None = None
     # "source": the `.orig` tarball of a source package; "deb": an arch-all/-dev binary package.
     debian_kind: str = "source"
+    prerelease: bool = False  # an alpha, beta or release candidate (3.15.0a2)
 
     @property
     def version_tuple(self) -> tuple[int, ...]:
-        return tuple(int(part) for part in self.version.split("."))
-
-
-def _version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in version.split("."))
+        """The numeric release (3, 15, 0) of `3.15.0a2`."""
+        return tuple(int(re.match(r"\d+", part)[0]) for part in self.version.split("."))  # type: ignore[index]
 
 
 def load_cpython_pins(text: str | None = None) -> list[SourcePin]:
     """Parse the catalog (the packaged one unless `text` is given), oldest release first."""
     if text is None:
         text = resources.files("relocpy").joinpath("catalog.toml").read_text(encoding="utf-8")
+    from relocpy.selection import version_key
+
     data = tomllib.loads(text)
     pins = []
     for entry in data.get("cpython", []):
         version = entry["version"]
-        filename = entry["filename"]
+        filename = entry.get("filename", f"Python-{version}.tar.xz")
+        numeric = re.match(r"\d+\.\d+\.\d+", version)[0]  # type: ignore[index]
         pins.append(
             SourcePin(
                 name="cpython",
                 version=version,
                 filename=filename,
                 sha256=entry["sha256"].lower(),
-                urls=(f"{PYTHON_ORG_FTP}/{version}/{filename}",),
+                urls=(f"{PYTHON_ORG_FTP}/{numeric}/{filename}",),
                 debian_package=entry.get("debian_package"),
+                prerelease=bool(re.search(r"(a|b|rc)\d+$", version)),
             )
         )
-    return sorted(pins, key=lambda pin: pin.version_tuple)
+    return sorted(pins, key=lambda pin: version_key(pin.version))
 
 
 def resolve_cpython(request: str, pins: list[SourcePin] | None = None) -> SourcePin:
-    """The newest pinned release matching `request` ("3", "3.13", "3.13.5", "cpython@3.13")."""
+    """The newest pinned release matching `request` ("3", "3.13", "3.13.5", "cpython@3.13",
+    "3.15.0a2"); a request without a pre-release suffix matches final releases only."""
+    from relocpy.selection import matches, parse_request, version_key
+
     pins = load_cpython_pins() if pins is None else pins
-    wanted = request.strip().removeprefix("cpython@").removeprefix("cpython-")
     try:
-        wanted_key = _version_key(wanted)
-    except ValueError:
-        wanted_key = ()
-    matches = [
-        pin for pin in pins if wanted_key and pin.version_tuple[: len(wanted_key)] == wanted_key
-    ]
-    if not matches:
-        known = ", ".join(pin.version for pin in pins)
+        wanted = parse_request(request.strip().removeprefix("cpython-"))
+    except UnknownVersionError:
+        wanted = None
+    found = [] if wanted is None else [p for p in pins if matches(p.version, "default", wanted)]
+    if not found:
+        finals = [p.version for p in pins if not p.prerelease]
+        known = ", ".join(finals[-12:]) + (
+            f" (and {len(finals) - 12} older)" if len(finals) > 12 else ""
+        )
         raise UnknownVersionError(
             f"unknown CPython version {request!r}; known versions: {known}",
             hint="run `relocpy versions` to list them",
         )
-    return max(matches, key=lambda pin: pin.version_tuple)
+    return max(found, key=lambda pin: version_key(pin.version))

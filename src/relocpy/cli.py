@@ -24,14 +24,28 @@ if TYPE_CHECKING:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="relocpy", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="relocpy",
+        description="Relocatable CPython for Linux: build an interpreter from its pinned source,"
+        " make any installed prefix relocatable, verify it after a move, and install"
+        " interpreters on demand.",
+        epilog="`relocpy COMMAND --help` describes each command.",
+    )
     parser.add_argument("--version", action="version", version=f"relocpy {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sub.add_parser("versions", help="list the CPython releases relocpy knows, and what is cached")
+    p = sub.add_parser(
+        "versions",
+        help="the CPython releases relocpy pins: which mirror serves each here, what is cached,"
+        " built and installed",
+    )
+    p.add_argument(
+        "--offline", action="store_true", help="do not ask python.org or Debian what they serve"
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("fetch", help="download (or seed from --file) and verify a source tarball")
-    p.add_argument("version")
+    p.add_argument("version", help="3.13 or 3.13.5 (with --file, the file's name decides)")
     p.add_argument(
         "--file", type=Path, help="a local copy of the release tarball to verify and cache"
     )
@@ -41,8 +55,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", type=Path, default=Path("dist"), help="output directory (default: dist)"
     )
-    p.add_argument("--opt", choices=OPT_LEVELS, default="noopt")
-    p.add_argument("-j", "--jobs", type=int, default=None)
+    p.add_argument(
+        "--opt",
+        choices=OPT_LEVELS,
+        default="noopt",
+        help="optimisation: noopt (default), lto, pgo, pgo+lto (the last three need gcc)",
+    )
+    p.add_argument(
+        "-j", "--jobs", type=int, default=None, help="parallel compile jobs (default: all cores)"
+    )
     p.add_argument("--build-tag", help="the +BUILD part of the archive name (default: YYYYMMDD)")
     p.add_argument("--verify", action="store_true", help="verify the archive after building it")
     p.add_argument("--keep-work", action="store_true", help="keep the build directory")
@@ -96,14 +117,14 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("matrix", help="plan or build a matrix of interpreters (a TOML file)")
-    matrix_sub = p.add_subparsers(dest="matrix_command", required=True)
+    matrix_sub = p.add_subparsers(dest="matrix_command", required=True, metavar="{plan,build}")
     for verb, text in (
         ("plan", "list every spec of FILE, its hash, and whether the binary cache has it"),
         ("build", "build every spec the binary cache lacks (one failure does not stop the rest)"),
     ):
         m = matrix_sub.add_parser(verb, help=text)
-        m.add_argument("file", type=Path)
-        m.add_argument("--json", action="store_true")
+        m.add_argument("file", type=Path, help="the matrix, a TOML file")
+        m.add_argument("--json", action="store_true", help="print JSON")
         m.add_argument(
             "--cache",
             type=Path,
@@ -122,43 +143,90 @@ def _parser() -> argparse.ArgumentParser:
             )
 
     p = sub.add_parser("repair", help="make an installed CPython prefix relocatable (copy)")
-    p.add_argument("prefix", type=Path)
+    p.add_argument("prefix", type=Path, help="an installed CPython 3.8+ (its root directory)")
     p.add_argument("--out", type=Path, required=True, help="where the repaired tree is written")
     p.add_argument(
         "--policy", help="manylinux policy deciding what is grafted (default: host glibc)"
     )
 
     p = sub.add_parser("mirror", help="manage a mirror directory of interpreter archives")
-    mirror_sub = p.add_subparsers(dest="mirror_command", required=True)
+    mirror_sub = p.add_subparsers(dest="mirror_command", required=True, metavar="{index}")
     m = mirror_sub.add_parser("index", help="write index.json and uv-downloads.json for DIR")
-    m.add_argument("directory", type=Path)
+    m.add_argument("directory", type=Path, help="a directory of cpython-*.tar.gz/.tar.zst")
     m.add_argument("--base-url", help="URL the directory is served at (default: its file:// URL)")
 
-    mirror_help = "mirror directory or URL (default: $RELOCPY_MIRROR)"
-    p = sub.add_parser("install", help="install interpreters from a mirror")
-    p.add_argument("versions", nargs="+", metavar="VERSION")
-    p.add_argument("--mirror", help=mirror_help)
-    p.add_argument("--no-links", action="store_true", help="do not add pythonX.Y links")
+    mirror_help = (
+        "a mirror to install from: a directory or URL with relocpy's index.json or"
+        " python-build-standalone's SHA256SUMS, or a uv downloads .json (repeatable; tried"
+        " before $RELOCPY_MIRROR and the config file's mirrors)"
+    )
+    p = sub.add_parser(
+        "install",
+        help="install interpreters: from a mirror, the binary cache, or a build from source",
+        description="Install each VERSION (default: the one .python-version names) from the"
+        " first source that has it: already installed, each mirror in order, the local binary"
+        " cache, or a build from source that is stored in the binary cache.",
+    )
+    p.add_argument(
+        "versions",
+        nargs="*",
+        metavar="VERSION",
+        help="3, 3.13, 3.13.5, 3.13t (free-threaded) or cpython@3.13",
+    )
+    p.add_argument("--mirror", action="append", default=[], help=mirror_help)
+    only = p.add_mutually_exclusive_group()
+    only.add_argument(
+        "--no-build", action="store_true", help="never build: fail if no mirror or cache has it"
+    )
+    only.add_argument(
+        "--build-only",
+        action="store_true",
+        help="skip mirrors and the binary cache: build from source (or reuse that build)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="say where each would come from, and why")
+    p.add_argument(
+        "--build-opt",
+        choices=OPT_LEVELS,
+        help="what a build on a miss optimises (default: noopt, or the config file's)",
+    )
+    p.add_argument("--no-links", action="store_true", help="do not add pythonX.Y launchers")
 
-    p = sub.add_parser("list", help="installed interpreters (and, with a mirror, available ones)")
-    p.add_argument("--mirror", help=mirror_help)
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("list", help="installed interpreters (--available: what mirrors offer)")
+    p.add_argument("--available", action="store_true", help="also list what the mirrors offer")
+    p.add_argument("--mirror", action="append", default=[], help=mirror_help)
+    p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("find", help="print the path of an installed interpreter")
-    p.add_argument("version")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("version", help="3, 3.13, 3.13.5 or 3.13t")
+    p.add_argument("--json", action="store_true", help="print the install record as JSON")
 
     p = sub.add_parser("uninstall", help="remove installed interpreters matching VERSION")
-    p.add_argument("version")
+    p.add_argument("version", help="3, 3.13, 3.13.5 or 3.13t")
 
-    p = sub.add_parser("run", help="run a command with an interpreter (installed first if needed)")
-    p.add_argument("version")
-    p.add_argument("--mirror", help=mirror_help)
-    p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    p = sub.add_parser(
+        "run",
+        help="run a command with an interpreter's bin/ first on PATH (installed first if needed)",
+        usage="relocpy run [VERSION] [--mirror M] [--no-build] -- COMMAND [ARGS...]",
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="[VERSION] -- COMMAND [ARGS...]")
+
+    p = sub.add_parser("pin", help="write .python-version (read by install, run, uv and pyenv)")
+    p.add_argument("version", help="3, 3.13, 3.13.5 or 3.13t")
+
+    p = sub.add_parser("cache", help="sizes of relocpy's caches per kind; prune or clean them")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    cache_sub = p.add_subparsers(dest="cache_command", metavar="{prune,clean}")
+    cache_sub.add_parser(
+        "prune",
+        help="remove what nothing uses: unpacked stores no install links to, downloaded"
+        " archives, stale temporary files and old logs",
+    )
+    c = cache_sub.add_parser("clean", help="remove one kind of cache entirely")
+    c.add_argument("kind", help="sources, libs, binaries, unpacked, archives, logs or roots")
 
     p = sub.add_parser("verify", help="audit an archive or tree and prove it runs after a move")
-    p.add_argument("target", type=Path)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("target", type=Path, help="an archive (.tar.gz/.tar.zst) or a tree")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--policy", help="e.g. manylinux_2_17 (default: the archive's own, or measured)")
     p.add_argument(
         "--forbid",
@@ -209,64 +277,204 @@ def print_report(report: VerifyReport, console: Console) -> None:
     console.print(f"{len(report.checks) - failed} passed, {failed} failed")
 
 
-def _mirror(value: str | None) -> str:
-    mirror = value or os.environ.get("RELOCPY_MIRROR")
-    if not mirror:
-        raise RelocpyError("no mirror given", hint="pass --mirror DIR_OR_URL or set RELOCPY_MIRROR")
-    return mirror
+def _print_link(result: object) -> None:
+    problem = getattr(result, "problem", None)
+    if problem:
+        print(f"warning: {problem}", file=sys.stderr)
 
 
 def _interpreters(args: argparse.Namespace) -> int:
     from relocpy import install as inst
 
-    def reporter() -> Reporter:
-        from relocpy.progress import console_reporter
-
-        return console_reporter()
-
     if args.command == "install":
-        mirror = _mirror(args.mirror)
-        for version in args.versions:
-            done = inst.install(version, mirror, reporter=reporter(), links=not args.no_links)
-            print(done.executable)
-    elif args.command == "list":
-        rows = [inst.as_json(i) for i in inst.installed()]
-        available = []
-        if args.mirror or os.environ.get("RELOCPY_MIRROR"):
-            from relocpy.mirror import Mirror
-
-            available = [e.name for e in Mirror(_mirror(args.mirror)).entries()]
-        if args.json:
-            print(json.dumps({"installed": rows, "available": available}, indent=2))
-        else:
-            for row in rows:
-                print(f"{row['key']}  {row['executable']}")
-            for name in available:
-                print(f"available  {name}")
-    elif args.command == "find":
+        return _install(args)
+    if args.command == "list":
+        return _list(args)
+    if args.command == "find":
         found = inst.find(args.version)
         print(json.dumps(inst.as_json(found), indent=2) if args.json else found.executable)
     elif args.command == "uninstall":
         for gone in inst.uninstall(args.version):
             print(f"removed {gone.key}")
-    elif args.command == "run":
-        cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
-        if not cmd:
-            raise RelocpyError("nothing to run", hint="relocpy run 3.13 -- python -c 'print(1)'")
-        matches = inst.matching_installs(args.version)
-        target = (
-            matches[0]
-            if matches
-            else inst.install(args.version, _mirror(args.mirror), reporter=reporter())
-        )
-        env = dict(os.environ)
-        env["PATH"] = f"{target.root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-        sys.stdout.flush()
-        try:
-            os.execvpe(cmd[0], cmd, env)
-        except OSError as exc:
-            raise RelocpyError(f"cannot run {cmd[0]}: {exc.strerror}") from exc
+    elif args.command == "pin":
+        from relocpy.pinfile import write_pin
+
+        print(write_pin(args.version))
+    elif args.command == "cache":
+        return _cache(args)
     return 0
+
+
+def _requests(versions: list[str]) -> list[str]:
+    """The versions asked for, or the one the nearest .python-version names."""
+    if versions:
+        return versions
+    from relocpy.pinfile import find_pin
+
+    pin = find_pin()
+    if pin is None:
+        raise RelocpyError(
+            "no version given, and no .python-version here or above",
+            hint="name one (relocpy install 3.13), or write one with `relocpy pin 3.13`",
+        )
+    return [pin.request]
+
+
+def _install(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from relocpy.config import load_config
+    from relocpy.progress import console_reporter
+    from relocpy.provide import plan, provide
+
+    mode = "no-build" if args.no_build else "build-only" if args.build_only else "auto"
+    config = load_config()
+    if args.build_opt:
+        config = dataclasses.replace(
+            config, build=dataclasses.replace(config.build, opt=args.build_opt)
+        )
+    for request in _requests(args.versions):
+        if args.dry_run:
+            print(
+                "\n".join(plan(request, mirrors=args.mirror, mode=mode, config=config).describe())
+            )
+            continue
+        done, _ = provide(
+            request,
+            mirrors=args.mirror,
+            mode=mode,
+            config=config,
+            reporter=console_reporter(),
+            links=not args.no_links,
+        )
+        if done.link is not None:
+            _print_link(done.link)
+        print(done.installation.executable)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from relocpy import install as inst
+
+    rows = [inst.as_json(i) for i in inst.installed()]
+    available: list[dict[str, object]] = []
+    notes: list[str] = []
+    if args.available:
+        from relocpy.config import load_config, mirrors_in_order
+        from relocpy.mirror import Mirror, MirrorError
+        from relocpy.provide import binary_cache_dir
+        from relocpy.records import RecordError
+        from relocpy.selection import Machine, explain
+
+        machine = Machine.current()
+        sources = mirrors_in_order(args.mirror, load_config())
+        if (binary_cache_dir() / "index.json").is_file():
+            sources.append(str(binary_cache_dir()))
+        for location in sources:
+            try:
+                entries = Mirror(location).entries()
+            except (MirrorError, RecordError) as exc:
+                notes.append(f"{location}: {exc.message}")
+                continue
+            for candidate in explain("3", entries, machine) + explain("3t", entries, machine):
+                available.append(
+                    {
+                        "mirror": location,
+                        "name": candidate.entry.name,
+                        "version": candidate.entry.version,
+                        "runs_here": candidate.eligible,
+                        "why_not": candidate.why_not,
+                    }
+                )
+    if args.json:
+        print(json.dumps({"installed": rows, "available": available, "notes": notes}, indent=2))
+        return 0
+    for row in rows:
+        print(f"{row['key']}  {row['executable']}")
+    if not rows:
+        print("no interpreters installed")
+    for item in available:
+        mark = "available" if item["runs_here"] else f"not here ({item['why_not']})"
+        print(f"{mark}  {item['name']}  ({item['mirror']})")
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+    return 0
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from relocpy import cachedirs
+
+    if args.cache_command == "prune":
+        freed = cachedirs.prune()
+        print(f"pruned {freed.count} entries, {freed.bytes / 2**20:.1f} MiB freed")
+        return 0
+    if args.cache_command == "clean":
+        freed = cachedirs.clean(args.kind)
+        print(f"removed the {args.kind} cache, {freed.bytes / 2**20:.1f} MiB freed")
+        return 0
+    usage = cachedirs.usage()
+    if args.json:
+        print(json.dumps([u.as_dict() for u in usage], indent=2))
+        return 0
+    for item in usage:
+        print(
+            f"{item.kind:10} {item.bytes / 2**20:10.1f} MiB  {item.entries:6} entries  {item.path}"
+        )
+    print(f"{'total':10} {sum(u.bytes for u in usage) / 2**20:10.1f} MiB")
+    return 0
+
+
+def _split_run(rest: list[str]) -> tuple[list[str], list[str]]:
+    """`[VERSION] [OPTIONS] -- CMD...` -> (the part before `--`, the command)."""
+    if "--" in rest:
+        cut = rest.index("--")
+        return rest[:cut], rest[cut + 1 :]
+    if rest and not rest[0].startswith("-"):  # `relocpy run 3.13 python -V`
+        return rest[:1], rest[1:]
+    return [], rest
+
+
+def run_command(rest: list[str]) -> int:
+    """`relocpy run`: exec COMMAND with the interpreter's bin/ first on PATH. Kept light (no
+    argparse tree, no rich): an installed interpreter costs a few file reads."""
+    head, cmd = _split_run(rest)
+    parser = argparse.ArgumentParser(prog="relocpy run", add_help=False)
+    parser.add_argument("version", nargs="?")
+    parser.add_argument("--mirror", action="append", default=[])
+    parser.add_argument("--no-build", action="store_true")
+    options = parser.parse_args(head)
+    if not cmd:
+        raise RelocpyError("nothing to run", hint="relocpy run 3.13 -- python -c 'print(1)'")
+    from relocpy import install as inst
+
+    [request] = _requests([options.version] if options.version else [])
+    matches = inst.matching_installs(request)
+    if matches:
+        target = matches[0]
+    else:
+        from relocpy.progress import console_reporter
+        from relocpy.provide import provide
+
+        done, _ = provide(
+            request,
+            mirrors=options.mirror,
+            mode="no-build" if options.no_build else "auto",
+            reporter=console_reporter(),
+        )
+        target = done.installation
+    env = dict(os.environ)
+    env["PATH"] = f"{target.root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    sys.stdout.flush()
+    try:
+        os.execvpe(cmd[0], cmd, env)
+    except FileNotFoundError:
+        print(f"error: {cmd[0]}: command not found (PATH starts with {target.root / 'bin'})",
+              file=sys.stderr)  # fmt: skip
+        return 127
+    except OSError as exc:
+        print(f"error: cannot run {cmd[0]}: {exc.strerror}", file=sys.stderr)
+        return 126
+    return 0  # not reached
 
 
 def _stages(args: argparse.Namespace) -> int:
@@ -276,19 +484,28 @@ def _stages(args: argparse.Namespace) -> int:
 
     from relocpy import pipeline
     from relocpy.progress import console_reporter
-    from relocpy.verify import test_suite_for, verify
+    from relocpy.verify import test_suite_for, verify, verify_needs
 
     console = Console(highlight=False)
     reporter = console_reporter()
     if args.command == "matrix":
         return _matrix(args, console, reporter)
     if args.command == "versions":
-        table = Table(title="CPython releases")
-        for column in ("version", "file", "sha256", "cached"):
+        rows = pipeline.versions(probe=not args.offline)
+        if args.json:
+            print(json.dumps([{**vars(r), "status": r.status} for r in rows], indent=2))
+            return 0
+        table = Table(title=f"CPython releases pinned by relocpy ({len(rows)})")
+        for column in ("version", "status", "source served by", "cached", "built", "installed"):
             table.add_column(column)
-        for row in pipeline.versions():
+        for row in rows:
             table.add_row(
-                row.version, row.filename, row.sha256[:16] + "…", "yes" if row.cached else "no"
+                row.version + (" (pre-release)" if row.prerelease else ""),
+                row.status,
+                row.served_by or ("-" if not args.offline else "(not asked)"),
+                "yes" if row.cached else "",
+                "yes" if row.built else "",
+                "yes" if row.installed else "",
             )
         console.print(table)
     elif args.command == "fetch":
@@ -318,6 +535,7 @@ def _stages(args: argparse.Namespace) -> int:
             free_threaded=args.free_threaded,
             pgo_training=args.pgo_training,
             pie=args.pie,
+            also_needs=tuple(verify_needs()) if args.verify else (),
         )
         for path in (result.archives.gz, result.archives.zst, result.archives.metadata, result.log):
             print(path)
@@ -347,6 +565,9 @@ def _stages(args: argparse.Namespace) -> int:
         from relocpy.distro import known_suite, verify_in_distro
 
         suites = [known_suite(suite) for suite in args.distro]  # fail before the long work
+        from relocpy.preflight import require
+
+        require(verify_needs(not args.static_only), f"verify {args.target}")
         report = verify(
             args.target,
             policy=args.policy,
@@ -424,15 +645,43 @@ def _matrix(args: argparse.Namespace, console: Console, reporter: Reporter) -> i
     return 0 if all(o.status != "failed" for o in outcomes) else 1
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, told apart from Ctrl-C for the exit status (143 against 130)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _crash_report(exc: BaseException) -> str:
+    """Write the traceback of an unexpected exception to a log file; return its path."""
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(exc))
+    try:
+        from relocpy.home import cache_dir
+
+        logs = cache_dir() / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        path = logs / f"crash-{os.getpid()}.log"
+        path.write_text(text)
+    except OSError:
+        fd, name = tempfile.mkstemp(prefix="relocpy-crash-", suffix=".log")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        path = Path(name)
+    return str(path)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    argv = sys.argv[1:] if argv is None else argv
+    signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        if args.command in ("install", "list", "find", "uninstall", "run"):
+        if argv[:1] == ["run"]:  # the fast path: no parser tree, no rich
+            return run_command(argv[1:])
+        args = _parser().parse_args(argv)
+        if args.command in ("install", "list", "find", "uninstall", "pin", "cache"):
             return _interpreters(args)
         return _stages(args)
     except RelocpyError as exc:
@@ -440,9 +689,17 @@ def main(argv: list[str] | None = None) -> int:
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
         return exc.exit_code
+    except _Terminated:
+        print("error: terminated; nothing half-made was left in place", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
-        print("error: interrupted; nothing was written to the output directory", file=sys.stderr)
+        print("error: interrupted; nothing half-made was left in place", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: say so in one line, keep the traceback in a file
+        where = _crash_report(exc)
+        print(f"error: relocpy failed unexpectedly: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"hint: this is a bug in relocpy; the traceback is in {where}", file=sys.stderr)
+        return 70
 
 
 if __name__ == "__main__":

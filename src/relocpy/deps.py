@@ -21,12 +21,13 @@ from filelock import FileLock
 from relocpy import home
 from relocpy.catalog import SourcePin
 from relocpy.errors import BuildFailedError, RelocpyError
+from relocpy.preflight import Requirement, require
 from relocpy.progress import QuietReporter, Reporter
-from relocpy.recipes.library import LIBRARY_PREFIX, LibraryRecipe
+from relocpy.recipes.library import LIBRARY_PREFIX, LibraryBuild, LibraryRecipe
 from relocpy.recipes.libs import RECIPES
-from relocpy.runner import build_env, prefix_map_flags, run_logged, unpack_source
+from relocpy.runner import build_env, prefix_map_flags, unpack_source
 from relocpy.sources import fetch
-from relocpy.toolchain import Toolchain, check_build_tools
+from relocpy.toolchain import Toolchain
 
 # Bump when the steps below change what a library build produces: every cached key changes.
 LIBRARY_BUILD_LOGIC = "2"  # 2: fixed work directory, -ffile-prefix-map, SOURCE_DATE_EPOCH
@@ -34,19 +35,15 @@ LIBRARY_EPOCH = 315532800  # 1980-01-01, SOURCE_DATE_EPOCH of every library buil
 BASE_CFLAGS = ("-O2", "-fPIC", "-fvisibility=hidden")
 READLINE_CHOICES = ("libedit", "readline")
 
-# Host programs some recipes run at build time (program -> Debian package).
-HOST_BUILD_TOOLS = {
-    "make": "make",
-    "perl": "perl",
-    "autoreconf": "autoconf",
-    "automake": "automake",
-    "libtoolize": "libtool",
-    "pkg-config": "pkg-config",
-    "tclsh": "tcl",
-    "tic": "ncurses-bin",
-    "python3": "python3",
-    "dpkg-deb": "dpkg",
-}
+# Seconds each build took with zig on 2 cores (library.json of a cold `relocpy build 3.13`;
+# CPython's own: configure to packaging, noopt and pgo+lto): what a build's estimate adds up.
+TYPICAL_SECONDS = {
+    "zlib": 12, "bzip2": 3, "xz": 24, "libffi": 106, "openssl": 143, "sqlite": 72,
+    "ncurses": 36, "readline": 15, "libedit": 11, "libuuid": 29, "gdbm": 12, "mpdecimal": 7,
+    "expat": 17, "libxcrypt": 30, "xorgproto": 1, "xtrans": 1, "xcb-proto": 2,
+    "pthread-stubs": 1, "libxau": 1, "libxcb": 20, "libx11": 66, "tcl": 55, "tk": 29,
+    "cpython-noopt": 300, "cpython-pgo": 1800,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -54,28 +51,6 @@ class BuiltLibrary:
     recipe: LibraryRecipe
     key: str
     prefix: Path  # the library's own install tree (include/, lib/, share/)
-
-
-@dataclass
-class LibraryBuild:
-    """What a recipe hook sees: the unpacked source, where to install, and how to run things."""
-
-    recipe: LibraryRecipe
-    source: Path
-    stage: Path  # DESTDIR; the library installs into stage/install
-    deps: Path  # the merged install trees of its dependencies
-    env: dict[str, str]
-    jobs: int
-    log: Path
-    reporter: Reporter
-
-    @property
-    def prefix(self) -> Path:
-        return self.stage / LIBRARY_PREFIX.lstrip("/")
-
-    def run(self, cmd: list[str], cwd: Path | None = None) -> None:
-        label = f"{self.recipe.name}: {Path(cmd[0]).name}"
-        run_logged(cmd, cwd or self.source, self.log, self.reporter, label, self.env)
 
 
 def libraries_for(version: tuple[int, ...], readline: str = "libedit") -> list[LibraryRecipe]:
@@ -151,6 +126,26 @@ def library_keys(
 
 def libs_dir() -> Path:
     return home.cache_dir() / "libs"
+
+
+def _cached_prefix(recipe: LibraryRecipe, key: str) -> Path:
+    return libs_dir() / f"{recipe.name}-{recipe.version}-{key[:16]}" / "prefix"
+
+
+def uncached(
+    recipes: list[LibraryRecipe], toolchain_identity: str, cflags: tuple[str, ...]
+) -> list[LibraryRecipe]:
+    """The recipes whose build is not in the library cache yet."""
+    keys = library_keys(recipes, toolchain_identity, cflags)
+    return [r for r in recipes if not _cached_prefix(r, keys[r.name]).is_dir()]
+
+
+def build_requirements(
+    recipes: list[LibraryRecipe], toolchain_identity: str, cflags: tuple[str, ...]
+) -> list[Requirement]:
+    """What the host needs to build those of `recipes` the cache lacks (cached ones need
+    nothing: a machine with a warm cache builds CPython without autoconf)."""
+    return [req for r in uncached(recipes, toolchain_identity, cflags) for req in r.requirements()]
 
 
 def _substitute(value: str, deps: Path) -> str:
@@ -345,12 +340,12 @@ def build_libraries(
     """Every recipe built (or taken from the cache), in order."""
     reporter = reporter or QuietReporter()
     jobs = jobs or max(1, os.cpu_count() or 1)
-    check_build_tools(HOST_BUILD_TOOLS)
+    require(build_requirements(recipes, toolchain.identity, cflags), "the library builds")
     built: dict[str, BuiltLibrary] = {}
     for index, recipe in enumerate(recipes, 1):
         dependencies = [built[name] for name in _all_depends(recipe)]
         key = library_key(recipe, toolchain.identity, cflags, [d.key for d in dependencies])
-        cached = libs_dir() / f"{recipe.name}-{recipe.version}-{key[:16]}" / "prefix"
+        cached = _cached_prefix(recipe, key)
         if cached.is_dir():
             reporter.detail(f"[{index}/{len(recipes)}] {recipe.name}: cached")
             built[recipe.name] = BuiltLibrary(recipe, key, cached)

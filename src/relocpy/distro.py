@@ -58,7 +58,12 @@ _APT_ENV = {"PATH": _SYSTEM_PATH, "DEBIAN_FRONTEND": "noninteractive"}
 
 
 def roots_dir() -> Path:
-    return cache_dir() / "roots"
+    """Where debootstrapped roots are cached: `RELOCPY_ROOTS`, else `cache/roots`.
+
+    A root is large and never changes once made, so several relocpy homes (each test session,
+    each CI run) may share one directory of them."""
+    explicit = os.environ.get("RELOCPY_ROOTS")
+    return Path(explicit).expanduser() if explicit else cache_dir() / "roots"
 
 
 def known_suite(suite: str) -> str:

@@ -119,3 +119,75 @@ def undefined_symbols(path: Path) -> frozenset[str]:
         return frozenset(
             s.name for s in dynsym.iter_symbols() if s.name and s["st_shndx"] == "SHN_UNDEF"
         )
+
+
+@dataclass(frozen=True)
+class Hardening:
+    """The exploit mitigations an ELF file carries (what python-build-standalone validates)."""
+
+    path: Path
+    elf_type: str  # ET_EXEC (position-dependent), ET_DYN (PIE or shared object)
+    relro: bool  # a PT_GNU_RELRO segment
+    bind_now: bool  # DF_BIND_NOW, DF_1_NOW or DT_BIND_NOW: RELRO then covers the GOT
+    exec_stack: bool  # PT_GNU_STACK missing or executable
+    writable_and_executable: bool  # a PT_LOAD segment both writable and executable
+    textrel: bool  # text relocations (DT_TEXTREL, DF_TEXTREL)
+    stack_protector: bool  # references __stack_chk_fail
+    fortified: bool  # references a fortified libc function (__memcpy_chk, ...)
+
+
+_PF_X, _PF_W = 0x1, 0x2
+_DF_TEXTREL, _DF_BIND_NOW, _DF_1_NOW = 0x4, 0x8, 0x1
+
+
+def read_hardening(path: Path) -> Hardening | None:
+    """`path`'s mitigations, or None if it is not a readable ELF executable or shared object
+    (object files such as config-3.X/python.o have no segments to judge)."""
+    if path.is_symlink() or not path.is_file() or not is_elf(path):
+        return None
+    try:
+        with path.open("rb") as handle:
+            elf = ELFFile(handle)
+            if elf.header.e_type not in ("ET_EXEC", "ET_DYN"):
+                return None
+            relro = bind_now = textrel = wx = False
+            stack = None
+            for segment in elf.iter_segments():
+                kind, flags = segment.header.p_type, segment.header.p_flags
+                if kind == "PT_GNU_RELRO":
+                    relro = True
+                elif kind == "PT_GNU_STACK":
+                    stack = flags
+                elif kind == "PT_LOAD" and flags & _PF_W and flags & _PF_X:
+                    wx = True
+            for section in elf.iter_sections():
+                if not isinstance(section, DynamicSection):
+                    continue
+                for tag in section.iter_tags():
+                    name, value = tag.entry.d_tag, tag.entry.d_val
+                    if name == "DT_BIND_NOW":
+                        bind_now = True
+                    elif name == "DT_FLAGS":
+                        bind_now |= bool(value & _DF_BIND_NOW)
+                        textrel |= bool(value & _DF_TEXTREL)
+                    elif name == "DT_FLAGS_1":
+                        bind_now |= bool(value & _DF_1_NOW)
+                    elif name == "DT_TEXTREL":
+                        textrel = True
+            symbols: set[str] = set()
+            dynsym = elf.get_section_by_name(".dynsym")
+            if dynsym is not None:
+                symbols = {s.name for s in dynsym.iter_symbols() if s.name}
+            return Hardening(
+                path=path,
+                elf_type=str(elf.header.e_type),
+                relro=relro,
+                bind_now=bind_now,
+                exec_stack=stack is None or bool(stack & _PF_X),
+                writable_and_executable=wx,
+                textrel=textrel,
+                stack_protector="__stack_chk_fail" in symbols,
+                fortified=any(s.startswith("__") and s.endswith("_chk") for s in symbols),
+            )
+    except (ELFError, OSError, ValueError):
+        return None

@@ -8,10 +8,21 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from relocpy.errors import RelocpyError
+
 
 def home() -> Path | None:
+    """`RELOCPY_HOME`, which must be a directory (or not exist yet), or None when unset."""
     value = os.environ.get("RELOCPY_HOME")
-    return Path(value).expanduser() if value else None
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        raise RelocpyError(
+            f"RELOCPY_HOME={value} is not a directory",
+            hint="point RELOCPY_HOME at a directory (it is created if missing), or unset it",
+        )
+    return path
 
 
 def cache_dir() -> Path:

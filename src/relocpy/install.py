@@ -6,13 +6,13 @@ file lock makes concurrent installs of the same build share one download and one
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
-import platform
-import re
 import shlex
 import shutil
+import stat
 import subprocess
 import time
 from dataclasses import asdict, dataclass
@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 from relocpy import home
 from relocpy.errors import RelocpyError, UnknownVersionError
-from relocpy.policy import host_glibc
 from relocpy.progress import QuietReporter, Reporter
+from relocpy.selection import Machine, matches, parse_request, select, version_key
 
 if TYPE_CHECKING:
     from relocpy.mirror import Mirror, MirrorEntry
@@ -31,75 +31,16 @@ if TYPE_CHECKING:
 # `relocpy run` and `relocpy find` only read install records and must start fast.
 
 RECORD = ".relocpy-install.json"
-_REQUEST = re.compile(r"^(?:cpython[@-])?(?P<version>\d+(?:\.\d+){0,2})(?P<ft>t|\+freethreaded)?$")
 
 
 class InstallError(RelocpyError):
     """An install that could not complete; nothing of it is left behind."""
 
 
-@dataclass(frozen=True)
-class Machine:
-    arch: str
-    libc: str
-    glibc: tuple[int, int]
-
-    @classmethod
-    def current(cls) -> Machine:
-        return cls(platform.machine() or "x86_64", "gnu", host_glibc())
-
-
-@dataclass(frozen=True)
-class Request:
-    version: tuple[int, ...]
-    freethreaded: bool = False
-
-
-def parse_request(text: str) -> Request:
-    """`3`, `3.13`, `3.13.5`, `cpython@3.13`, `3.13t` (free-threaded)."""
-    match = _REQUEST.match(text.strip())
-    if not match:
-        raise UnknownVersionError(
-            f"cannot understand the version request {text!r}",
-            hint="use 3, 3.13, 3.13.5, cpython@3.13 or 3.13t",
-        )
-    version = tuple(int(p) for p in match.group("version").split("."))
-    return Request(version, bool(match.group("ft")))
-
-
-def _matches(entry: MirrorEntry, request: Request) -> bool:
-    wanted_variant = "freethreaded" if request.freethreaded else "default"
-    prefix = entry.version_tuple[: len(request.version)]
-    return prefix == request.version and entry.variant == wanted_variant
-
-
-def _runs_on(entry: MirrorEntry, machine: Machine) -> bool:
-    if entry.arch != machine.arch or entry.libc != machine.libc:
-        return False
-    if entry.glibc_floor:
-        floor = tuple(int(p) for p in entry.glibc_floor.split(".")[:2])
-        return floor <= machine.glibc
-    return True
-
-
-def select(text: str, entries: list[MirrorEntry], machine: Machine) -> MirrorEntry:
-    """The newest build matching the request that runs on `machine` (zst preferred)."""
-    request = parse_request(text)
-    candidates = [e for e in entries if e.flavour == "install_only" and _matches(e, request)]
-    runnable = [e for e in candidates if _runs_on(e, machine)]
-    if not runnable:
-        available = sorted({e.version for e in entries if _runs_on(e, machine)})
-        why = " (builds exist, but none for this machine)" if candidates else ""
-        raise UnknownVersionError(
-            f"no build of {text!r} on the mirror{why}; available: "
-            + (", ".join(available) or "none"),
-        )
-    return max(runnable, key=lambda e: (e.version_tuple, e.build, e.compression == "zst"))
-
-
 def install_key(entry: MirrorEntry) -> str:
     variant = "+freethreaded" if entry.variant == "freethreaded" else ""
-    return f"cpython-{entry.version}{variant}+{entry.build}-linux-{entry.arch}-{entry.libc}"
+    arch = entry.arch + (f"_{entry.cpu_level}" if entry.cpu_level else "")
+    return f"cpython-{entry.version}{variant}+{entry.build}-linux-{arch}-{entry.libc}"
 
 
 @dataclass(frozen=True)
@@ -121,28 +62,32 @@ class Installation:
 
 
 def _read_record(root: Path) -> Installation | None:
+    """The install record of `root`, or None when it has none or a damaged one (a directory
+    without a trustworthy record is not an installation)."""
     record = root / RECORD
-    if not record.is_file():
-        return None
     try:
         data = json.loads(record.read_text())
-        return Installation(
-            key=root.name,
-            root=root,
-            version=data["version"],
-            build=data["build"],
-            variant=data["variant"],
-            sha256=data["sha256"],
-        )
-    except (ValueError, KeyError):
+        fields = {k: data[k] for k in ("version", "build", "variant", "sha256")}
+    except (OSError, ValueError, KeyError, TypeError):
         return None
+    if not all(isinstance(v, str) for v in fields.values()):
+        return None
+    return Installation(key=root.name, root=root, **fields)
 
 
 def installed(pythons: Path | None = None) -> list[Installation]:
+    """Every installed interpreter; an unreadable data directory is an error, not "none"."""
     pythons = pythons or home.pythons_dir()
-    if not pythons.is_dir():
+    if not pythons.exists():
         return []
-    found = [_read_record(p) for p in sorted(pythons.iterdir()) if not p.name.startswith(".")]
+    try:
+        children = sorted(pythons.iterdir())
+    except OSError as exc:
+        raise InstallError(
+            f"cannot read the installed interpreters in {pythons}: {exc.strerror}",
+            hint="check RELOCPY_HOME (or XDG_DATA_HOME): it must name a directory you can read",
+        ) from exc
+    found = [_read_record(p) for p in children if not p.name.startswith(".")]
     return [i for i in found if i is not None]
 
 
@@ -163,6 +108,37 @@ def _clean_stale(pythons: Path, key: str) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class LinkResult:
+    """What happened to the `pythonX.Y` launcher in the bin directory."""
+
+    path: Path | None
+    problem: str | None = None  # why no launcher was made, and how to fix it
+
+
+@dataclass(frozen=True)
+class Installed:
+    installation: Installation
+    link: LinkResult | None
+
+
+def install_entry(
+    entry: MirrorEntry,
+    source: Mirror,
+    *,
+    reporter: Reporter | None = None,
+    links: bool = True,
+) -> Installed:
+    """Install `entry` from `source` (or find it installed already); add its launcher."""
+    reporter = reporter or QuietReporter()
+    key = install_key(entry)
+    pythons = home.pythons_dir()
+    done = _read_record(pythons / key)
+    if done is None:
+        done = _install_locked(entry, key, source, pythons, reporter)
+    return Installed(done, link_interpreter(done) if links else None)
+
+
 def install(
     request: str,
     mirror: str,
@@ -171,21 +147,13 @@ def install(
     links: bool = True,
     machine: Machine | None = None,
 ) -> Installation:
-    """Install the best build of `request` from `mirror`, or return the one already there."""
+    """Install the best build of `request` from `mirror`, or return the one already there.
+    (`relocpy.provide` runs the whole chain: installed, mirrors, binary cache, a build.)"""
     from relocpy.mirror import Mirror
 
-    reporter = reporter or QuietReporter()
     source = Mirror(mirror)
     entry = select(request, source.entries(), machine or Machine.current())
-    key = install_key(entry)
-    pythons = home.pythons_dir()
-    final = pythons / key
-    done = _read_record(final)
-    if done is None:
-        done = _install_locked(entry, key, source, pythons, reporter)
-    if links:
-        link_interpreter(done)
-    return done
+    return install_entry(entry, source, reporter=reporter, links=links).installation
 
 
 def _install_locked(
@@ -211,13 +179,14 @@ def _install_locked(
         try:
             unpacked = _unpacked(entry, archive, reporter)
             tree = tmp / "python"
-            _link_tree(unpacked, tree)
+            mode = _link_tree(unpacked, tree)
             record = {
                 "version": entry.version,
                 "build": entry.build,
                 "variant": entry.variant,
                 "sha256": entry.sha256,
                 "source": entry.name,
+                "files": mode,
                 "installed_at": int(time.time()),
             }
             (tree / RECORD).write_text(json.dumps(record, indent=2) + "\n")
@@ -234,46 +203,123 @@ def _install_locked(
     return result
 
 
+STORE_MANIFEST = "manifest.json"  # beside python/ in unpacked/<sha256>/: size, mtime per file
+
+
+def _store_dir() -> Path:
+    return home.cache_dir() / "unpacked"
+
+
+def _file_stamps(tree: Path) -> dict[str, list[int]]:
+    """Size and mtime (ns) of every regular file under `tree`, by relative path."""
+    stamps: dict[str, list[int]] = {}
+    for dirpath, _, filenames in os.walk(tree):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            info = os.lstat(path)
+            if stat.S_ISREG(info.st_mode):
+                stamps[os.path.relpath(path, tree)] = [info.st_size, info.st_mtime_ns]
+    return stamps
+
+
+def store_changes(done: Path) -> list[str]:
+    """Files of the unpacked store `done` (`unpacked/<sha256>`) that differ from what was
+    extracted (size or mtime), or are missing or added: installs are hard links into the
+    store, so an in-place edit through one install lands here."""
+    try:
+        expected = json.loads((done / STORE_MANIFEST).read_text())
+    except (OSError, ValueError):
+        return ["(no manifest)"]
+    actual = _file_stamps(done / "python")
+    changed = [rel for rel, stamp in expected.items() if actual.get(rel) != stamp]
+    return sorted(changed + [rel for rel in actual if rel not in expected])
+
+
+def _drop_store(done: Path) -> None:
+    """Take a store out of use at once (a rename), then delete it; installs keep their files."""
+    trash = done.with_name(f".stale-{done.name}-{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        os.rename(done, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
 def _unpacked(entry: MirrorEntry, archive: Path, reporter: Reporter) -> Path:
-    """`unpacked/<sha256>/python`: each archive is extracted once; installs hardlink from it."""
+    """`unpacked/<sha256>/python`: each archive is extracted once; installs link from it. A
+    store whose files changed since (an edit through an install) is extracted again."""
     from relocpy.archive import BadArchiveError, extract_archive
     from relocpy.tree import inspect_tree
 
-    store = home.cache_dir() / "unpacked"
+    store = _store_dir()
     done = store / entry.sha256
     if (done / "python").is_dir():
-        return done / "python"
+        changed = store_changes(done)
+        if not changed:
+            return done / "python"
+        reporter.step(
+            f"the unpacked copy of {entry.name} was modified ({', '.join(changed[:3])}"
+            f"{' …' if len(changed) > 3 else ''}): unpacking it again"
+        )
+        _drop_store(done)
     store.mkdir(parents=True, exist_ok=True)
-    for stale in store.glob(f".tmp-{entry.sha256}-*"):
+    for stale in [*store.glob(f".tmp-{entry.sha256}-*"), *store.glob(f".stale-{entry.sha256}-*")]:
         shutil.rmtree(stale, ignore_errors=True)  # left by a killed install (we hold the lock)
     tmp = store / f".tmp-{entry.sha256}-{os.getpid()}"
     try:
         reporter.step(f"unpacking {entry.name}")
         try:
-            extract_archive(archive, tmp)
+            extract_archive(archive, tmp, top="python")
         except BadArchiveError:
             archive.unlink(missing_ok=True)  # do not keep a bad archive around
             raise
-        if not (tmp / "python").is_dir():
+        try:
+            inspect_tree(tmp / "python")
+        except RelocpyError as exc:
             archive.unlink(missing_ok=True)
-            raise BadArchiveError(f"{entry.name} has no top-level python/ directory")
-        inspect_tree(tmp / "python")
+            raise BadArchiveError(
+                f"{entry.name} does not hold a CPython tree: {exc.message}"
+            ) from None
+        (tmp / STORE_MANIFEST).write_text(json.dumps(_file_stamps(tmp / "python")))
         os.rename(tmp, done)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return done / "python"
 
 
-def _link_tree(source: Path, target: Path) -> None:
-    """Recreate `source` at `target` with hard links (copies where linking is impossible)."""
-    # GNU cp does it in C, about twice as fast as the loop below, which stays as the fallback
-    # (another filesystem, a cp without -l).
-    if shutil.which("cp"):
+def reflinks_work(directory: Path) -> bool:
+    """Whether the file system of `directory` clones files (btrfs, XFS, ...): checked once by
+    cloning a probe file."""
+    probe = directory / f".reflink-probe-{os.getpid()}"
+    clone = probe.with_name(probe.name + "-clone")
+    try:
+        probe.write_bytes(b"relocpy")
         done = subprocess.run(
-            ["cp", "-al", "--", str(source), str(target)], capture_output=True, check=False
+            ["cp", "--reflink=always", str(probe), str(clone)], capture_output=True, check=False
+        )
+        return done.returncode == 0
+    except OSError:
+        return False
+    finally:
+        probe.unlink(missing_ok=True)
+        clone.unlink(missing_ok=True)
+
+
+def _link_tree(source: Path, target: Path) -> str:
+    """Recreate `source` at `target`: reflink copies where the file system clones files (each
+    install then owns its files), else hard links into the store (whose files `store_changes`
+    checks before every install and uninstall), else copies. Returns which was used."""
+    # GNU cp does it in C, several times faster than the loop below, which stays as the
+    # fallback (another file system, a cp without -l).
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if shutil.which("cp"):
+        if reflinks_work(source.parent):
+            mode, flags = "reflink", ["-a", "--reflink=always"]
+        else:
+            mode, flags = "hardlink", ["-al"]
+        done = subprocess.run(
+            ["cp", *flags, "--", str(source), str(target)], capture_output=True, check=False
         )
         if done.returncode == 0:
-            return
+            return mode
         shutil.rmtree(target, ignore_errors=True)
     for dirpath, dirnames, filenames in os.walk(source):
         rel = os.path.relpath(dirpath, source)
@@ -286,12 +332,8 @@ def _link_tree(source: Path, target: Path) -> None:
                 if name in dirnames:
                     dirnames.remove(name)
             elif name in filenames:
-                try:
-                    os.link(src, out / name)
-                except OSError as exc:
-                    if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
-                        raise
-                    shutil.copy2(src, out / name)
+                shutil.copy2(src, out / name)
+    return "copy"
 
 
 def _fetch_archive(entry: MirrorEntry, mirror: Mirror, reporter: Reporter) -> Path:
@@ -338,46 +380,51 @@ def launcher_target(path: Path) -> str | None:
     return None
 
 
-def link_interpreter(installation: Installation, bin_dir: Path | None = None) -> Path | None:
-    """`bin_dir/pythonX.Y` runs this installation, unless a file relocpy did not make is there."""
+def link_interpreter(installation: Installation, bin_dir: Path | None = None) -> LinkResult:
+    """`bin_dir/pythonX.Y` runs this installation, unless a file relocpy did not make is there
+    (then the result says so, and how to fix it)."""
     bin_dir = bin_dir or home.bin_dir()
     suffix = "t" if installation.variant == "freethreaded" else ""
     link = bin_dir / f"python{installation.short_version}{suffix}"
     try:
         bin_dir.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
+    except OSError as exc:
+        return LinkResult(
+            None,
+            f"no launcher {link.name}: cannot use {bin_dir} as the bin directory"
+            f" ({exc.strerror}); set RELOCPY_BIN_DIR to a directory",
+        )
     if link.exists() or link.is_symlink():
         owner = launcher_target(link)
-        if owner is None:
-            return None  # never replace what the user or another tool put there
+        if owner is None:  # never replace what the user or another tool put there
+            return LinkResult(
+                None,
+                f"no launcher {link}: a file relocpy did not make is there; remove it, or set"
+                f" RELOCPY_BIN_DIR to another directory (the interpreter itself is"
+                f" {installation.executable})",
+            )
         current = _read_record(home.pythons_dir() / owner)
-        if current and (current.version, current.build) > (
-            installation.version,
+        if current and (version_key(current.version), current.build) > (
+            version_key(installation.version),
             installation.build,
         ):
-            return link  # a newer build already owns the name
+            return LinkResult(link)  # a newer build already owns the name
     tmp = link.with_name(f".{link.name}.{os.getpid()}")
-    tmp.write_text(_launcher_text(installation))
-    tmp.chmod(0o755)
-    os.replace(tmp, link)
-    return link
+    try:
+        tmp.write_text(_launcher_text(installation))
+        tmp.chmod(0o755)
+        os.replace(tmp, link)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        return LinkResult(None, f"no launcher {link}: {exc.strerror}")
+    return LinkResult(link)
 
 
 def matching_installs(request: str) -> list[Installation]:
     """Installed interpreters that satisfy `request`, newest first."""
     wanted = parse_request(request)
-
-    def version(i: Installation) -> tuple[int, ...]:
-        return tuple(int(p) for p in i.version.split("."))
-
-    matches = [
-        i
-        for i in installed()
-        if version(i)[: len(wanted.version)] == wanted.version
-        and (i.variant == "freethreaded") == wanted.freethreaded
-    ]
-    return sorted(matches, key=lambda i: (version(i), i.build), reverse=True)
+    found = [i for i in installed() if matches(i.version, i.variant, wanted)]
+    return sorted(found, key=lambda i: (version_key(i.version), i.build), reverse=True)
 
 
 def find(request: str) -> Installation:
@@ -407,6 +454,11 @@ def uninstall(request: str) -> list[Installation]:
         trash = pythons / f".tmp-{victim.key}-uninstall-{os.getpid()}"
         os.rename(victim.root, trash)  # the name disappears atomically
         shutil.rmtree(trash, ignore_errors=True)
+        # An edit made in place through this install changed the shared store too: a store
+        # that no longer matches its archive is dropped, and the next install unpacks afresh.
+        store = _store_dir() / victim.sha256
+        if store.is_dir() and store_changes(store):
+            _drop_store(store)
     return victims
 
 

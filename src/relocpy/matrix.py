@@ -7,6 +7,7 @@ Pure: `parse_matrix` reads and checks the text, `expand` returns the Cartesian p
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import tomllib
 from collections.abc import Callable
@@ -24,6 +25,9 @@ LIBS = ("source", "host")
 # python-build-standalone does.
 MARCH_LEVELS = ("x86-64", "x86-64-v2", "x86-64-v3", "x86-64-v4")
 ZIG_DEFAULT_GLIBC = "2.17"
+# The most combinations one matrix file may have (before excludes): beyond this, planning
+# alone takes minutes and the builds would take years on one machine.
+MAX_SPECS = 4096
 _GLIBC = re.compile(r"2\.(1[7-9]|[2-9]\d)")
 _FLAG = re.compile(r"-[A-Za-z0-9][A-Za-z0-9_=,.+:/-]*")
 
@@ -445,6 +449,16 @@ def expand(matrix: Matrix, pins: list[SourcePin] | None = None) -> list[MatrixSp
             out.append(canonical)
         checked[axis] = out
 
+    sizes = [len(checked[axis]) for axis in checked]
+    combinations = math.prod(sizes) + len(matrix.includes)
+    if combinations > MAX_SPECS:
+        shape = " × ".join(f"{len(v)} {axis}" for axis, v in checked.items() if len(v) > 1)
+        raise where.error(
+            f"the matrix has {combinations:,} combinations ({shape}), more than the"
+            f" {MAX_SPECS:,} relocpy plans in one file",
+            "matrix",
+            hint="split it into several files, or narrow its axes",
+        )
     excludes = []
     for index, rule in enumerate(matrix.excludes):
         excludes.append(_checked_rule(rule, "exclude", index, matrix, pins, where))

@@ -5,8 +5,10 @@ Each composes the stages; the CLI only parses arguments and prints what these re
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
+import json
 import os
 import shutil
 import tempfile
@@ -21,11 +23,13 @@ from relocpy.catalog import SourcePin, load_cpython_pins, resolve_cpython
 from relocpy.deps import (
     BuiltLibrary,
     build_libraries,
+    build_requirements,
     describe,
     libraries_for,
     library_cflags,
+    spec_cflags,
 )
-from relocpy.errors import BuildFailedError, RelocpyError
+from relocpy.errors import BuildFailedError, ChecksumMismatchError, RelocpyError
 from relocpy.package import (
     PackagedArchives,
     archive_stem,
@@ -37,6 +41,7 @@ from relocpy.package import (
     write_test_suite,
 )
 from relocpy.policy import get_policy
+from relocpy.preflight import Requirement, header, program, require
 from relocpy.progress import QuietReporter, Reporter
 from relocpy.recipes.cpython import OPT_LEVELS, PGO_TRAININGS
 from relocpy.repair import default_policy, recompile, repair_in_place, writable_directory
@@ -53,20 +58,96 @@ class VersionRow:
     filename: str
     sha256: str
     cached: bool
+    prerelease: bool = False
+    served_by: str = ""  # which mirror serves the source here ("" if none was found)
+    built: bool = False  # the binary cache has a build of it
+    installed: bool = False
+
+    @property
+    def status(self) -> str:
+        if self.built:
+            return "built here"
+        if self.cached or self.served_by:
+            return "source here, not built yet"
+        return "pinned, not built here"
 
 
-def versions(cache: SourceCache | None = None) -> list[VersionRow]:
-    """Every release the catalog pins, and whether its tarball is in the download cache."""
+def versions(cache: SourceCache | None = None, probe: bool = True) -> list[VersionRow]:
+    """Every release the catalog pins: whether its tarball is cached, which mirror serves it
+    here (`probe`: ask python.org and Debian's archive, answers kept for a day), whether the
+    binary cache has a build of it, and whether it is installed."""
+    from relocpy.install import installed
+    from relocpy.sources import where_served
+
     cache = cache or SourceCache()
+    pins = load_cpython_pins()
+    served = where_served(pins) if probe else {}
+    built = _built_versions()
+    have = {i.version for i in installed()}
     return [
-        VersionRow(p.version, p.filename, p.sha256, cache.lookup(p) is not None)
-        for p in load_cpython_pins()
+        VersionRow(
+            p.version,
+            p.filename,
+            p.sha256,
+            cache.lookup(p) is not None,
+            p.prerelease,
+            served.get(p.version, ""),
+            p.version in built,
+            p.version in have,
+        )
+        for p in pins
     ]
 
 
+def _built_versions() -> set[str]:
+    from relocpy.matrixbuild import default_cache_dir
+    from relocpy.mirror import Mirror, MirrorError
+    from relocpy.records import RecordError
+
+    cache = default_cache_dir()
+    if not (cache / "index.json").is_file():
+        return set()
+    try:
+        return {e.version for e in Mirror(str(cache)).entries()}
+    except (MirrorError, RecordError):
+        return set()
+
+
 def seed_cache(request: str, file: Path, cache: SourceCache | None = None) -> Path:
-    """Put a local copy of a release tarball into the cache, after checking it against its pin."""
-    return fetch(resolve_cpython(request), mirrors=[LocalFileMirror(file)], cache=cache)
+    """Put a local copy of a release tarball into the cache, after checking it against its pin.
+
+    The file's own sha256 picks the release (so `fetch 3.13 --file Python-3.13.5.tar.xz` is
+    3.13.5, not the newest 3.13); it must be a pinned release that matches `request`."""
+    from relocpy.checksums import sha256_file
+    from relocpy.selection import matches, parse_request
+
+    file = Path(file)
+    if file.is_dir():
+        raise RelocpyError(f"{file} is a directory", hint="give the tarball itself with --file")
+    if not file.is_file():
+        raise RelocpyError(f"{file} does not exist", hint="give the path of the tarball")
+    wanted = parse_request(request)
+    digest = sha256_file(file)
+    pins = load_cpython_pins()
+    pin = next((p for p in pins if p.sha256 == digest), None)
+    if pin is None:
+        named = next((p for p in pins if p.filename == file.name), None)
+        why = (
+            f"; {named.version}'s pin is {named.sha256}: the file is damaged or not the upstream"
+            " release"
+            if named
+            else ""
+        )
+        raise ChecksumMismatchError(
+            f"{file.name} (sha256 {digest}) is no pinned CPython release{why}",
+            hint="download it again from python.org, or run `relocpy versions` to list the pins",
+        )
+    if not matches(pin.version, "default", wanted):
+        raise RelocpyError(
+            f"{file.name} is CPython {pin.version}, not {request}",
+            hint=f"run `relocpy fetch {pin.version} --file {file}`",
+        )
+    return fetch(pin, mirrors=[LocalFileMirror(file)], cache=cache)
 
 
 # Files in archives get this mtime when neither SOURCE_DATE_EPOCH nor a dated build tag says
@@ -126,6 +207,7 @@ def build(
     stripped: bool = True,
     pgo_training: str = "pgo",
     pie: bool = True,
+    also_needs: tuple[Requirement, ...] = (),
 ) -> BuildResult:
     """Build CPython `request` from its pinned source and write relocatable archives to `out_dir`.
 
@@ -135,6 +217,8 @@ def build(
     triple names the CPU level. `stripped` also writes the install_only_stripped pair.
     `pgo_training` ("pgo" or "extended", see recipes.cpython.PGO_TRAININGS) is what a
     profile-guided build trains on. `pie=False` links a position-dependent executable.
+    Before anything is created, every program, aclocal macro and header the build needs (plus
+    `also_needs`, what the caller does next) is checked, and all that is missing is named.
     Nothing appears in `out_dir` unless every step succeeded.
     """
     reporter = reporter or QuietReporter()
@@ -156,121 +240,176 @@ def build(
             f"--pgo-training {pgo_training} trains a profile-guided build, and --opt {opt} is not",
             hint="add --opt pgo+lto, or drop --pgo-training",
         )
-    out_dir = writable_directory(out_dir)
-    tag = build_tag or default_build_tag()
-    triple = target_triple(march)
-    stem = archive_stem(pin.version, tag, flavour_name("install_only", free_threaded), triple)
-    if log is None:
-        logs = home.cache_dir() / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        log = logs / f"{stem}.{os.getpid()}.log"
-    log.write_text(f"relocpy {__version__} build of {pin.version} ({opt})\n")
-    tools = select_toolchain(toolchain, glibc, libs, reporter, log, opt)
-    spec = BuildSpec(
-        pin,
-        opt,
-        jobs or max(1, os.cpu_count() or 1),
-        libs,
-        readline,
-        march,
-        tuple(cflags),
-        free_threaded,
-        pgo_training,
-        pie,
-    )
-    target = f"glibc {tools.glibc}" if tools.glibc else "this host's glibc"
-    reporter.step(
-        f"building CPython {pin.version} ({opt}, {tools.name}, {target}, {libs} libraries); "
-        f"log: {log}"
-    )
-    libraries = None
-    if libs == "source":
-        libraries = build_libraries(
-            libraries_for(pin.version_tuple, readline),
-            tools,
-            reporter,
-            spec.jobs,
-            library_cflags(spec.extra_cflags),
-        )
-
-    tarball = fetch(pin, mirrors=mirrors, reporter=reporter, log=log)
-    workdir = Path(tempfile.mkdtemp(prefix=f"relocpy-build-{pin.version}-"))
-    partial = Path(tempfile.mkdtemp(prefix=".relocpy-partial-", dir=out_dir))
+    check_toolchain_choice(toolchain, glibc, libs, opt)
+    needs = build_needs(pin, toolchain, glibc, libs, readline, march, cflags, stripped)
+    require([*needs, *also_needs], f"the build of CPython {pin.version}")
+    existed = Path(out_dir).exists()
     try:
-        staged = build_cpython(
-            spec, tarball, workdir, tools, reporter, log, libraries, source_date_epoch(tag)
-        )
-        original = inspect_tree(staged.prefix_dir)
-        if libraries is not None:
-            # configure recorded where the libraries were assembled (-I, -L, --with-openssl=):
-            # that directory is a build path like the source tree, and goes the same way.
-            # Debug info also names the work directory itself.
-            extra = (str(workdir / "deps"), str(workdir))
-            original = dataclasses.replace(original, build_dirs=(*original.build_dirs, *extra))
-        policy = (
-            get_policy(f"manylinux_{tools.glibc.replace('.', '_')}")
-            if tools.glibc
-            else default_policy()
-        )
-        report = repair_in_place(
-            staged.prefix_dir, original, policy=policy, reporter=reporter, log=log
-        )
-        tree = inspect_tree(staged.prefix_dir)
-        if libraries is not None:
-            _finish_self_contained(tree, report.grafted, log)
-        missing = check_required_modules(tree)
-        if not missing.ok:
-            raise BuildFailedError(
-                f"CPython {pin.version} built without standard modules; {missing.detail}",
-                hint=f"the log says why: {log}",
-            )
-        reporter.step(
-            "writing archives (install_only and install_only_stripped; .tar.gz, .tar.zst)"
-        )
-        metadata = _build_metadata(
+        out_dir = writable_directory(out_dir)
+        tag = build_tag or default_build_tag()
+        triple = target_triple(march)
+        stem = archive_stem(pin.version, tag, flavour_name("install_only", free_threaded), triple)
+        if log is None:
+            logs = home.cache_dir() / "logs"
+            logs.mkdir(parents=True, exist_ok=True)
+            log = logs / f"{stem}.{os.getpid()}.log"
+        log.write_text(f"relocpy {__version__} build of {pin.version} ({opt})\n")
+        tools = select_toolchain(toolchain, glibc, libs, reporter, log, opt)
+        spec = BuildSpec(
             pin,
-            spec,
-            tools,
-            report.grafted,
-            report.grafted_from,
-            [str(staged.source_dir), str(staged.stage_dir), str(workdir)],
-            staged.seconds,
-            libraries,
+            opt,
+            jobs or max(1, os.cpu_count() or 1),
+            libs,
+            readline,
+            march,
+            tuple(cflags),
+            free_threaded,
+            pgo_training,
+            pie,
         )
-        tree = inspect_tree(staged.prefix_dir)
-        epoch = source_date_epoch(tag)
-        pin_timestamps(tree.root, epoch)
-        packaged = package_tree(
-            tree,
-            partial,
-            build=tag,
-            metadata=metadata,
-            mtime=epoch,
-            triple=triple,
-            free_threaded=free_threaded,
-            stripped=stripped,
+        target = f"glibc {tools.glibc}" if tools.glibc else "this host's glibc"
+        reporter.step(
+            f"building CPython {pin.version} ({opt}, {tools.name}, {target}, {libs} libraries); "
+            f"log: {log}"
         )
-        tests = write_test_suite(
-            tree, partial, build=tag, mtime=epoch, triple=triple, free_threaded=free_threaded
-        )
-        shutil.copyfile(log, partial / f"{stem}.log")
-        final = _publish(packaged, partial, out_dir)
-        reporter.step(f"done in {time.monotonic() - start:.0f} s: {final.gz.name}")
-        return BuildResult(
-            final, out_dir / f"{stem}.log", time.monotonic() - start, out_dir / tests.name
-        )
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-        if keep_work:
-            reporter.step(f"kept the build directory {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        libraries = None
+        if libs == "source":
+            libraries = build_libraries(
+                libraries_for(pin.version_tuple, readline),
+                tools,
+                reporter,
+                spec.jobs,
+                library_cflags(spec.extra_cflags),
+            )
+
+        tarball = fetch(pin, mirrors=mirrors, reporter=reporter, log=log)
+        workdir = Path(tempfile.mkdtemp(prefix=f"relocpy-build-{pin.version}-"))
+        partial = Path(tempfile.mkdtemp(prefix=".relocpy-partial-", dir=out_dir))
+        try:
+            staged = build_cpython(
+                spec, tarball, workdir, tools, reporter, log, libraries, source_date_epoch(tag)
+            )
+            original = inspect_tree(staged.prefix_dir)
+            if libraries is not None:
+                # configure recorded where the libraries were assembled (-I, -L, --with-openssl=):
+                # that directory is a build path like the source tree, and goes the same way.
+                # Debug info also names the work directory itself.
+                extra = (str(workdir / "deps"), str(workdir))
+                original = dataclasses.replace(original, build_dirs=(*original.build_dirs, *extra))
+            policy = (
+                get_policy(f"manylinux_{tools.glibc.replace('.', '_')}")
+                if tools.glibc
+                else default_policy()
+            )
+            report = repair_in_place(
+                staged.prefix_dir, original, policy=policy, reporter=reporter, log=log
+            )
+            tree = inspect_tree(staged.prefix_dir)
+            if libraries is not None:
+                _finish_self_contained(tree, report.grafted, log)
+            missing = check_required_modules(tree)
+            if not missing.ok:
+                raise BuildFailedError(
+                    f"CPython {pin.version} built without standard modules; {missing.detail}",
+                    hint=f"the log says why: {log}",
+                )
+            reporter.step(
+                "writing archives (install_only and install_only_stripped; .tar.gz, .tar.zst)"
+            )
+            metadata = _build_metadata(
+                pin,
+                spec,
+                tools,
+                report.grafted,
+                report.grafted_from,
+                [str(staged.source_dir), str(staged.stage_dir), str(workdir)],
+                staged.seconds,
+                libraries,
+            )
+            tree = inspect_tree(staged.prefix_dir)
+            epoch = source_date_epoch(tag)
+            pin_timestamps(tree.root, epoch)
+            packaged = package_tree(
+                tree,
+                partial,
+                build=tag,
+                metadata=metadata,
+                mtime=epoch,
+                triple=triple,
+                free_threaded=free_threaded,
+                stripped=stripped,
+            )
+            tests = write_test_suite(
+                tree, partial, build=tag, mtime=epoch, triple=triple, free_threaded=free_threaded
+            )
+            shutil.copyfile(log, partial / f"{stem}.log")
+            final = _publish(packaged, partial, out_dir)
+            reporter.step(f"done in {time.monotonic() - start:.0f} s: {final.gz.name}")
+            return BuildResult(
+                final, out_dir / f"{stem}.log", time.monotonic() - start, out_dir / tests.name
+            )
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+            if keep_work:
+                reporter.step(f"kept the build directory {workdir}")
+            else:
+                shutil.rmtree(workdir, ignore_errors=True)
+    except BaseException:
+        if not existed:  # a rejected build leaves no empty --out behind
+            with contextlib.suppress(OSError):
+                Path(out_dir).rmdir()
+        raise
 
 
-def select_toolchain(
-    name: str, glibc: str | None, libs: str, reporter: Reporter, log: Path, opt: str = "noopt"
-) -> Toolchain:
-    """The toolchain for a build, after checking the combination makes sense."""
+def toolchain_identity(name: str, glibc: str | None) -> str:
+    """What names a toolchain in build hashes, without installing or building anything."""
+    if name == "zig":
+        from relocpy.zig import zig_identity
+
+        return zig_identity(glibc or DEFAULT_GLIBC)
+    from relocpy.toolchain import compiler_identity
+
+    if glibc is not None:
+        from relocpy.sysroot import sysroot_identity
+
+        return sysroot_identity(glibc)
+    return compiler_identity(os.environ.get("CC") or "cc")
+
+
+def build_needs(
+    pin: SourcePin,
+    toolchain: str,
+    glibc: str | None,
+    libs: str,
+    readline: str,
+    march: str = "x86-64",
+    cflags: tuple[str, ...] = (),
+    stripped: bool = True,
+) -> list[Requirement]:
+    """Every host program, aclocal macro and header a build needs, for the preflight.
+
+    Libraries already in the library cache need nothing; zig itself comes from PyPI.
+    """
+    who = f"CPython {pin.version}"
+    needs = [program("make", who)]
+    if toolchain == "gcc":
+        compiler = os.environ.get("CC", "cc").split()[0]
+        needs.append(Requirement("C compiler", compiler, "gcc", f"{who} (--toolchain gcc)"))
+    if stripped:
+        needs.append(program("strip", "the install_only_stripped archives"))
+    if libs == "host":
+        from relocpy.toolchain import HOST_LIBRARY_HEADERS
+
+        needs += [header(h.header, h.apt_package, h.purpose) for h in HOST_LIBRARY_HEADERS]
+    else:
+        recipes = libraries_for(pin.version_tuple, readline)
+        flags = library_cflags(spec_cflags(march, cflags))
+        needs += build_requirements(recipes, toolchain_identity(toolchain, glibc), flags)
+    return needs
+
+
+def check_toolchain_choice(name: str, glibc: str | None, libs: str, opt: str) -> None:
+    """Refuse a toolchain, glibc, libraries and optimisation combination that cannot build."""
     if libs not in ("source", "host"):
         raise RelocpyError(f"unknown --libs {libs!r}", hint="choose source or host")
     if name == "zig":
@@ -290,21 +429,30 @@ def select_toolchain(
                 "--libs host links this host's libraries, which need this host's glibc",
                 hint="use --toolchain gcc with --libs host, or build the libraries (--libs source)",
             )
-        return zig_toolchain(glibc or DEFAULT_GLIBC, reporter, log)
-    if name == "gcc":
-        if glibc is not None:
-            if libs == "host":
-                raise RelocpyError(
-                    f"--libs host links this host's libraries, which need this host's glibc,"
-                    f" not glibc {glibc}",
-                    hint="build the libraries (--libs source), or drop --glibc",
-                )
-            from relocpy.sysroot import gcc_glibc_toolchain
+    elif name == "gcc":
+        if glibc is not None and libs == "host":
+            raise RelocpyError(
+                f"--libs host links this host's libraries, which need this host's glibc,"
+                f" not glibc {glibc}",
+                hint="build the libraries (--libs source), or drop --glibc",
+            )
+    else:
+        raise RelocpyError(f"unknown toolchain {name!r}", hint="choose zig or gcc")
 
-            return gcc_glibc_toolchain(glibc, reporter, log)
-        headers = HOST_LIBRARY_HEADERS if libs == "host" else HOST_LIBRARY_HEADERS[:1]
-        return host_toolchain(headers=headers)
-    raise RelocpyError(f"unknown toolchain {name!r}", hint="choose zig or gcc")
+
+def select_toolchain(
+    name: str, glibc: str | None, libs: str, reporter: Reporter, log: Path, opt: str = "noopt"
+) -> Toolchain:
+    """The toolchain for a build, after checking the combination makes sense."""
+    check_toolchain_choice(name, glibc, libs, opt)
+    if name == "zig":
+        return zig_toolchain(glibc or DEFAULT_GLIBC, reporter, log)
+    if glibc is not None:
+        from relocpy.sysroot import gcc_glibc_toolchain
+
+        return gcc_glibc_toolchain(glibc, reporter, log)
+    headers = HOST_LIBRARY_HEADERS if libs == "host" else HOST_LIBRARY_HEADERS[:1]
+    return host_toolchain(headers=headers)
 
 
 def _finish_self_contained(tree: InterpreterTree, grafted: dict[str, str], log: Path) -> None:
@@ -375,4 +523,38 @@ def _publish(packaged: PackagedArchives, partial: Path, out_dir: Path) -> Packag
         packaged.info,
         out_dir / packaged.stripped_gz.name if packaged.stripped_gz else None,
         out_dir / packaged.stripped_zst.name if packaged.stripped_zst else None,
+    )
+
+
+def read_build_output(out_dir: Path) -> BuildResult:
+    """The BuildResult of a finished build's output directory (its one install_only build)."""
+    out_dir = Path(out_dir)
+    metadata = sorted(p for p in out_dir.glob("cpython-*-install_only.json"))
+    if len(metadata) != 1:
+        raise RelocpyError(
+            f"{out_dir} holds {len(metadata)} install_only builds, not one",
+            hint="point at the --out directory of one `relocpy build`",
+        )
+    info = json.loads(metadata[0].read_text())
+    stem = metadata[0].name.removesuffix(".json")
+
+    def beside(suffix: str) -> Path | None:
+        path = out_dir / f"{stem}{suffix}"
+        return path if path.is_file() else None
+
+    def stripped(suffix: str) -> Path | None:
+        path = out_dir / f"{stem}_stripped{suffix}"
+        return path if path.is_file() else None
+
+    gz, zst = beside(".tar.gz"), beside(".tar.zst")
+    if gz is None or zst is None:
+        raise RelocpyError(f"{out_dir} lacks the archives its {metadata[0].name} names")
+    archives = PackagedArchives(
+        gz, zst, metadata[0], info, stripped(".tar.gz"), stripped(".tar.zst")
+    )
+    return BuildResult(
+        archives,
+        out_dir / f"{stem}.log",
+        float(info.get("build_seconds", 0.0)),
+        out_dir / f"{stem.removesuffix('-install_only')}-test_suite.tar.gz",
     )

@@ -107,14 +107,17 @@ def repair(
     dest = Path(dest).absolute()
     if dest == source.root or source.root in dest.parents:
         raise OutputDirError(f"output {dest} lies inside the source prefix {source.root}")
+    policy = policy or default_policy()
+    # The prefix's own files first: if they break the policy, no copy is made at all (grafted
+    # libraries are checked once they are in the copy).
+    reporter.step(f"checking {source.root}'s ELF files against {policy.name}")
+    check_glibc_policy(source.root, policy)
     staging = prepare_output(dest)
     try:
         reporter.step(f"copying {source.root} ({source.version})")
         work = staging / "tree"
         shutil.copytree(source.root, work, symlinks=True)
-        report = repair_in_place(
-            work, source, policy=policy or default_policy(), reporter=reporter, log=log
-        )
+        report = repair_in_place(work, source, policy=policy, reporter=reporter, log=log)
         publish(work, dest)
         staging.rmdir()
         report.tree = inspect_tree(dest)
@@ -157,13 +160,78 @@ def repair_in_place(
     report.text_files = _fix_text_files(root, tree, prefix, original.build_dirs)
 
     _ensure_python_link(root, tree)
+    hook = add_script_hooks(tree)
 
     reporter.step("removing recorded build paths from binaries")
     report.binary_files = _fix_binaries(root, old_paths)
 
     reporter.step("recompiling bytecode")
     report.recompiled = _recompile_bytecode(root, tree, old_paths, log)
+    report.recompiled += recompile(tree, [hook], log)
+    reporter.step(f"checking every ELF file against {policy.name}")
+    check_glibc_policy(root, policy)
     return report
+
+
+class PolicyViolationError(RelocpyError):
+    """A repaired tree needs a newer glibc than the policy the user asked for allows."""
+
+
+def glibc_violations(root: Path, policy: Policy) -> list[tuple[str, tuple[int, ...]]]:
+    """(relative path, highest GLIBC version) of each ELF file under `root` that needs more
+    than `policy` allows, the neediest first."""
+    over = [
+        (str(info.path.relative_to(root)), info.max_glibc)
+        for info in iter_elf_files(root)
+        if info.max_glibc and not policy.allows_glibc(info.max_glibc)
+    ]
+    return sorted(over, key=lambda item: (item[1], item[0]), reverse=True)  # type: ignore[return-value]
+
+
+def check_glibc_policy(root: Path, policy: Policy) -> None:
+    """Raise PolicyViolationError naming the files whose glibc symbol versions break `policy`.
+
+    Grafting cannot lower what a file was linked against; only a build for an older glibc can.
+    """
+    over = glibc_violations(root, policy)
+    if not over:
+        return
+    ceiling = ".".join(map(str, policy.glibc_max))
+    versions = sorted({v for _, v in over})
+    span = ".".join(map(str, versions[0])) + (
+        f"–{'.'.join(map(str, versions[-1]))}" if len(versions) > 1 else ""
+    )
+    shown = ", ".join(f"{path} (GLIBC_{'.'.join(map(str, v))})" for path, v in over[:5])
+    more = f", and {len(over) - 5} more" if len(over) > 5 else ""
+    raise PolicyViolationError(
+        f"{len(over)} files need GLIBC {span}, newer than {policy.name} allows ({ceiling}):"
+        f" {shown}{more}",
+        hint="a repair cannot lower a binary's glibc needs: choose a policy for this glibc, or"
+        " build for the older one (`relocpy build --glibc 2.17`)",
+    )
+
+
+SCRIPTS_HOOK = "_relocpy_scripts.py"
+SCRIPTS_PTH = "_relocpy_scripts.pth"
+PYVENV_CFG = "relocatable = true\n"
+
+
+def add_script_hooks(tree: InterpreterTree) -> Path:
+    """Keep console scripts that pip or uv add later working after a move: uv writes
+    relocatable scripts for an interpreter whose pyvenv.cfg says `relocatable = true` (without a
+    `home` key CPython does not take the tree for a virtual environment), and for pip a `.pth`
+    hook rewrites the scripts pip wrote when its process ends (runtime/scripts_hook.py)."""
+    from importlib import resources
+
+    cfg = tree.root / "pyvenv.cfg"
+    if not cfg.exists():
+        cfg.write_text(PYVENV_CFG)
+    site = tree.stdlib / "site-packages"
+    site.mkdir(parents=True, exist_ok=True)
+    hook = resources.files("relocpy").joinpath("runtime", "scripts_hook.py").read_text()
+    (site / SCRIPTS_HOOK).write_text(hook)
+    (site / SCRIPTS_PTH).write_text("import _relocpy_scripts\n")
+    return site / SCRIPTS_HOOK
 
 
 def _ensure_python_link(root: Path, tree: InterpreterTree) -> None:

@@ -9,23 +9,23 @@ import contextlib
 import os
 import signal
 import subprocess
-import tarfile
 from collections import deque
 from pathlib import Path
 
+from relocpy.archive import extract_archive
 from relocpy.errors import BuildFailedError
 from relocpy.progress import Reporter, append_log
 
 
 def unpack_source(tarball: Path, into: Path) -> Path:
-    """Extract the release tarball; return its single top-level directory."""
-    into.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(tarball) as archive:
-        tops = {member.name.split("/", 1)[0] for member in archive.getmembers()}
-        if len(tops) != 1:
-            raise BuildFailedError(f"{tarball.name} does not have one top-level directory")
-        archive.extractall(into, filter="data")
-    return into / tops.pop()
+    """Extract the release tarball with relocpy's safe extractor (no link followed, nothing
+    outside `into`; tarfile's own `filter=` is missing from Debian 12's Python 3.11.2); return
+    its single top-level directory."""
+    extract_archive(tarball, into)
+    tops = list(into.iterdir())
+    if len(tops) != 1 or not tops[0].is_dir():
+        raise BuildFailedError(f"{tarball.name} does not have one top-level directory")
+    return tops[0]
 
 
 def run_logged(

@@ -193,3 +193,71 @@ def fetch(
         f"cannot fetch {pin.filename} ({pin.name} {pin.version}): " + "; ".join(failures),
         hint="seed the cache with `relocpy fetch VERSION --file PATH`, or check the network",
     )
+
+
+# ---- which mirror serves a release here -------------------------------------------------------
+
+PROBE_MAX_AGE = 24 * 3600
+_PYTHON_ORG_PROBE = "https://www.python.org/ftp/python/"
+
+
+def url_answers(url: str, timeout: float = 5.0) -> bool:
+    """Whether a HEAD request for `url` succeeds (2xx) within `timeout`."""
+    request = urllib.request.Request(url, method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return 200 <= getattr(response, "status", 200) < 300
+    except (OSError, urllib.error.URLError, ValueError):
+        return False
+
+
+def _probe(pins: list[SourcePin], archive: AptSourceArchive) -> dict[str, str]:
+    python_org = url_answers(_PYTHON_ORG_PROBE, timeout=3)
+    served: dict[str, str] = {}
+    listed: dict[str, list[str]] = {}
+    try:
+        archive.refresh_index()
+    except SourceUnavailableError:
+        archive = None  # type: ignore[assignment]
+    for pin in pins:
+        if python_org:
+            served[pin.version] = "python.org"
+            continue
+        if archive is None or not pin.debian_package:
+            continue
+        if pin.debian_package not in listed:
+            listed[pin.debian_package] = archive.versions(pin.debian_package)
+        for debian_version in listed[pin.debian_package]:
+            for orig in archive.orig_files(pin.debian_package, debian_version):
+                if orig.sha256 == pin.sha256 and url_answers(orig.url):
+                    served[pin.version] = f"Debian {pin.debian_package} {debian_version}"
+    return served
+
+
+def where_served(pins: list[SourcePin], cache: SourceCache | None = None) -> dict[str, str]:
+    """version -> the mirror that serves its tarball here: "cache", "python.org", or
+    "Debian <package> <version>" when the archive lists it *and* the file answers (a listing
+    alone proves nothing: some answer 404). Probes are remembered for a day."""
+    import json
+    import time
+
+    cache = cache or SourceCache()
+    record = home.cache_dir() / "source-probes.json"
+    probes: dict[str, str] = {}
+    try:
+        data = json.loads(record.read_text())
+        if time.time() - float(data["time"]) < PROBE_MAX_AGE and isinstance(data["served"], dict):
+            probes = {str(k): str(v) for k, v in data["served"].items()}
+        else:
+            raise ValueError("stale")
+    except (OSError, ValueError, KeyError, TypeError):
+        probes = _probe(pins, AptSourceArchive(home.cache_dir() / "apt"))
+        record.parent.mkdir(parents=True, exist_ok=True)
+        tmp = record.with_name(f".{record.name}.{os.getpid()}")
+        tmp.write_text(json.dumps({"time": time.time(), "served": probes}))
+        os.replace(tmp, record)
+    served = dict(probes)
+    for pin in pins:
+        if cache.lookup(pin) is not None:
+            served[pin.version] = "cache"
+    return served

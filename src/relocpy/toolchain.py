@@ -120,7 +120,12 @@ def host_toolchain(
 
 def compiler_identity(cc: str) -> str:
     """The first line of `cc --version` (e.g. `gcc (Debian 12.2.0-14) 12.2.0`)."""
-    result = subprocess.run([*cc.split(), "--version"], capture_output=True, text=True, check=False)
+    try:
+        result = subprocess.run(
+            [*cc.split(), "--version"], capture_output=True, text=True, check=False
+        )
+    except OSError:  # not installed: the preflight says so
+        return cc
     lines = result.stdout.splitlines()
     return lines[0].strip() if lines else cc
 

@@ -18,10 +18,11 @@ from typing import Protocol
 
 from relocpy import probes
 from relocpy.archive import extract_archive
-from relocpy.elf import ElfInfo, iter_elf_files
+from relocpy.elf import ElfInfo, iter_elf_files, read_hardening
 from relocpy.errors import RelocpyError
 from relocpy.ldpaths import resolve_needed
 from relocpy.policy import Policy, get_policy, policy_for_glibc
+from relocpy.preflight import Requirement, program
 from relocpy.progress import QuietReporter, Reporter
 from relocpy.tree import InterpreterTree, clean_env, inspect_tree
 
@@ -180,6 +181,58 @@ def find_leftovers(root: Path, forbidden: list[str]) -> dict[str, list[str]]:
             if needle in data:
                 found.setdefault(text, []).append(str(path.relative_to(root)))
     return {k: sorted(set(v)) for k, v in found.items()}
+
+
+def audit_hardening(
+    root: Path, infos: list[ElfInfo], flags: str, own_build: bool, pie: bool = True
+) -> Check:
+    """Exploit mitigations per ELF file, as python-build-standalone validates them: RELRO and
+    BIND_NOW, a non-executable stack, no segment both writable and executable, no text
+    relocations, and stack-protector and fortify references where `flags` (the build's
+    CFLAGS) promise them. A position-dependent executable passes only where the build says it
+    asked for one (`--no-pie`, recorded as `build_options.pie = false`).
+
+    Missing RELRO or BIND_NOW fails relocpy's own builds (`own_build`); in a tree some other
+    builder made they are reported but are that builder's choice."""
+    serious: list[str] = []
+    weak: list[str] = []
+    notes: list[str] = []
+    wants_ssp = "-fstack-protector" in flags and "-fno-stack-protector" not in flags
+    wants_fortify = "_FORTIFY_SOURCE=" in flags
+    for info in infos:
+        facts = read_hardening(info.path)
+        if facts is None:
+            continue
+        rel = str(info.path.relative_to(root))
+        if facts.exec_stack:
+            serious.append(f"{rel}: executable stack")
+        if facts.writable_and_executable:
+            serious.append(f"{rel}: a segment both writable and executable")
+        if facts.textrel:
+            serious.append(f"{rel}: text relocations")
+        if not facts.relro:
+            weak.append(f"{rel}: no RELRO")
+        elif not facts.bind_now:
+            weak.append(f"{rel}: no BIND_NOW")
+        if facts.elf_type == "ET_EXEC":
+            if pie:
+                serious.append(f"{rel}: position-dependent executable, but the build asked for PIE")
+            else:
+                notes.append(f"{rel} is position-dependent (--no-pie, as the build asked)")
+        is_core = info.path.name.startswith(("python3", "libpython3"))
+        if wants_ssp and is_core and not facts.stack_protector:
+            serious.append(f"{rel}: no __stack_chk_fail although CFLAGS ask -fstack-protector")
+        if wants_fortify and is_core and not facts.fortified:
+            serious.append(f"{rel}: no fortified calls although CFLAGS set _FORTIFY_SOURCE")
+    failed = serious + (weak if own_build else [])
+    if failed:
+        return Check("hardening", False, f"{len(failed)} problems: {_short(failed, 6)}")
+    detail = f"{len(infos)} ELF files: RELRO, non-executable stack, W^X, no text relocations"
+    if weak:
+        detail += f"; this tree's builder left {len(weak)} weaker: {_short(weak, 3)}"
+    if notes:
+        detail += "; " + "; ".join(notes)
+    return Check("hardening", True, detail)
 
 
 def audit_leftovers(root: Path, forbidden: list[str]) -> Check:
@@ -498,13 +551,49 @@ def check_c_extension(tree: InterpreterTree, scratch: Path, runner: Runner = HOS
 # ---- the verb -------------------------------------------------------------------------------
 
 
+def _build_cflags(tree: InterpreterTree) -> str:
+    """The CFLAGS the tree's sysconfig data records (what its build promised)."""
+    text = ""
+    for path in tree.sysconfigdata:
+        text += path.read_text(encoding="utf-8", errors="replace")
+    found = re.findall(r"'(?:CONFIGURE_)?CFLAGS(?:_NODIST)?': '([^']*)'", text)
+    return " ".join(found)
+
+
+def verify_needs(runtime: bool = True) -> list[Requirement]:
+    """What the runtime checks need from the host (the static audit needs nothing)."""
+    if not runtime:
+        return []
+    return [program("gcc", "verify's C extension check"), program("c++", "verify's CXX check")]
+
+
+_METADATA_FIELDS: dict[str, object] = {
+    "relocpy_version": str,
+    "policy": str | None,
+    "glibc_floor": str | None,
+    "build_paths": list[str],
+    "build_options": dict[str, object],
+}
+
+
 def _metadata_for(archive: Path) -> dict[str, object]:
+    """The metadata JSON written beside an archive (relocpy's), checked; {} if there is none."""
+    from relocpy.records import RecordError, expect, read_json
+
     name = archive.name
     for suffix in (".tar.gz", ".tar.zst", ".tgz"):
         if name.endswith(suffix):
             meta = archive.with_name(name[: -len(suffix)] + ".json")
             if meta.is_file():
-                return json.loads(meta.read_text())
+                data = read_json(meta)
+                if not isinstance(data, dict):
+                    raise RecordError(f"{meta}: the top level: expected an object")
+                for key, hint in _METADATA_FIELDS.items():
+                    if key in data:
+                        expect(data[key], hint, str(meta), key)
+                if data.get("policy"):
+                    get_policy(str(data["policy"]))
+                return data
     return {}
 
 
@@ -513,12 +602,13 @@ def place_for_test(target: Path, scratch: Path) -> tuple[Path, dict[str, object]
     first = scratch / MOVE_1
     first.mkdir(parents=True)
     if target.is_dir():
+        inspect_tree(target)  # a directory that is no CPython prefix is not copied at all
         shutil.copytree(target, first / "python", symlinks=True)
         return first / "python", {}, [str(target.absolute())]
-    extract_archive(target, first)
+    metadata = _metadata_for(target)  # a bad metadata file fails before the extraction
+    extract_archive(target, first, top="python")
     if not (first / "python").is_dir():
         raise RelocpyError(f"{target.name} has no top-level python/ directory")
-    metadata = _metadata_for(target)
     forbidden = [str(p) for p in metadata.get("build_paths", [])]  # type: ignore[union-attr]
     return first / "python", metadata, forbidden
 
@@ -564,16 +654,26 @@ def verify(
     target = Path(target)
     if not target.exists():
         raise RelocpyError(f"{target} does not exist")
+    if test_suite is not None and not runtime:
+        raise RelocpyError(
+            "--test-suite runs CPython's own tests, which --static-only leaves out",
+            hint="drop one of the two options",
+        )
+    if in_place and not target.is_dir():
+        raise RelocpyError(f"--in-place needs an installed tree, not {target.name}")
     scratch = Path(tempfile.mkdtemp(prefix="relocpy-verify-"))
     try:
         if in_place:
-            if not target.is_dir():
-                raise RelocpyError(f"--in-place needs an installed tree, not {target.name}")
             root, metadata, forbidden = target.absolute(), {}, []
         else:
             reporter.step(f"placing {target.name} under a path with spaces and non-ASCII")
             root, metadata, forbidden = place_for_test(target, scratch)
-        tree = inspect_tree(root)
+        try:
+            tree = inspect_tree(root)
+        except RelocpyError as exc:  # name what the user gave, not the scratch copy
+            raise type(exc)(
+                exc.message.replace(str(root), f"{target}: python/"), hint=exc.hint
+            ) from None
         forbidden = sorted({*forbidden, *forbid})
         infos = iter_elf_files(root)
         chosen = (
@@ -594,6 +694,9 @@ def verify(
         if isinstance(options, dict) and options.get("libs") == "source":
             report.checks.append(audit_self_contained(root, infos))
         report.checks.append(audit_leftovers(root, forbidden))
+        own = bool(metadata.get("relocpy_version"))
+        pie = not (isinstance(options, dict) and options.get("pie") is False)
+        report.checks.append(audit_hardening(root, infos, _build_cflags(tree), own, pie))
         if runtime:
             # relocpy's own builds (they carry metadata) must also have every standard module.
             complete = bool(metadata.get("relocpy_version"))

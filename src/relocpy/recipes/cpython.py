@@ -102,7 +102,10 @@ def library_configuration(
     include = f"-I{deps}/include -I{deps}/include/ncursesw"
     env = {
         "CPPFLAGS": include,
-        "LDFLAGS": f"-L{deps}/lib" + (" -Wl,--exclude-libs,ALL" if exclude_libs else ""),
+        # RELRO over the whole GOT (BIND_NOW), as `relocpy verify` checks; zig's linker does
+        # both by default, Debian's gcc only the first
+        "LDFLAGS": f"-L{deps}/lib -Wl,-z,relro -Wl,-z,now"
+        + (" -Wl,--exclude-libs,ALL" if exclude_libs else ""),
     }
     for module, libs in _MODULE_LIBS.items():
         env[f"{module}_CFLAGS"] = include

@@ -9,12 +9,12 @@ import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from relocpy.catalog import SourcePin
-
-if TYPE_CHECKING:
-    from relocpy.deps import LibraryBuild
+from relocpy.preflight import Requirement, macro, program
+from relocpy.progress import Reporter
+from relocpy.runner import run_logged
 
 # Libraries are configured for the same placeholder prefix as CPython (see recipes/cpython.py).
 LIBRARY_PREFIX = "/install"
@@ -46,6 +46,28 @@ def debian_binary(package: str, debian_version: str, filename: str, sha256: str)
     )
 
 
+@dataclass
+class LibraryBuild:
+    """What a recipe hook sees: the unpacked source, where to install, and how to run things."""
+
+    recipe: LibraryRecipe
+    source: Path
+    stage: Path  # DESTDIR; the library installs into stage/install
+    deps: Path  # the merged install trees of its dependencies
+    env: dict[str, str]
+    jobs: int
+    log: Path
+    reporter: Reporter
+
+    @property
+    def prefix(self) -> Path:
+        return self.stage / LIBRARY_PREFIX.lstrip("/")
+
+    def run(self, cmd: list[str], cwd: Path | None = None) -> None:
+        label = f"{self.recipe.name}: {Path(cmd[0]).name}"
+        run_logged(cmd, cwd or self.source, self.log, self.reporter, label, self.env)
+
+
 @dataclass(frozen=True)
 class LibraryRecipe:
     """One library: where its source comes from and how it is configured.
@@ -73,6 +95,11 @@ class LibraryRecipe:
     extra_sources: tuple[SourcePin, ...] = ()
     # (link, target) symlinks made in the prefix after installing, e.g. compatibility names.
     symlinks: tuple[tuple[str, str], ...] = ()
+    # Host programs the build runs besides make and the compiler (perl, tclsh, tic, ...), and
+    # aclocal macros `autoreconf` needs from the host beyond libtool's and automake's own.
+    # Neither changes what the build produces, so neither enters the fingerprint.
+    tools: tuple[str, ...] = ()
+    aclocal_macros: tuple[str, ...] = ()
     build: Callable[[LibraryBuild], None] | None = field(default=None, compare=False)
     # Runs after a standard configure/make/install (where `build` would replace all of it).
     after_install: Callable[[LibraryBuild], None] | None = field(default=None, compare=False)
@@ -80,6 +107,23 @@ class LibraryRecipe:
     def used_by(self, version: tuple[int, ...]) -> bool:
         low, high = self.python
         return low <= version[:2] < high
+
+    def requirements(self) -> list[Requirement]:
+        """What building this recipe needs from the host (see relocpy.preflight)."""
+        who = self.name
+        if self.source.debian_kind == "deb":
+            needs = [program("apt-get", who), program("dpkg-deb", who)]
+        else:
+            needs = [program("make", who)]
+        if self.autoreconf:
+            who = f"{self.name}'s autoreconf"
+            needs += [
+                program(name, who) for name in ("autoreconf", "autoconf", "aclocal", "libtoolize")
+            ]
+            needs += [macro(name, who) for name in ("AM_INIT_AUTOMAKE", "LT_INIT")]
+            needs += [macro(name, who) for name in self.aclocal_macros]
+        needs += [program(name, self.name) for name in self.tools]
+        return needs
 
     def fingerprint(self) -> str:
         """Everything about the recipe that affects its output, as canonical JSON."""

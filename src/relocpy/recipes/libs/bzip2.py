@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import shutil
-from typing import TYPE_CHECKING
 
-from relocpy.recipes.library import LibraryRecipe, debian_source
-
-if TYPE_CHECKING:
-    from relocpy.deps import LibraryBuild
+from relocpy.recipes.library import LibraryBuild, LibraryRecipe, debian_source
 
 
 def build_libbz2(build: LibraryBuild) -> None:

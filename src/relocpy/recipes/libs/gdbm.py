@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from relocpy.recipes.library import LibraryRecipe, debian_source
-
-if TYPE_CHECKING:
-    from relocpy.deps import LibraryBuild
+from relocpy.recipes.library import LibraryBuild, LibraryRecipe, debian_source
 
 
 def self_sufficient_compat(build: LibraryBuild) -> None:

@@ -14,6 +14,7 @@ RECIPE = LibraryRecipe(
     license="MIT",
     purpose="ctypes",
     autoreconf=True,
+    aclocal_macros=("LT_SYS_SYMBOL_USCORE",),
     configure_args=(
         "--disable-shared",
         "--enable-static",

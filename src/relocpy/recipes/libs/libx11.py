@@ -15,6 +15,7 @@ RECIPE = LibraryRecipe(
     license="MIT",
     purpose="tkinter (X11 client)",
     depends=("xorgproto", "xtrans", "libxcb", "libxau"),
+    tools=("pkg-config",),
     configure_args=(
         "--disable-shared",
         "--enable-static",

@@ -45,6 +45,7 @@ RECIPE = LibraryRecipe(
     license="MIT",
     purpose="tkinter (X11 client)",
     depends=("xorgproto", "xcb-proto", "pthread-stubs", "libxau"),
+    tools=("pkg-config", "python3"),  # python3 runs xcbgen, the C code generator
     configure_args=(
         "--disable-shared",
         "--enable-static",

@@ -21,6 +21,7 @@ RECIPE = LibraryRecipe(
     ),
     license="X11 (MIT-style)",
     purpose="curses, readline/libedit terminal handling",
+    tools=("tic",),  # compiles the --with-fallbacks terminal descriptions
     configure_args=(
         "--without-shared",
         "--with-normal",

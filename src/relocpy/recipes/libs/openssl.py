@@ -6,12 +6,7 @@ ssl module adds a fallback over the other distributions' bundle paths at run tim
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from relocpy.recipes.library import LIBRARY_PREFIX, LibraryRecipe, debian_source
-
-if TYPE_CHECKING:
-    from relocpy.deps import LibraryBuild
+from relocpy.recipes.library import LIBRARY_PREFIX, LibraryBuild, LibraryRecipe, debian_source
 
 
 def build_openssl(build: LibraryBuild) -> None:
@@ -51,4 +46,5 @@ RECIPE = LibraryRecipe(
     purpose="ssl, hashlib",
     depends=("zlib",),
     build=build_openssl,
+    tools=("perl",),
 )

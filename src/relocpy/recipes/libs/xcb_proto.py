@@ -5,12 +5,7 @@ Both are data/Python (Debian's arch-independent xcb-proto and python3-xcbgen pac
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from relocpy.recipes.library import LibraryRecipe, debian_binary
-
-if TYPE_CHECKING:
-    from relocpy.deps import LibraryBuild
+from relocpy.recipes.library import LibraryBuild, LibraryRecipe, debian_binary
 
 
 def point_pc_at_prefix(build: LibraryBuild) -> None:
