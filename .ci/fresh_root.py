@@ -22,8 +22,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from relocpy.distro import ensure_root, overlay, remove_scratch, roots_dir
-from relocpy.progress import console_reporter
+from relocpy.core.progress import console_reporter
+from relocpy.verify.distro import ensure_root, overlay, remove_scratch, roots_dir
 
 REPO = Path(__file__).resolve().parent.parent
 INSIDE = "/root/relocpy"  # where the checkout goes in the root

@@ -286,7 +286,7 @@ def main() -> int:
     tally = Tally()
     work = Path(tempfile.mkdtemp(prefix="fi-mirror-"))
     make_fake_archives(work, "3.99.0", files=3000, payload=4_000_000)
-    from relocpy.mirror import write_index
+    from relocpy.package.mirror import write_index
 
     write_index(work)
     start = time.monotonic()

@@ -78,7 +78,7 @@ def uv_install(mirror: Path, version: str, cache: Path, root: Path) -> float:
 
 def phases(archive: Path, scratch: Path) -> dict[str, float]:
     """Where a fresh install's time goes, measured one phase at a time."""
-    from relocpy.archive import extract_archive, open_archive_stream
+    from relocpy.core.archive import extract_archive, open_archive_stream
 
     out: dict[str, float] = {}
     scratch.mkdir(parents=True, exist_ok=True)
@@ -119,7 +119,7 @@ def peak_memory_by_size(work: Path) -> dict[int, float]:
     """Peak RSS (MiB) of installing archives of very different sizes: streaming keeps it flat."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from fake_tree import make_fake_archives
-    from relocpy.mirror import write_index
+    from relocpy.package.mirror import write_index
 
     result = {}
     for index, size in enumerate((20_000_000, 300_000_000)):

@@ -17,10 +17,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from conftest import PYENV_VERSIONS, pyenv_root
+from relocpy.core.tree import inspect_tree
 from relocpy.pipeline import build
-from relocpy.repair import repair
-from relocpy.tree import inspect_tree
-from relocpy.verify import VerifyReport, verify
+from relocpy.repair.relocate import repair
+from relocpy.verify.checks import VerifyReport, verify
 
 
 def _mib(size: int) -> str:
@@ -64,7 +64,7 @@ def main() -> int:
             report = verify(result.archives.gz)
             meta = result.archives.info
             unpacked = work / f"unpacked-{version}"
-            from relocpy.archive import extract_archive
+            from relocpy.core.archive import extract_archive
 
             extract_archive(result.archives.gz, unpacked)
             failed = sum(not c.ok for c in report.checks)

@@ -21,9 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from relocpy import home
+from relocpy.core import home
 from relocpy.pipeline import BuildResult, build
-from relocpy.verify import VerifyReport, verify
+from relocpy.verify.checks import VerifyReport, verify
 
 
 def _mib(size: int) -> str:
@@ -118,7 +118,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("bench/results/issue3.md"))
     args = parser.parse_args()
 
-    from relocpy.distro import verify_in_distro
+    from relocpy.verify.distro import verify_in_distro
 
     # A fresh library cache (sources stay in the shared download cache).
     shared_sources = home.downloads_dir()

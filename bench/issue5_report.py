@@ -23,10 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from relocpy import home
-from relocpy.bincache import LocalBinaryCache
-from relocpy.matrix import load_matrix
-from relocpy.matrixbuild import build_matrix, plan
+from relocpy.core import home
+from relocpy.matrix.bincache import LocalBinaryCache
+from relocpy.matrix.run import build_matrix, plan
+from relocpy.matrix.spec import load_matrix
 
 
 def _sha(path: Path) -> str:

@@ -40,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from relocpy.archive import extract_archive
+from relocpy.core.archive import extract_archive
 
 HERE = Path(__file__).resolve().parent
 WORKLOADS = HERE / "workloads.py"
@@ -99,8 +99,8 @@ def _debian_installed_bytes() -> int:
 
 
 def _build(out: Path, opt: str) -> Path:
+    from relocpy.core.progress import ConsoleReporter
     from relocpy.pipeline import build
-    from relocpy.progress import ConsoleReporter
 
     found = sorted(out.glob(f"cpython-3.11.2+bench{opt.replace('+', '')}-*-install_only.tar.gz"))
     if found:

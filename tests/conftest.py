@@ -88,7 +88,7 @@ def installed_from_nothing(session_home: Path):
     """`relocpy install 3.11` with nothing configured and an empty binary cache: the chain
     falls through to a build from source (zig, glibc 2.17, noopt), stores it in the binary
     cache and installs it. Returns (Installed, Plan)."""
-    from relocpy.provide import provide
+    from relocpy.install.chain import provide
 
     assert not os.environ.get("RELOCPY_MIRROR")
     return provide("3.11", links=False)
@@ -101,9 +101,9 @@ def mirror_of_three(
     """A mirror with real builds of 3.9, 3.11 and 3.13 (for tox/nox/virtualenv/uv), all
     self-contained zig builds for glibc 2.17 like the session's 3.13 (3.11 is the one the
     install-from-nothing test built into the binary cache)."""
-    from relocpy.mirror import write_index
+    from relocpy.install.chain import binary_cache_dir
+    from relocpy.package.mirror import write_index
     from relocpy.pipeline import build
-    from relocpy.provide import binary_cache_dir
 
     out = tmp_path_factory.mktemp("dist-more")
     # (no stripped pair: these serve tox, nox and uv, and CI time is counted)
@@ -124,8 +124,8 @@ def mirror_of_three(
 @pytest.fixture(scope="session")
 def built_tree(tmp_path_factory: pytest.TempPathFactory, built_archive):
     """The session's 3.13 archive unpacked (an InterpreterTree at `<tmp>/python`)."""
-    from relocpy.archive import extract_archive
-    from relocpy.tree import inspect_tree
+    from relocpy.core.archive import extract_archive
+    from relocpy.core.tree import inspect_tree
 
     dest = tmp_path_factory.mktemp("built-tree")
     extract_archive(built_archive.archives.gz, dest)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from relocpy.archive import write_archives
-from relocpy.package import archive_stem
+from relocpy.core.archive import write_archives
+from relocpy.package.archives import archive_stem
 
 SYSCONFIG = (
     "# system configuration generated and used by the sysconfig module\n"
@@ -54,8 +54,8 @@ def write_unchecked_index(directory: Path) -> None:
     import json
     from dataclasses import asdict
 
-    from relocpy.checksums import sha256_file
-    from relocpy.mirror import INDEX_FORMAT, _entry_from_fields, parse_archive_name
+    from relocpy.core.checksums import sha256_file
+    from relocpy.package.mirror import INDEX_FORMAT, _entry_from_fields, parse_archive_name
 
     archives = []
     for path in sorted(directory.iterdir()):

@@ -13,7 +13,7 @@ import pytest
 
 from fake_tree import make_fake_archives
 from relocpy import cli
-from relocpy.mirror import write_index
+from relocpy.package.mirror import write_index
 
 RELOCPY = [sys.executable, "-m", "relocpy"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from relocpy.verify import verify
+from relocpy.verify.checks import verify
 
 RELOCPY = [sys.executable, "-m", "relocpy"]
 TOOLS = Path(sys.executable).parent

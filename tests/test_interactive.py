@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from relocpy.tree import clean_env
+from relocpy.core.tree import clean_env
 
 
 def _drive_repl(python: Path, keys: list[bytes], env: dict[str, str]) -> str:

@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from relocpy import __version__
-from relocpy.errors import RelocpyError
+from relocpy.core.errors import RelocpyError
 from relocpy.recipes.cpython import OPT_LEVELS, PGO_TRAININGS
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from relocpy.progress import Reporter
-    from relocpy.verify import VerifyReport
+    from relocpy.core.progress import Reporter
+    from relocpy.verify.checks import VerifyReport
 
 # The stages are imported by the verbs that use them: `relocpy run` must start fast.
 
@@ -284,7 +284,7 @@ def _print_link(result: object) -> None:
 
 
 def _interpreters(args: argparse.Namespace) -> int:
-    from relocpy import install as inst
+    from relocpy.install import trees as inst
 
     if args.command == "install":
         return _install(args)
@@ -297,7 +297,7 @@ def _interpreters(args: argparse.Namespace) -> int:
         for gone in inst.uninstall(args.version):
             print(f"removed {gone.key}")
     elif args.command == "pin":
-        from relocpy.pinfile import write_pin
+        from relocpy.install.pinfile import write_pin
 
         print(write_pin(args.version))
     elif args.command == "cache":
@@ -309,7 +309,7 @@ def _requests(versions: list[str]) -> list[str]:
     """The versions asked for, or the one the nearest .python-version names."""
     if versions:
         return versions
-    from relocpy.pinfile import find_pin
+    from relocpy.install.pinfile import find_pin
 
     pin = find_pin()
     if pin is None:
@@ -323,9 +323,9 @@ def _requests(versions: list[str]) -> list[str]:
 def _install(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from relocpy.config import load_config
-    from relocpy.progress import console_reporter
-    from relocpy.provide import plan, provide
+    from relocpy.core.progress import console_reporter
+    from relocpy.install.chain import plan, provide
+    from relocpy.install.config import load_config
 
     mode = "no-build" if args.no_build else "build-only" if args.build_only else "auto"
     config = load_config()
@@ -354,17 +354,17 @@ def _install(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from relocpy import install as inst
+    from relocpy.install import trees as inst
 
     rows = [inst.as_json(i) for i in inst.installed()]
     available: list[dict[str, object]] = []
     notes: list[str] = []
     if args.available:
-        from relocpy.config import load_config, mirrors_in_order
-        from relocpy.mirror import Mirror, MirrorError
-        from relocpy.provide import binary_cache_dir
-        from relocpy.records import RecordError
-        from relocpy.selection import Machine, explain
+        from relocpy.core.records import RecordError
+        from relocpy.install.chain import binary_cache_dir
+        from relocpy.install.config import load_config, mirrors_in_order
+        from relocpy.install.selection import Machine, explain
+        from relocpy.package.mirror import Mirror, MirrorError
 
         machine = Machine.current()
         sources = mirrors_in_order(args.mirror, load_config())
@@ -402,7 +402,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _cache(args: argparse.Namespace) -> int:
-    from relocpy import cachedirs
+    from relocpy.install import cachedirs
 
     if args.cache_command == "prune":
         freed = cachedirs.prune()
@@ -445,15 +445,15 @@ def run_command(rest: list[str]) -> int:
     options = parser.parse_args(head)
     if not cmd:
         raise RelocpyError("nothing to run", hint="relocpy run 3.13 -- python -c 'print(1)'")
-    from relocpy import install as inst
+    from relocpy.install import trees as inst
 
     [request] = _requests([options.version] if options.version else [])
     matches = inst.matching_installs(request)
     if matches:
         target = matches[0]
     else:
-        from relocpy.progress import console_reporter
-        from relocpy.provide import provide
+        from relocpy.core.progress import console_reporter
+        from relocpy.install.chain import provide
 
         done, _ = provide(
             request,
@@ -483,8 +483,8 @@ def _stages(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from relocpy import pipeline
-    from relocpy.progress import console_reporter
-    from relocpy.verify import test_suite_for, verify, verify_needs
+    from relocpy.core.progress import console_reporter
+    from relocpy.verify.checks import test_suite_for, verify, verify_needs
 
     console = Console(highlight=False)
     reporter = console_reporter()
@@ -512,8 +512,8 @@ def _stages(args: argparse.Namespace) -> int:
         if args.file:
             path = pipeline.seed_cache(args.version, args.file)
         else:
-            from relocpy.catalog import resolve_cpython
-            from relocpy.sources import fetch
+            from relocpy.sources.catalog import resolve_cpython
+            from relocpy.sources.fetch import fetch
 
             path = fetch(resolve_cpython(args.version), reporter=reporter)
         print(path)
@@ -544,8 +544,8 @@ def _stages(args: argparse.Namespace) -> int:
             print_report(report, console)
             return 0 if report.ok else 1
     elif args.command == "repair":
-        from relocpy.policy import get_policy
-        from relocpy.repair import repair
+        from relocpy.elf.policy import get_policy
+        from relocpy.repair.relocate import repair
 
         policy = get_policy(args.policy) if args.policy else None
         outcome = repair(args.prefix, args.out, policy=policy, reporter=reporter)
@@ -557,15 +557,15 @@ def _stages(args: argparse.Namespace) -> int:
             f"{outcome.recompiled} bytecode files recompiled"
         )
     elif args.command == "mirror":
-        from relocpy.mirror import write_index
+        from relocpy.package.mirror import write_index
 
         entries = write_index(args.directory, args.base_url)
         print(f"indexed {len(entries)} archives in {args.directory}")
     elif args.command == "verify":
-        from relocpy.distro import known_suite, verify_in_distro
+        from relocpy.verify.distro import known_suite, verify_in_distro
 
         suites = [known_suite(suite) for suite in args.distro]  # fail before the long work
-        from relocpy.preflight import require
+        from relocpy.core.preflight import require
 
         require(verify_needs(not args.static_only), f"verify {args.target}")
         report = verify(
@@ -601,7 +601,7 @@ def _matrix(args: argparse.Namespace, console: Console, reporter: Reporter) -> i
     from rich.markup import escape
     from rich.table import Table
 
-    from relocpy import matrixbuild
+    from relocpy.matrix import run as matrixbuild
 
     if args.matrix_command == "plan":
         planned = matrixbuild.plan_file(args.file, args.cache, args.mirror)
@@ -660,7 +660,7 @@ def _crash_report(exc: BaseException) -> str:
 
     text = "".join(traceback.format_exception(exc))
     try:
-        from relocpy.home import cache_dir
+        from relocpy.core.home import cache_dir
 
         logs = cache_dir() / "logs"
         logs.mkdir(parents=True, exist_ok=True)

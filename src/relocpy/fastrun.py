@@ -3,7 +3,7 @@
 A tool that runs `relocpy run 3.13 -- python ...` for every command must pay little more than
 the interpreter's own start. Anything this path does not handle (no install matches yet, an
 option it does not know, a broken record) returns None, and the full command line takes over
-and explains. Its request matching is `relocpy.selection.matches`, kept equal by a test.
+and explains. Its request matching is `relocpy.install.selection.matches`, kept equal by a test.
 """
 
 from __future__ import annotations

@@ -16,11 +16,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from relocpy import __version__, home
-from relocpy.build import BuildSpec, build_cpython
-from relocpy.cacerts import add_ca_fallback
-from relocpy.catalog import SourcePin, load_cpython_pins, resolve_cpython
-from relocpy.deps import (
+from relocpy import __version__
+from relocpy.build.cpython import BuildSpec, build_cpython
+from relocpy.build.libraries import (
     BuiltLibrary,
     build_libraries,
     build_requirements,
@@ -29,8 +27,15 @@ from relocpy.deps import (
     library_cflags,
     spec_cflags,
 )
-from relocpy.errors import BuildFailedError, ChecksumMismatchError, RelocpyError
-from relocpy.package import (
+from relocpy.build.toolchain import HOST_LIBRARY_HEADERS, Toolchain, host_toolchain
+from relocpy.build.zig import DEFAULT_GLIBC, zig_toolchain
+from relocpy.core import home
+from relocpy.core.errors import BuildFailedError, ChecksumMismatchError, RelocpyError
+from relocpy.core.preflight import Requirement, header, program, require
+from relocpy.core.progress import QuietReporter, Reporter
+from relocpy.core.tree import InterpreterTree, inspect_tree
+from relocpy.elf.policy import get_policy
+from relocpy.package.archives import (
     PackagedArchives,
     archive_stem,
     bundled_libraries,
@@ -40,16 +45,12 @@ from relocpy.package import (
     target_triple,
     write_test_suite,
 )
-from relocpy.policy import get_policy
-from relocpy.preflight import Requirement, header, program, require
-from relocpy.progress import QuietReporter, Reporter
 from relocpy.recipes.cpython import OPT_LEVELS, PGO_TRAININGS
-from relocpy.repair import default_policy, recompile, repair_in_place, writable_directory
-from relocpy.sources import LocalFileMirror, Mirror, SourceCache, fetch
-from relocpy.toolchain import HOST_LIBRARY_HEADERS, Toolchain, host_toolchain
-from relocpy.tree import InterpreterTree, inspect_tree
-from relocpy.verify import check_required_modules
-from relocpy.zig import DEFAULT_GLIBC, zig_toolchain
+from relocpy.repair.cacerts import add_ca_fallback
+from relocpy.repair.relocate import default_policy, recompile, repair_in_place, writable_directory
+from relocpy.sources.catalog import SourcePin, load_cpython_pins, resolve_cpython
+from relocpy.sources.fetch import LocalFileMirror, Mirror, SourceCache, fetch
+from relocpy.verify.checks import check_required_modules
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,8 @@ def versions(cache: SourceCache | None = None, probe: bool = True) -> list[Versi
     """Every release the catalog pins: whether its tarball is cached, which mirror serves it
     here (`probe`: ask python.org and Debian's archive, answers kept for a day), whether the
     binary cache has a build of it, and whether it is installed."""
-    from relocpy.install import installed
-    from relocpy.sources import where_served
+    from relocpy.install.trees import installed
+    from relocpy.sources.fetch import where_served
 
     cache = cache or SourceCache()
     pins = load_cpython_pins()
@@ -100,9 +101,9 @@ def versions(cache: SourceCache | None = None, probe: bool = True) -> list[Versi
 
 
 def _built_versions() -> set[str]:
-    from relocpy.matrixbuild import default_cache_dir
-    from relocpy.mirror import Mirror, MirrorError
-    from relocpy.records import RecordError
+    from relocpy.core.records import RecordError
+    from relocpy.matrix.run import default_cache_dir
+    from relocpy.package.mirror import Mirror, MirrorError
 
     cache = default_cache_dir()
     if not (cache / "index.json").is_file():
@@ -118,8 +119,8 @@ def seed_cache(request: str, file: Path, cache: SourceCache | None = None) -> Pa
 
     The file's own sha256 picks the release (so `fetch 3.13 --file Python-3.13.5.tar.xz` is
     3.13.5, not the newest 3.13); it must be a pinned release that matches `request`."""
-    from relocpy.checksums import sha256_file
-    from relocpy.selection import matches, parse_request
+    from relocpy.core.checksums import sha256_file
+    from relocpy.install.selection import matches, parse_request
 
     file = Path(file)
     if file.is_dir():
@@ -364,13 +365,13 @@ def build(
 def toolchain_identity(name: str, glibc: str | None) -> str:
     """What names a toolchain in build hashes, without installing or building anything."""
     if name == "zig":
-        from relocpy.zig import zig_identity
+        from relocpy.build.zig import zig_identity
 
         return zig_identity(glibc or DEFAULT_GLIBC)
-    from relocpy.toolchain import compiler_identity
+    from relocpy.build.toolchain import compiler_identity
 
     if glibc is not None:
-        from relocpy.sysroot import sysroot_identity
+        from relocpy.build.sysroot import sysroot_identity
 
         return sysroot_identity(glibc)
     return compiler_identity(os.environ.get("CC") or "cc")
@@ -398,7 +399,7 @@ def build_needs(
     if stripped:
         needs.append(program("strip", "the install_only_stripped archives"))
     if libs == "host":
-        from relocpy.toolchain import HOST_LIBRARY_HEADERS
+        from relocpy.build.toolchain import HOST_LIBRARY_HEADERS
 
         needs += [header(h.header, h.apt_package, h.purpose) for h in HOST_LIBRARY_HEADERS]
     else:
@@ -448,7 +449,7 @@ def select_toolchain(
     if name == "zig":
         return zig_toolchain(glibc or DEFAULT_GLIBC, reporter, log)
     if glibc is not None:
-        from relocpy.sysroot import gcc_glibc_toolchain
+        from relocpy.build.sysroot import gcc_glibc_toolchain
 
         return gcc_glibc_toolchain(glibc, reporter, log)
     headers = HOST_LIBRARY_HEADERS if libs == "host" else HOST_LIBRARY_HEADERS[:1]

@@ -1,6 +1,7 @@
 """What a third-party library recipe is: pinned source, configure flags, dependencies, a hook.
 
-Recipes are data (one module each under `recipes/libs/`); `relocpy.deps` turns them into builds.
+Recipes are data (one module each under `recipes/libs/`); `relocpy.build.libraries` builds
+them.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from relocpy.catalog import SourcePin
-from relocpy.preflight import Requirement, macro, program
-from relocpy.progress import Reporter
-from relocpy.runner import run_logged
+from relocpy.core.preflight import Requirement, macro, program
+from relocpy.core.progress import Reporter
+from relocpy.core.runner import run_logged
+from relocpy.sources.catalog import SourcePin
 
 # Libraries are configured for the same placeholder prefix as CPython (see recipes/cpython.py).
 LIBRARY_PREFIX = "/install"
@@ -109,7 +110,7 @@ class LibraryRecipe:
         return low <= version[:2] < high
 
     def requirements(self) -> list[Requirement]:
-        """What building this recipe needs from the host (see relocpy.preflight)."""
+        """What building this recipe needs from the host (see relocpy.core.preflight)."""
         who = self.name
         if self.source.debian_kind == "deb":
             needs = [program("apt-get", who), program("dpkg-deb", who)]

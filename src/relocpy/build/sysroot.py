@@ -1,0 +1,193 @@
+"""gcc for an old glibc: a sysroot of zig's glibc headers and the stub libraries zig builds.
+
+zig cannot do profile-guided optimisation (its programs write no profile); gcc can, but links
+against the host's glibc. The host gcc with `-nostdinc`, zig's headers for the target glibc and
+the versioned stub libraries and start files zig makes for it gives both: a gcc build (PGO, LTO)
+whose binaries need nothing newer than that glibc.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from filelock import FileLock
+
+from relocpy.build.toolchain import Toolchain, compiler_identity
+from relocpy.build.zig import HOST_DIRS, ZIG_VERSION, ensure_zig, parse_glibc
+from relocpy.core import home
+from relocpy.core.errors import MissingToolError, RelocpyError
+from relocpy.core.progress import QuietReporter, Reporter, append_log
+
+_ARCH = "x86_64"
+# Bumped when the cc wrapper changes what it compiles or links (it enters the identity, and
+# with it every library key). 3: links libm, libpthread and libdl where needed; 4: named
+# gcc, which CPython's configure needs to see to use its PGO and LTO flags.
+_WRAPPER_VERSION = 4
+# zig's header directories for x86_64 glibc, most specific first (as zig cc passes them)
+_HEADER_DIRS = ("x86-linux-gnu", "generic-glibc", "x86-linux-any", "any-linux-any")
+# What the sysroot's lib/ holds: zig's start files, libc_nonshared.a and one stub per library
+_FROM_ZIG = {
+    "Scrt1.o": "Scrt1.o",
+    "crt1.o": "crt1.o",
+    "libc_nonshared.a": "libc_nonshared.a",
+    "libc.so.6": "libc.so.6",
+    "libm.so.6": "libm.so.6",
+    "libpthread.so.0": "libpthread.so.0",
+    "libdl.so.2": "libdl.so.2",
+    "librt.so.1": "librt.so.1",
+    "libutil.so.1": "libutil.so.1",
+    "libresolv.so.2": "libresolv.so.2",
+    "libld.so.2": "ld-linux-x86-64.so.2",
+}
+_LINK_NAMES = {"m": "libm.so.6", "pthread": "libpthread.so.0", "dl": "libdl.so.2",
+               "rt": "librt.so.1", "util": "libutil.so.1", "resolv": "libresolv.so.2"}  # fmt: skip
+_PROBE = """#include <math.h>
+#include <pthread.h>
+#include <dlfcn.h>
+#include <resolv.h>
+#include <time.h>
+int main(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int)sqrt(4.0) + (dlopen(0, RTLD_NOW) == 0) + (pthread_self() == 0); }
+"""
+
+
+def sysroot_dir(glibc: str) -> Path:
+    return home.cache_dir() / "toolchains" / f"sysroot-{_ARCH}-linux-gnu.{glibc}"
+
+
+def _gcc_file(name: str) -> str:
+    result = subprocess.run(["gcc", f"-print-file-name={name}"], capture_output=True, text=True)
+    return result.stdout.strip()
+
+
+def ensure_sysroot(glibc: str, reporter: Reporter | None = None, log: Path | None = None) -> Path:
+    """The sysroot for `glibc` (built once: zig compiles its glibc stubs in a private cache)."""
+    reporter = reporter or QuietReporter()
+    glibc = parse_glibc(glibc)
+    root = sysroot_dir(glibc)
+    if (root / "lib" / "libc.so").is_file():
+        return root
+    zig = ensure_zig(reporter, log)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root.parent / f".{root.name}.lock")):
+        if (root / "lib" / "libc.so").is_file():
+            return root
+        reporter.step(f"assembling a glibc {glibc} sysroot for gcc from zig's glibc stubs")
+        # A fixed name (the lock makes it ours): zig records the directory it compiles its
+        # glibc start files from in their debug info, which every program linked with the
+        # sysroot then carries.
+        staging = root.with_name(f".{root.name}.staging")
+        shutil.rmtree(staging, ignore_errors=True)
+        scratch = staging / "zig-cache"
+        (staging / "lib").mkdir(parents=True)
+        try:
+            probe = staging / "probe.c"
+            probe.write_text(_PROBE)
+            env = {
+                **os.environ,
+                "ZIG_GLOBAL_CACHE_DIR": str(scratch),
+                "ZIG_LOCAL_CACHE_DIR": str(scratch),
+            }
+            libs = [f"-l{name}" for name in _LINK_NAMES]
+            for pie in (["-fPIE", "-pie"], ["-fno-PIE", "-no-pie"]):
+                cmd = [str(zig), "cc", "-target", f"{_ARCH}-linux-gnu.{glibc}", *pie, str(probe),
+                       "-o", str(staging / "probe"), *libs]  # fmt: skip
+                result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+                append_log(log, f"$ {' '.join(cmd)}\n{result.stdout}{result.stderr}")
+                if result.returncode != 0:
+                    raise RelocpyError(
+                        f"zig could not link for glibc {glibc}: {result.stderr.strip()[-300:]}"
+                    )
+            for source, target in _FROM_ZIG.items():
+                found = sorted(scratch.rglob(source))
+                if not found:
+                    raise RelocpyError(f"zig built no {source} for glibc {glibc}")
+                shutil.copy2(found[0], staging / "lib" / target)
+            for name in ("crti.o", "crtn.o"):  # _init/_fini prologue and epilogue, not versioned
+                path = _gcc_file(name)
+                if not os.path.isabs(path):
+                    raise MissingToolError(
+                        f"gcc has no {name}", hint="apt-get install -y libc6-dev"
+                    )
+                shutil.copy2(path, staging / "lib" / name)
+            lib = root / "lib"  # the final location: linker scripts name absolute paths
+            (staging / "lib" / "libc.so").write_text(
+                f"/* relocpy: glibc {glibc} stubs made by zig {ZIG_VERSION} */\n"
+                f"GROUP ( {lib}/libc.so.6 {lib}/libc_nonshared.a"
+                f" AS_NEEDED ( {lib}/ld-linux-x86-64.so.2 ) )\n"
+            )
+            for name, soname in _LINK_NAMES.items():
+                (staging / "lib" / f"lib{name}.so").symlink_to(soname)
+            shutil.rmtree(scratch)
+            probe.unlink()
+            (staging / "probe").unlink(missing_ok=True)
+            staging.rename(root)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return root
+
+
+def sysroot_identity(glibc: str) -> str:
+    """What names the gcc-with-sysroot toolchain in build hashes (nothing is built to know)."""
+    return (
+        f"{compiler_identity('gcc')}, glibc {parse_glibc(glibc)} sysroot from zig {ZIG_VERSION}"
+        f", wrapper {_WRAPPER_VERSION}"
+    )
+
+
+def gcc_glibc_toolchain(
+    glibc: str, reporter: Reporter | None = None, log: Path | None = None
+) -> Toolchain:
+    """The host gcc, compiling against zig's glibc `glibc` headers and linking its stubs.
+
+    A one-word `cc` wrapper (configure scripts want one word); host include and library
+    directories are dropped, as for zig, and libgcc is linked statically (no libgcc_s.so.1).
+    """
+    if shutil.which("gcc") is None:
+        raise MissingToolError("gcc not found on PATH", hint="apt-get install -y gcc")
+    glibc = parse_glibc(glibc)
+    root = ensure_sysroot(glibc, reporter, log)
+    headers = ensure_zig(reporter, log).parent / "lib" / "libc" / "include"
+    # gcc answers a bare name for a directory it does not have (include-fixed on Debian 12)
+    include_dirs = [
+        d for d in (_gcc_file("include"), _gcc_file("include-fixed")) if os.path.isabs(d)
+    ]
+    include_dirs += [str(headers / name) for name in _HEADER_DIRS]
+    includes = " ".join(f'-isystem "{d}"' for d in include_dirs)
+    bindir = root / "bin"
+    bindir.mkdir(exist_ok=True)
+    wrapper = (
+        "#!/bin/sh\n"
+        "# relocpy: gcc for glibc " + glibc + " (zig's headers and stubs)\n"
+        "link=yes\n"
+        'for arg do shift; case "$arg" in\n'
+        f"  {HOST_DIRS}) continue;;\n"
+        "  -c|-E|-S|-M|-MM|-v|--version|-print*|-dump*) link=no;;\n"
+        'esac; set -- "$@" "$arg"; done\n'
+        # Before glibc 2.34 pthread_* and dlopen live in libpthread and libdl; static
+        # libraries (OpenSSL, SQLite) need them and libm after themselves, and zig links all
+        # three by itself (CPython's configure puts a library's -lm before the library).
+        # --as-needed records them only where they are used.
+        'if [ $link = yes ]; then set -- "$@" -Wl,--push-state,--as-needed -lm -lpthread -ldl'
+        " -Wl,--pop-state; fi\n"
+        f"exec gcc -nostdinc {includes} -D__GLIBC_MINOR__={glibc.split('.')[1]} "
+        f'-B"{root / "lib"}" -L"{root / "lib"}" -static-libgcc "$@"\n'
+    )
+    # configure scripts (CPython's PGO and LTO flags among them) recognise gcc by name
+    cc = bindir / "gcc"
+    if not cc.is_file() or cc.read_text() != wrapper:
+        tmp = cc.with_name(f".gcc.{os.getpid()}")
+        tmp.write_text(wrapper)
+        tmp.chmod(0o755)
+        os.replace(tmp, cc)
+    return Toolchain(
+        name="gcc",
+        cc=str(cc),
+        make="make",
+        include_dirs=(),
+        identity=sysroot_identity(glibc),
+        glibc=glibc,
+    )

@@ -1,0 +1,414 @@
+"""Writing and reading interpreter archives (`.tar.gz`, `.tar.zst`).
+
+Writing is deterministic for a given tree (sorted members, numeric owner 0, fixed gzip header;
+gzip by libdeflate, whose best level is a few percent smaller than zlib's); reading is streaming
+and refuses members that would land outside the target directory.
+"""
+
+from __future__ import annotations
+
+import bz2
+import errno
+import gzip
+import io
+import lzma
+import os
+import shutil
+import stat
+import struct
+import tarfile
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import deflate
+import zstandard
+
+from relocpy.core.errors import RelocpyError
+
+
+class BadArchiveError(RelocpyError):
+    """An archive that is corrupt, truncated or has unsafe members."""
+
+
+def iter_tree(root: Path, include: Callable[[str], bool]) -> Iterator[Path]:
+    """Files, symlinks and directories under `root` in sorted order, filtered by relative path."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        base = Path(dirpath)
+        for name in sorted([*dirnames, *filenames]):
+            path = base / name
+            rel = path.relative_to(root).as_posix()
+            if not include(rel):
+                if name in dirnames:
+                    dirnames.remove(name)
+                continue
+            yield path
+
+
+def _tarinfo(tar: tarfile.TarFile, path: Path, arcname: str, mtime: int | None) -> tarfile.TarInfo:
+    info = tar.gettarinfo(str(path), arcname)
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    if mtime is not None:
+        info.mtime = min(int(info.mtime), mtime)
+    if info.isreg() or info.isdir():
+        info.mode = stat.S_IMODE(info.mode) & 0o755 | (0o755 if info.isdir() else 0)
+    return info
+
+
+def write_tar(
+    stream: BinaryIO, root: Path, top: str, include: Callable[[str], bool], mtime: int | None = None
+) -> None:
+    """Write `root` as `top/...` into an uncompressed tar stream."""
+    with tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(_tarinfo(tar, root, top, mtime))
+        for path in iter_tree(root, include):
+            arcname = f"{top}/{path.relative_to(root).as_posix()}"
+            info = _tarinfo(tar, path, arcname, mtime)
+            if info.isreg():
+                with path.open("rb") as handle:
+                    tar.addfile(info, handle)
+            else:
+                tar.addfile(info)
+
+
+# gzip member header: deflate, no flags, mtime 0, "best compression", OS unknown
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+# libdeflate's levels: 12 is its slowest and smallest (about 4% under zlib's 9 on a
+# stripped tree, at a fifth of zlib's speed); 9 is smaller than zlib's 9 and three times faster.
+GZIP_LEVEL = 9
+GZIP_LEVEL_SMALLEST = 12
+
+
+def gzip_bytes(data: bytes, level: int = GZIP_LEVEL) -> bytes:
+    """`data` as one gzip member with no name or time in its header: equal input, equal bytes."""
+    trailer = struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)
+    return _GZIP_HEADER + deflate.deflate_compress(data, level) + trailer
+
+
+def _tar_bytes(root: Path, top: str, include: Callable[[str], bool], mtime: int | None) -> bytes:
+    buffer = io.BytesIO()
+    write_tar(buffer, root, top, include, mtime)
+    return buffer.getvalue()
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".part")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_archives(
+    root: Path,
+    top: str,
+    gz_path: Path,
+    zst_path: Path,
+    include: Callable[[str], bool],
+    mtime: int | None = None,
+    gz_level: int = GZIP_LEVEL,
+) -> None:
+    """Write one tar stream gzip- and zstd-compressed (`.part` files, renamed when done)."""
+    data = _tar_bytes(root, top, include, mtime)
+    compressor = zstandard.ZstdCompressor(level=19, threads=-1, write_checksum=True)
+    _write_atomically(gz_path, gzip_bytes(data, gz_level))
+    try:
+        _write_atomically(zst_path, compressor.compress(data))
+    except BaseException:
+        gz_path.unlink(missing_ok=True)
+        raise
+
+
+def write_gz(
+    root: Path, top: str, gz_path: Path, include: Callable[[str], bool], mtime: int | None = None
+) -> None:
+    """One deterministic `.tar.gz` (a `.part` file, renamed when done)."""
+    _write_atomically(gz_path, gzip_bytes(_tar_bytes(root, top, include, mtime)))
+
+
+class _ZstdStream(io.RawIOBase):
+    """Streaming zstd decompression that fails on a truncated frame instead of ending early."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._decompressor = zstandard.ZstdDecompressor().decompressobj()
+        self._buffer = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: bytearray) -> int:  # type: ignore[override]
+        while not self._buffer:
+            chunk = self._raw.read(1 << 20)
+            if not chunk:
+                if not self._decompressor.eof:
+                    raise EOFError("zstd stream ended before the end of its frame")
+                return 0
+            if self._decompressor.eof:
+                raise zstandard.ZstdError("trailing data after the zstd frame")
+            self._buffer = self._decompressor.decompress(chunk)
+        size = min(len(target), len(self._buffer))
+        target[:size] = self._buffer[:size]
+        self._buffer = self._buffer[size:]
+        return size
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def open_archive_stream(path: Path) -> BinaryIO:
+    """A decompressing stream for a tar file compressed with gzip, zstd, xz or bzip2, or none
+    (told apart by their magic bytes, not by the file's name)."""
+    raw = path.open("rb")
+    magic = raw.read(6)
+    raw.seek(0)
+    if magic[:2] == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
+    if magic == b"\xfd7zXZ\x00":
+        return lzma.LZMAFile(raw)  # type: ignore[return-value]
+    if magic[:3] == b"BZh":
+        return bz2.BZ2File(raw)  # type: ignore[return-value]
+    if magic[:4] == b"\x28\xb5\x2f\xfd":
+        return io.BufferedReader(_ZstdStream(raw), 1 << 20)  # type: ignore[return-value]
+    return raw
+
+
+_O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_O_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_MAX_LINK_HOPS = 40  # as the kernel's MAXSYMLINKS
+# Errors of the destination itself (a full disk, no permission): not the archive's fault.
+_DESTINATION_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.EIO,
+}
+
+
+def member_name(name: str) -> str:
+    """A member's name in canonical form (`python/./bin//x/` -> `python/bin/x`); refuses a name
+    that is absolute, empty, climbs with `..`, or holds a NUL byte."""
+    if "\0" in name:
+        raise BadArchiveError(f"unsafe member {name!r}: its name holds a NUL byte")
+    if name.startswith("/"):
+        raise BadArchiveError(f"unsafe member {name!r}: an absolute path")
+    parts = [part for part in name.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise BadArchiveError(f"unsafe member {name!r}: it climbs out with '..'")
+    if not parts:
+        raise BadArchiveError(f"unsafe member {name!r}: it names the destination itself")
+    return "/".join(parts)
+
+
+def resolve_link(link: str, kinds: dict[str, str], targets: dict[str, str]) -> str | None:
+    """Where the symlink `link` leads inside the destination, following the archive's other
+    links as the kernel would, or None if it leaves the destination (absolute, too many `..`,
+    or a loop)."""
+    hops = 0
+
+    def walk(base: list[str], target: str) -> list[str] | None:
+        nonlocal hops
+        if target.startswith("/"):
+            return None
+        stack = list(base)
+        for part in target.split("/"):
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if not stack:
+                    return None  # above the destination
+                stack.pop()
+                continue
+            stack.append(part)
+            here = "/".join(stack)
+            if kinds.get(here) == "link":
+                hops += 1
+                if hops > _MAX_LINK_HOPS:
+                    return None
+                resolved = walk(stack[:-1], targets[here])
+                if resolved is None:
+                    return None
+                stack = resolved
+        return stack
+
+    parts = link.split("/")
+    resolved = walk(parts[:-1], targets[link])
+    return None if resolved is None else "/".join(resolved)
+
+
+class _Extraction:
+    """One archive written below one directory, no link ever followed.
+
+    Every directory is opened component by component with O_NOFOLLOW relative to its parent,
+    files are created with O_EXCL|O_NOFOLLOW, and symlinks are made only after every other
+    member is written and each one's target resolves inside the destination. A member whose
+    path runs through a link, or that names a path twice, is refused. `kinds` is what the
+    archive made so far: path -> "dir", "file" or "link".
+    """
+
+    def __init__(self, dest: Path, archive_name: str) -> None:
+        self.archive = archive_name
+        self.root_fd = os.open(dest, _O_DIR)
+        self.fds: dict[str, int] = {"": self.root_fd}
+        self.kinds: dict[str, str] = {}
+        self.targets: dict[str, str] = {}
+        self.dir_times: list[tuple[str, int]] = []
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds = {}
+
+    def _refuse(self, name: str, why: str) -> BadArchiveError:
+        return BadArchiveError(f"{self.archive}: unsafe member {name!r}: {why}")
+
+    def directory(self, path: str, name: str) -> int:
+        """An fd of directory `path` (made where missing), after checking each component."""
+        if path in self.fds:
+            return self.fds[path]
+        parent, _, base = path.rpartition("/")
+        parent_fd = self.directory(parent, name)
+        kind = self.kinds.get(path)
+        if kind == "link":
+            raise self._refuse(name, f"it would be written through the link {path!r}")
+        if kind == "file":
+            raise self._refuse(name, f"it would be written below the file {path!r}")
+        if kind is None:
+            os.mkdir(base, 0o755, dir_fd=parent_fd)
+            self.kinds[path] = "dir"
+        if len(self.fds) > 256:  # a bounded number of open directories
+            for key in [k for k in self.fds if k]:
+                os.close(self.fds.pop(key))
+            parent_fd = self.directory(parent, name)
+        fd = os.open(base, _O_DIR, dir_fd=parent_fd)
+        self.fds[path] = fd
+        return fd
+
+    def _new_name(self, path: str, name: str) -> tuple[int, str]:
+        if path in self.kinds:
+            raise self._refuse(name, f"{path!r} is in the archive twice")
+        parent, _, base = path.rpartition("/")
+        return self.directory(parent, name), base
+
+    def add(self, member: tarfile.TarInfo, tar: tarfile.TarFile) -> None:
+        path = member_name(member.name)
+        if member.isdir():
+            if self.kinds.get(path, "dir") != "dir":
+                raise self._refuse(member.name, f"{path!r} is in the archive twice")
+            self.directory(path, member.name)
+            self.dir_times.append((path, int(member.mtime)))
+        elif member.issym():
+            if member.linkname.startswith("/"):
+                raise self._refuse(member.name, f"its link {member.linkname!r} is absolute")
+            self._new_name(path, member.name)  # checks the parents now, makes the link last
+            self.kinds[path] = "link"
+            self.targets[path] = member.linkname
+        elif member.islnk():
+            source = member_name(member.linkname)
+            if self.kinds.get(source) != "file":
+                raise self._refuse(
+                    member.name, f"a hard link to {member.linkname!r}, not a file written before"
+                )
+            source_parent, _, source_base = source.rpartition("/")
+            source_fd = self.directory(source_parent, member.name)
+            parent_fd, base = self._new_name(path, member.name)
+            os.link(
+                source_base, base, src_dir_fd=source_fd, dst_dir_fd=parent_fd,
+                follow_symlinks=False,
+            )  # fmt: skip
+            self.kinds[path] = "file"
+        elif member.isreg():
+            parent_fd, base = self._new_name(path, member.name)
+            mode = 0o755 if member.mode & 0o111 else 0o644
+            fd = os.open(base, _O_NEW_FILE, mode, dir_fd=parent_fd)
+            self.kinds[path] = "file"
+            with os.fdopen(fd, "wb") as out:
+                source = tar.extractfile(member)
+                if source is not None:
+                    shutil.copyfileobj(source, out, 1 << 20)
+                out.flush()  # a later flush would set the mtime again
+                os.utime(out.fileno(), (member.mtime, member.mtime))
+        else:
+            raise self._refuse(member.name, "a device, fifo or other special file")
+
+    def finish(self) -> None:
+        """Check every link's target against the whole archive, then make the links."""
+        for link in sorted(self.targets):
+            if resolve_link(link, self.kinds, self.targets) is None:
+                raise self._refuse(
+                    link, f"its link {self.targets[link]!r} leads outside the destination"
+                )
+        for link in sorted(self.targets):
+            parent, _, base = link.rpartition("/")
+            os.symlink(self.targets[link], base, dir_fd=self.directory(parent, link))
+        for path, mtime in reversed(self.dir_times):
+            parent, _, base = path.rpartition("/")
+            os.utime(base, (mtime, mtime), dir_fd=self.directory(parent, path))
+
+
+def extract_archive(path: Path, dest: Path, top: str | None = None) -> None:
+    """Stream-extract `path` into the new or empty directory `dest`, refusing unsafe members.
+
+    Nothing is ever written outside `dest`: no link is followed (see `_Extraction`), and no
+    link that leads outside is made. With `top`, every member must lie under that directory.
+    On any failure, what was extracted is removed again, and `dest` too if this made it.
+    A corrupt or hostile archive raises BadArchiveError; a destination that cannot be written
+    (a full disk) raises the OSError.
+    """
+    made = not dest.exists()
+    dest.mkdir(parents=True, exist_ok=True)
+    if not made and any(dest.iterdir()):
+        raise RelocpyError(f"cannot extract {path.name} into {dest}: it is not empty")
+    job = _Extraction(dest, path.name)
+    try:
+        with open_archive_stream(path) as stream:
+            with tarfile.open(fileobj=stream, mode="r|") as tar:
+                for member in tar:
+                    if top is not None and member_name(member.name).split("/")[0] != top:
+                        raise job._refuse(member.name, f"it lies outside {top}/")
+                    job.add(member, tar)
+            while stream.read(1 << 20):  # the rest must decompress too (integrity, truncation)
+                pass
+        job.finish()
+    except BaseException as exc:
+        job.close()
+        _remove_extracted(dest, made)
+        if isinstance(exc, OSError) and exc.errno is not None:
+            if exc.errno in _DESTINATION_ERRNOS:
+                raise
+            raise BadArchiveError(f"{path.name} cannot be extracted safely: {exc}") from exc
+        corrupt = (
+            OSError, tarfile.TarError, EOFError, zstandard.ZstdError, ValueError, lzma.LZMAError
+        )  # fmt: skip
+        if isinstance(exc, corrupt):  # ValueError: an mtime or size no file can have
+            raise BadArchiveError(f"{path.name} is corrupt or truncated: {exc}") from exc
+        raise
+    job.close()
+
+
+def _remove_extracted(dest: Path, made: bool) -> None:
+    """Remove what an extraction wrote (links are removed, never followed)."""
+    if made:
+        shutil.rmtree(dest, ignore_errors=True)
+        return
+    for child in list(dest.iterdir()) if dest.is_dir() else []:
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
+def read_member(path: Path, name: str) -> bytes | None:
+    with open_archive_stream(path) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            if member.name == name and member.isreg():
+                handle = tar.extractfile(member)
+                return handle.read() if handle else None
+    return None

@@ -1,0 +1,254 @@
+"""Running a build matrix: each spec hashed, looked up in the binary cache, built only if missing.
+
+One spec failing does not stop the others; a spec is in the cache only once it is complete, so a
+second run after an interruption builds exactly what is still missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from relocpy.core import home
+from relocpy.core.errors import RelocpyError
+from relocpy.core.progress import QuietReporter, Reporter
+from relocpy.matrix.bincache import (
+    BinaryCache,
+    CacheEntry,
+    LocalBinaryCache,
+    build_tag,
+    find,
+    open_mirror,
+    spec_hash,
+    spec_inputs,
+    toolchain_identity,
+)
+from relocpy.matrix.spec import MatrixSpec, load_matrix
+
+
+def default_cache_dir() -> Path:
+    return home.cache_dir() / "binaries"
+
+
+@dataclass(frozen=True)
+class PlannedSpec:
+    spec: MatrixSpec
+    digest: str
+    where: str  # "local", "mirror" or "missing"
+    inputs: dict[str, object]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "label": self.spec.label,
+            "hash": self.digest,
+            "cache": self.where,
+            "spec": self.spec.as_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class SpecOutcome:
+    planned: PlannedSpec
+    status: str  # "built", "cached", "fetched" or "failed"
+    seconds: float
+    log: Path | None
+    error: str | None = None
+    entry: CacheEntry | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            **self.planned.as_dict(),
+            "status": self.status,
+            "seconds": round(self.seconds, 1),
+            "log": str(self.log) if self.log else None,
+            "error": self.error,
+            "archive": self.entry.archive if self.entry else None,
+        }
+
+
+def plan(
+    specs: list[MatrixSpec], cache: LocalBinaryCache, mirrors: list[BinaryCache] | None = None
+) -> list[PlannedSpec]:
+    """Each spec with its hash and whether the local cache or a mirror already has it."""
+    identities: dict[tuple[str, str | None], str] = {}
+    planned = []
+    for spec in specs:
+        key = (spec.toolchain, spec.glibc)
+        if key not in identities:
+            identities[key] = toolchain_identity(spec)
+        inputs = spec_inputs(spec, identities[key])
+        digest = spec_hash(inputs)
+        planned.append(PlannedSpec(spec, digest, find(digest, cache, mirrors or []).where, inputs))
+    return planned
+
+
+def plan_file(
+    path: Path, cache_dir: Path | None = None, mirrors: list[str] | None = None
+) -> list[PlannedSpec]:
+    cache = LocalBinaryCache(cache_dir or default_cache_dir())
+    return plan(load_matrix(path), cache, [open_mirror(m) for m in mirrors or []])
+
+
+class _Prefixed:
+    """A reporter that tags every line with the spec it belongs to (parallel builds)."""
+
+    def __init__(self, inner: Reporter, tag: str) -> None:
+        self.inner, self.tag = inner, tag
+
+    def step(self, message: str) -> None:
+        self.inner.step(f"[{self.tag}] {message}")
+
+    def detail(self, message: str) -> None:
+        self.inner.detail(f"[{self.tag}] {message}")
+
+    def bytes_done(self, label: str, done: int, total: int | None) -> None:
+        self.inner.bytes_done(f"[{self.tag}] {label}", done, total)
+
+
+def build_planned(
+    planned: PlannedSpec,
+    cache: LocalBinaryCache,
+    mirrors: list[BinaryCache],
+    *,
+    jobs: int,
+    verify: bool,
+    reporter: Reporter,
+) -> SpecOutcome:
+    """Make one spec present in `cache`: found, fetched from a mirror, or built (and verified)."""
+    from relocpy.pipeline import build
+    from relocpy.verify.checks import verify as verify_archive
+
+    start = time.monotonic()
+    spec, digest = planned.spec, planned.digest
+    tag = build_tag(digest)
+    logs = home.cache_dir() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = logs / f"matrix-{tag}.log"
+    out: Path | None = None
+    try:
+        with cache.lock(digest):
+            lookup = find(digest, cache, mirrors)
+            if lookup.where == "local":
+                return SpecOutcome(
+                    planned, "cached", time.monotonic() - start, None, None, lookup.entry
+                )
+            if lookup.where == "mirror" and lookup.entry is not None:
+                source = next(m for m in mirrors if m.location == lookup.entry.location)
+                reporter.step(f"fetching from {source.location}")
+                entry = cache.substitute(source, lookup.entry, reporter)
+                return SpecOutcome(planned, "fetched", time.monotonic() - start, None, None, entry)
+            out = Path(tempfile.mkdtemp(prefix=f".build-{tag}-", dir=cache.root))
+            reporter.step(f"building {spec.label}; log: {log}")
+            result = build(
+                spec.version,
+                out,
+                opt=spec.opt,
+                jobs=jobs,
+                build_tag=tag,
+                reporter=reporter,
+                toolchain=spec.toolchain,
+                glibc=spec.glibc if spec.toolchain == "zig" else None,
+                libs=spec.libs,
+                readline=spec.readline,
+                march=spec.march,
+                cflags=spec.cflags,
+                free_threaded=spec.free_threaded,
+                pgo_training=spec.pgo_training,
+                pie=spec.pie,
+                log=log,
+            )
+            extra: dict[str, object] = {"build_seconds": round(result.seconds, 1)}
+            if verify:
+                reporter.step("verifying the archive")
+                report = verify_archive(result.archives.gz)
+                failed = [c.name for c in report.checks if not c.ok]
+                extra["verify"] = {c.name: c.ok for c in report.checks}
+                if failed:
+                    (log.parent / f"matrix-{tag}.verify.json").write_text(report.to_json())
+                    raise RelocpyError(
+                        f"verify failed: {', '.join(failed)}",
+                        hint=f"details in {log.parent / f'matrix-{tag}.verify.json'}",
+                    )
+            archives = result.archives
+            stripped = [p for p in (archives.stripped_gz, archives.stripped_zst) if p is not None]
+            files = [archives.gz, archives.zst, *stripped, archives.metadata, result.test_suite]
+            files.append(result.log)
+            entry = cache.store(digest, spec.label, planned.inputs, files, extra)
+            return SpecOutcome(planned, "built", time.monotonic() - start, log, None, entry)
+    except RelocpyError as exc:
+        return SpecOutcome(planned, "failed", time.monotonic() - start, log, str(exc))
+    except Exception as exc:  # one spec's bug must not stop the others
+        with log.open("a") as handle:
+            handle.write(traceback.format_exc())
+        return SpecOutcome(
+            planned, "failed", time.monotonic() - start, log, f"{type(exc).__name__}: {exc}"
+        )
+    finally:
+        if out is not None:
+            shutil.rmtree(out, ignore_errors=True)
+
+
+def build_matrix(
+    specs: list[PlannedSpec],
+    cache: LocalBinaryCache,
+    mirrors: list[BinaryCache] | None = None,
+    *,
+    parallel: int = 1,
+    verify: bool = False,
+    reporter: Reporter | None = None,
+) -> list[SpecOutcome]:
+    """Every spec present in `cache` afterwards, or reported failed; in the order given.
+
+    `parallel` specs build at once, sharing the machine's cores between them; library builds
+    are shared through the library cache (one builder per library key).
+    """
+    reporter = reporter or QuietReporter()
+    parallel = max(1, parallel)
+    jobs = max(1, (os.cpu_count() or 1) // parallel)
+    total = len(specs)
+    done = 0
+    lock = threading.Lock()
+
+    def run(index: int, planned: PlannedSpec) -> SpecOutcome:
+        nonlocal done
+        tagged = _Prefixed(reporter, f"{index}/{total} {planned.digest[:12]}")
+        outcome = build_planned(
+            planned, cache, mirrors or [], jobs=jobs, verify=verify, reporter=tagged
+        )
+        with lock:
+            done += 1
+            reporter.step(
+                f"[{done}/{total} done] {planned.spec.label}: {outcome.status}"
+                f" ({outcome.seconds:.0f} s)" + (f": {outcome.error}" if outcome.error else "")
+            )
+        return outcome
+
+    if parallel == 1:
+        return [run(i, p) for i, p in enumerate(specs, 1)]
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        futures = [pool.submit(run, i, p) for i, p in enumerate(specs, 1)]
+        return [f.result() for f in futures]
+
+
+def build_file(
+    path: Path,
+    cache_dir: Path | None = None,
+    mirrors: list[str] | None = None,
+    *,
+    parallel: int = 1,
+    verify: bool = False,
+    reporter: Reporter | None = None,
+) -> list[SpecOutcome]:
+    cache = LocalBinaryCache(cache_dir or default_cache_dir())
+    sources = [open_mirror(m) for m in mirrors or []]
+    planned = plan(load_matrix(path), cache, sources)
+    return build_matrix(
+        planned, cache, sources, parallel=parallel, verify=verify, reporter=reporter
+    )

@@ -1,0 +1,1 @@
+"""Package: the reproducible archives and their metadata, and mirrors that serve them."""

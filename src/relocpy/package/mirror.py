@@ -1,0 +1,583 @@
+"""Mirrors of interpreter archives: indexing a directory, and reading one over file:// or HTTP(S).
+
+`relocpy mirror index DIR` writes `index.json` (relocpy's own) and `uv-downloads.json` (the schema
+of uv's `--python-downloads-json-url`), so one directory serves relocpy, uv and plain HTTP. A
+mirror may also be laid out as python-build-standalone's releases are (archives and
+`SHA256SUMS`), or be a uv download JSON. Every archive is indexed only after it was opened and
+found to hold the CPython its name says; every entry read from a mirror is checked the same way
+before it is used, and every download is checked against its sha256.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tarfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from relocpy.core.archive import BadArchiveError, open_archive_stream
+from relocpy.core.checksums import sha256_file
+from relocpy.core.errors import ChecksumMismatchError, RelocpyError
+from relocpy.core.progress import QuietReporter, Reporter
+from relocpy.core.records import (
+    RecordError,
+    expect,
+    from_dict,
+    parse_json,
+    read_json,
+    require_format,
+)
+
+INDEX_NAME = "index.json"
+UV_INDEX_NAME = "uv-downloads.json"
+SUMS_NAME = "SHA256SUMS"  # python-build-standalone's release listing
+INDEX_FORMAT = 1
+_SCAN_CACHE = ".relocpy-index-cache.json"
+_ARCHIVE = re.compile(
+    r"^cpython-(?P<version>\d+\.\d+\.\d+)(?P<pre>(?:a|b|rc)\d+)?\+(?P<build>[0-9A-Za-z.]+)-"
+    r"(?P<triple>(?P<arch>[a-z0-9_]+?)(?:_(?P<level>v[234]))?-[a-z]+-linux-(?P<libc>gnu|musl)"
+    r"[a-z0-9]*)-(?P<flavour>[a-z_+-]+?)(?P<ext>\.tar\.(?:gz|zst))$"
+)
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_CHUNK = 1 << 20
+# ELF e_machine values of the CPUs relocpy names in triples
+_ELF_MACHINES = {62: "x86_64", 183: "aarch64", 3: "i686", 40: "armv7", 21: "ppc64le", 22: "s390x"}
+_ELF_MACHINES[243] = "riscv64"
+
+
+class MirrorError(RelocpyError):
+    """A mirror that cannot be read, or whose content is inconsistent."""
+
+
+class MirrorFileMissing(MirrorError):
+    """The mirror answered, but has no such file (HTTP 404, or no file at a file:// URL)."""
+
+
+@dataclass(frozen=True)
+class MirrorEntry:
+    """One archive a mirror offers."""
+
+    name: str  # file name, relative to the mirror
+    version: str
+    build: str
+    variant: str  # "default" or "freethreaded"
+    flavour: str  # install_only, install_only_stripped
+    target_triple: str
+    arch: str  # the CPU family: x86_64, aarch64, ...
+    libc: str
+    glibc_floor: str | None
+    sha256: str
+    size: int  # 0: not known (a SHA256SUMS or uv JSON mirror)
+    cpu_level: str = ""  # "", "v2", "v3", "v4" (x86_64 only)
+    opt: str | None = None  # noopt, lto, pgo, pgo+lto, where the mirror says
+    url: str | None = None  # an absolute URL (uv JSON); None: `name` under the mirror
+
+    @property
+    def version_tuple(self) -> tuple[int, ...]:
+        return tuple(int(p) for p in self.version.split("."))
+
+    @property
+    def compression(self) -> str:
+        return "zst" if self.name.endswith(".zst") else "gz"
+
+
+def parse_archive_name(name: str) -> dict[str, str] | None:
+    """Fields of a python-build-standalone style archive name, or None."""
+    match = _ARCHIVE.match(name)
+    if not match:
+        return None
+    fields = {k: v or "" for k, v in match.groupdict().items()}
+    flavour = fields["flavour"]
+    variant = "default"
+    if "freethreaded" in flavour:
+        variant = "freethreaded"
+        flavour = flavour.replace("freethreaded+", "").replace("freethreaded", "install_only")
+    fields["flavour"], fields["variant"] = flavour, variant
+    return fields
+
+
+def _plain_name(name: str, source: str) -> str:
+    """`name` if it is a plain archive file name (no directory, no `..`), else MirrorError."""
+    if not name or "/" in name or "\\" in name or name.startswith(".") or "\0" in name:
+        raise MirrorError(
+            f"{source}: refusing the entry {name!r}: an archive name must be a plain file name"
+            " in the mirror, not a path",
+        )
+    return name
+
+
+def check_entry(entry: MirrorEntry, source: str) -> MirrorEntry:
+    """An entry read from a mirror, after checking that its name is a plain archive name whose
+    fields agree with the entry's, and that its checksum and size are well formed."""
+    name = entry.url.rsplit("/", 1)[-1] if entry.url else entry.name
+    if entry.url is None:
+        _plain_name(entry.name, source)
+    fields = parse_archive_name(urllib.parse.unquote(name))
+    if fields is None:
+        raise MirrorError(f"{source}: {entry.name!r} is not an interpreter archive name")
+    said = {
+        "version": entry.version,
+        "build": entry.build,
+        "variant": entry.variant,
+        "target_triple": entry.target_triple,
+        "arch": entry.arch,
+        "libc": entry.libc,
+    }
+    named = {
+        "version": fields["version"] + fields["pre"],
+        "build": fields["build"],
+        "variant": fields["variant"],
+        "target_triple": fields["triple"],
+        "arch": fields["arch"],
+        "libc": fields["libc"],
+    }
+    wrong = [f"{k} {said[k]!r} (the name says {named[k]!r})" for k in said if said[k] != named[k]]
+    if wrong:
+        raise MirrorError(
+            f"{source}: the entry for {name} disagrees with its name: " + ", ".join(wrong)
+        )
+    if not _SHA256.match(entry.sha256):
+        raise MirrorError(f"{source}: the entry for {name} has no valid sha256 ({entry.sha256!r})")
+    if entry.size < 0:
+        raise MirrorError(f"{source}: the entry for {name} has a negative size")
+    if entry.url is not None:
+        check_url(entry.url, f"{source}: the url of {name}")
+    return entry
+
+
+def check_url(url: str, what: str = "--base-url") -> str:
+    """`url` if it is an absolute http(s):// or file:// URL, else MirrorError naming `what`."""
+    parts = urllib.parse.urlsplit(url)
+    ok = (
+        (parts.scheme in ("http", "https") and bool(parts.netloc)) or parts.scheme == "file"
+    ) and not any(c.isspace() for c in url)
+    if not ok:
+        raise MirrorError(
+            f"{what} {url!r} is not an absolute http://, https:// or file:// URL",
+            hint="for example https://example.org/pythons or file:///srv/pythons",
+        )
+    return url
+
+
+# ---- what an archive holds --------------------------------------------------------------------
+
+_PATCHLEVEL = re.compile(rb'#define\s+PY_VERSION\s+"([^"]+)"')
+
+
+@dataclass(frozen=True)
+class ArchiveFacts:
+    """What opening an archive shows: its CPython version and the CPU its interpreter is for."""
+
+    version: str
+    machine: str | None  # None: no ELF interpreter found (a test tree)
+
+
+def inspect_archive(path: Path) -> ArchiveFacts:
+    """Read the whole archive (so a corrupt one fails here): the version from
+    `python/include/pythonX.Y/patchlevel.h` (or `python/PYTHON.json`), the CPU from the ELF
+    header of `python/bin/pythonX.Y`."""
+    version = None
+    machine = None
+    pending_exe: dict[str, bytes] = {}
+    try:
+        with open_archive_stream(path) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+            for member in tar:
+                name = member.name.lstrip("./")
+                if not member.isreg():
+                    continue
+                if re.fullmatch(r"python/include/python3\.\d+t?/patchlevel\.h", name):
+                    handle = tar.extractfile(member)
+                    found = _PATCHLEVEL.search(handle.read() if handle else b"")
+                    if found:
+                        version = found.group(1).decode("ascii", "replace")
+                elif name == "python/PYTHON.json" and version is None:
+                    handle = tar.extractfile(member)
+                    data = parse_json(handle.read() if handle else b"", f"{path.name}: PYTHON.json")
+                    if isinstance(data, dict) and isinstance(data.get("python_version"), str):
+                        version = data["python_version"]
+                elif re.fullmatch(r"python/bin/python3\.\d+t?", name):
+                    handle = tar.extractfile(member)
+                    pending_exe[name] = handle.read(20) if handle else b""
+            while stream.read(_CHUNK):
+                pass
+    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        raise MirrorError(f"{path.name} does not open as an archive: {exc}") from exc
+    except BadArchiveError as exc:
+        raise MirrorError(exc.message) from exc
+    if version is None:
+        raise MirrorError(
+            f"{path.name} holds no CPython (no python/include/python3.X/patchlevel.h)"
+        )
+    for head in pending_exe.values():
+        if head[:4] == b"\x7fELF" and len(head) >= 20:
+            order = "little" if head[5] == 1 else "big"
+            code = int.from_bytes(head[18:20], order)
+            machine = _ELF_MACHINES.get(code, f"e_machine {code}")
+    return ArchiveFacts(version, machine)
+
+
+def _metadata(path: Path, fields: dict[str, str]) -> dict[str, object]:
+    """The archive's sibling metadata JSON (relocpy's), checked, or {} when there is none."""
+    metadata_path = path.with_name(path.name[: -len(fields["ext"])] + ".json")
+    if not metadata_path.is_file():
+        return {}
+    data = read_json(metadata_path, metadata_path.name)
+    if not isinstance(data, dict):
+        raise RecordError(f"{metadata_path.name}: the top level: expected an object")
+    for key, hint in (("python_version", str), ("glibc_floor", str | None)):
+        if key in data:
+            expect(data[key], hint, metadata_path.name, key)
+    options = data.get("build_options", {})
+    expect(options, dict, metadata_path.name, "build_options")
+    if "opt" in options:
+        expect(options["opt"], str, metadata_path.name, "build_options.opt")
+    return data
+
+
+def _entry_for(path: Path, fields: dict[str, str]) -> MirrorEntry:
+    """An index entry for the archive at `path`, after opening it: its content and its
+    metadata must say what its name says."""
+    named = fields["version"] + fields["pre"]
+    metadata = _metadata(path, fields)
+    if metadata.get("python_version") not in (None, named):
+        raise MirrorError(
+            f"{path.name}: its metadata says CPython {metadata['python_version']}, its name {named}"
+        )
+    facts = inspect_archive(path)
+    if facts.version != named:
+        raise MirrorError(f"{path.name}: it holds CPython {facts.version}, its name says {named}")
+    if facts.machine is not None and facts.machine != fields["arch"]:
+        raise MirrorError(
+            f"{path.name}: its interpreter is for {facts.machine}, its name says {fields['arch']}"
+        )
+    options = metadata.get("build_options")
+    opt = options.get("opt") if isinstance(options, dict) else None
+    floor = metadata.get("glibc_floor")
+    return MirrorEntry(
+        name=path.name,
+        version=named,
+        build=fields["build"],
+        variant=fields["variant"],
+        flavour=fields["flavour"],
+        target_triple=fields["triple"],
+        arch=fields["arch"],
+        libc=fields["libc"],
+        glibc_floor=floor if isinstance(floor, str) else None,
+        sha256=sha256_file(path),
+        size=path.stat().st_size,
+        cpu_level=fields["level"],
+        opt=opt if isinstance(opt, str) else None,
+    )
+
+
+def scan_directory(directory: Path) -> list[MirrorEntry]:
+    """Every archive in `directory`, opened and checked (see `_entry_for`). One that is
+    corrupt or mislabelled is an error naming it: nothing is indexed then. Archives unchanged
+    since the last scan (same size and mtime) are not read again."""
+    cache_path = directory / _SCAN_CACHE
+    try:
+        cached = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    except ValueError:
+        cached = {}
+    entries, problems, fresh = [], [], {}
+    for path in sorted(directory.iterdir()):
+        fields = parse_archive_name(path.name)
+        if fields is None or not path.is_file() or path.is_symlink():
+            continue
+        stat = path.stat()
+        stamp = [stat.st_size, stat.st_mtime_ns]
+        meta = path.with_name(path.name[: -len(fields["ext"])] + ".json")
+        if meta.is_file():
+            stamp += [meta.stat().st_size, meta.stat().st_mtime_ns]
+        known = cached.get(path.name) if isinstance(cached, dict) else None
+        try:
+            if isinstance(known, dict) and known.get("stamp") == stamp:
+                entry = from_dict(MirrorEntry, known.get("entry"), _SCAN_CACHE, path.name)
+            else:
+                entry = _entry_for(path, fields)
+        except (MirrorError, RecordError) as exc:
+            problems.append(exc.message)
+            continue
+        fresh[path.name] = {"stamp": stamp, "entry": asdict(entry)}
+        entries.append(entry)
+    if problems:
+        raise MirrorError(
+            f"{len(problems)} files in {directory} are not what their names say; nothing was"
+            " indexed:\n  " + "\n  ".join(problems),
+            hint="remove or rename them, then index again",
+        )
+    _write_json(cache_path, fresh)
+    return entries
+
+
+def uv_download_entries(entries: list[MirrorEntry], base_url: str) -> dict[str, dict[str, object]]:
+    """The entries in the shape of uv's python downloads JSON.
+
+    uv keys downloads by version, variant and platform (no build): per key the newest build's
+    install_only archive is listed, the `.tar.gz` where both compressions exist. An x86-64-v3
+    build is listed under its own key, with the `v3` arch variant uv selects on such CPUs.
+    """
+    chosen: dict[str, MirrorEntry] = {}
+    for entry in entries:
+        if entry.flavour != "install_only":
+            continue
+        suffix = "" if entry.variant == "default" else f"+{entry.variant}"
+        arch = entry.arch + (f"_{entry.cpu_level}" if entry.cpu_level else "")
+        key = f"cpython-{entry.version}{suffix}-linux-{arch}-{entry.libc}"
+        best = chosen.get(key)
+        if best is None or (entry.build, entry.compression == "gz") > (
+            best.build,
+            best.compression == "gz",
+        ):
+            chosen[key] = entry
+    out: dict[str, dict[str, object]] = {}
+    for key, entry in sorted(chosen.items()):
+        major, minor, patch = re.match(r"(\d+)\.(\d+)\.(\d+)", entry.version).groups()  # type: ignore[union-attr]
+        out[key] = {
+            "name": "cpython",
+            "arch": {"family": entry.arch, "variant": entry.cpu_level or None},
+            "os": "linux",
+            "libc": entry.libc,
+            "major": int(major),
+            "minor": int(minor),
+            "patch": int(patch),
+            "prerelease": entry.version[len(f"{major}.{minor}.{patch}") :],
+            "url": base_url.rstrip("/") + "/" + urllib.parse.quote(entry.name),
+            "sha256": entry.sha256,
+            "variant": None if entry.variant == "default" else entry.variant,
+            "build": entry.build,
+        }
+    return out
+
+
+def write_index(directory: Path, base_url: str | None = None) -> list[MirrorEntry]:
+    """Write `index.json` and `uv-downloads.json` into `directory` (atomically)."""
+    directory = Path(directory).absolute()
+    if base_url is not None:
+        check_url(base_url)
+    if not directory.is_dir():
+        raise MirrorError(f"{directory} is not a directory")
+    entries = scan_directory(directory)
+    if not entries:
+        raise MirrorError(f"no interpreter archives (cpython-*.tar.gz/.tar.zst) in {directory}")
+    index = {"format": INDEX_FORMAT, "archives": [asdict(e) for e in entries]}
+    _write_json(directory / INDEX_NAME, index)
+    _write_json(
+        directory / UV_INDEX_NAME, uv_download_entries(entries, base_url or directory.as_uri())
+    )
+    return entries
+
+
+def _write_json(path: Path, data: object) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+# ---- reading a mirror ---------------------------------------------------------------------
+
+
+def parse_index(text: str | bytes, source: str = INDEX_NAME) -> list[MirrorEntry]:
+    """The entries of a relocpy `index.json`, each checked (see `check_entry`)."""
+    data = parse_json(text, source)
+    if not isinstance(data, dict):
+        raise RecordError(f"{source}: the top level: expected an object")
+    require_format(data, INDEX_FORMAT, source)
+    archives = expect(data.get("archives"), list, source, "archives")
+    return [
+        check_entry(from_dict(MirrorEntry, item, source, f"archives[{i}]"), source)
+        for i, item in enumerate(archives)
+    ]
+
+
+def parse_sums(text: str, source: str = SUMS_NAME) -> list[MirrorEntry]:
+    """The install_only archives a python-build-standalone `SHA256SUMS` lists."""
+    entries = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        digest, _, name = line.strip().partition("  ")
+        name = name.lstrip("*")
+        fields = parse_archive_name(name)
+        if fields is None or not fields["flavour"].startswith("install_only"):
+            continue  # full archives, debug builds and other files
+        if not _SHA256.match(digest.lower()):
+            raise MirrorError(f"{source}: line {number}: {digest!r} is not a sha256")
+        entries.append(_entry_from_fields(_plain_name(name, source), fields, digest.lower()))
+    return entries
+
+
+def _entry_from_fields(
+    name: str, fields: dict[str, str], sha256: str, url: str | None = None
+) -> MirrorEntry:
+    return MirrorEntry(
+        name=name,
+        version=fields["version"] + fields["pre"],
+        build=fields["build"],
+        variant=fields["variant"],
+        flavour=fields["flavour"],
+        target_triple=fields["triple"],
+        arch=fields["arch"],
+        libc=fields["libc"],
+        glibc_floor="2.17" if fields["libc"] == "gnu" else None,  # python-build-standalone's
+        sha256=sha256,
+        size=0,
+        cpu_level=fields["level"],
+        opt="pgo+lto",  # every python-build-standalone install_only build is
+        url=url,
+    )
+
+
+def parse_uv_downloads(text: str | bytes, source: str) -> list[MirrorEntry]:
+    """The Linux CPython archives of a uv python downloads JSON (entries without a sha256 are
+    left out: relocpy installs nothing it cannot check)."""
+    data = parse_json(text, source)
+    if not isinstance(data, dict):
+        raise RecordError(f"{source}: the top level: expected an object keyed by download")
+    entries = []
+    for key, item in data.items():
+        item = expect(item, dict, source, key)
+        if item.get("name") != "cpython" or item.get("os") != "linux":
+            continue
+        url = expect(item.get("url"), str, source, f"{key}.url")
+        sha256 = item.get("sha256")
+        if not isinstance(sha256, str) or not _SHA256.match(sha256):
+            continue
+        file_name = urllib.parse.unquote(url.rsplit("/", 1)[-1])
+        fields = parse_archive_name(file_name)
+        if fields is None:
+            raise MirrorError(f"{source}: {key}.url: {file_name!r} is not an archive name")
+        entry = _entry_from_fields(file_name, fields, sha256, url=check_url(url, f"{key}.url"))
+        entries.append(entry)
+    return entries
+
+
+def _mirror_url(mirror: str) -> str:
+    if "://" in mirror:
+        return check_url(mirror.rstrip("/"), "the mirror")
+    return Path(mirror).absolute().as_uri()
+
+
+class Mirror:
+    """A mirror at a local path, a file:// URL or an http(s):// URL: a directory with relocpy's
+    `index.json` or python-build-standalone's `SHA256SUMS`, or a uv downloads `.json` file."""
+
+    def __init__(self, location: str, timeout: float = 10.0) -> None:
+        self.location = location
+        self.url = _mirror_url(location)
+        self.timeout = timeout
+
+    @property
+    def is_local(self) -> bool:
+        return self.url.startswith("file:")
+
+    def _url_of(self, name: str) -> str:
+        if name.startswith(("http://", "https://", "file:")):
+            return name
+        return f"{self.url}/{urllib.parse.quote(name)}"
+
+    def open(self, name: str, offset: int = 0):  # type: ignore[no-untyped-def]
+        """A response for `name` (relative to the mirror, or an absolute URL) from `offset`."""
+        url = self._url_of(name)
+        request = urllib.request.Request(url)
+        if offset:
+            request.add_header("Range", f"bytes={offset}-")
+        try:
+            return urllib.request.urlopen(request, timeout=self.timeout)
+        except urllib.error.HTTPError as exc:
+            kind = MirrorFileMissing if exc.code == 404 else MirrorError
+            raise kind(f"mirror {self.url} answered {exc.code} for {name}") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            if isinstance(reason, (FileNotFoundError, NotADirectoryError)):
+                raise MirrorFileMissing(f"mirror {self.url} has no {name}") from exc
+            if isinstance(reason, IsADirectoryError):
+                raise MirrorFileMissing(f"mirror {self.url}: {name} is a directory") from exc
+            raise MirrorError(
+                f"cannot reach mirror {self.url}: {reason}",
+                hint="check the URL (or --mirror) and the network",
+            ) from exc
+
+    def _read(self, name: str) -> bytes:
+        with self.open(name) as response:
+            return response.read()
+
+    def entries(self) -> list[MirrorEntry]:
+        """What the mirror offers, each entry checked."""
+        if self.url.endswith(".json"):
+            return parse_uv_downloads(self._read_whole_url(), self.location)
+        try:
+            return parse_index(self._read(INDEX_NAME), f"{self.location}: {INDEX_NAME}")
+        except MirrorFileMissing:
+            pass
+        try:
+            text = self._read(SUMS_NAME).decode("utf-8", "replace")
+        except MirrorFileMissing:
+            raise MirrorError(
+                f"mirror {self.location} has neither {INDEX_NAME} nor {SUMS_NAME}",
+                hint="index a directory of archives with `relocpy mirror index DIR`",
+            ) from None
+        return parse_sums(text, f"{self.location}: {SUMS_NAME}")
+
+    def _read_whole_url(self) -> bytes:
+        try:
+            with urllib.request.urlopen(self.url, timeout=self.timeout) as response:
+                return response.read()
+        except urllib.error.HTTPError as exc:
+            raise MirrorError(f"{self.url} answered {exc.code}") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise MirrorError(f"cannot read {self.url}: {getattr(exc, 'reason', exc)}") from exc
+
+    def fetch_file(
+        self, name: str, size: int, part: Path, reporter: Reporter | None = None
+    ) -> None:
+        """Download `name` (`size` bytes, 0 if not known) into `part`, resuming what `part`
+        already holds."""
+        reporter = reporter or QuietReporter()
+        offset = part.stat().st_size if part.exists() and size else 0
+        if offset > size:
+            part.unlink()
+            offset = 0
+        if not size or offset < size or not part.exists():
+            with self.open(name, offset) as response:
+                resumed = offset and getattr(response, "status", 200) == 206
+                mode = "ab" if resumed else "wb"
+                done = offset if resumed else 0
+                with part.open(mode) as out:
+                    while chunk := response.read(_CHUNK):
+                        out.write(chunk)
+                        done += len(chunk)
+                        reporter.bytes_done(name, done, size or None)
+        got = part.stat().st_size
+        if size and got != size:
+            if self.is_local:  # a local file does not grow by asking again
+                part.unlink(missing_ok=True)
+                raise MirrorError(
+                    f"{name}: the mirror's copy is {got} bytes, but its index says {size}",
+                    hint="the file on the mirror is truncated, or the index is stale: run"
+                    " `relocpy mirror index` on the mirror again, or use another mirror",
+                )
+            raise MirrorError(
+                f"{name}: the mirror sent {got} of {size} bytes",
+                hint="run the same command again to resume the download",
+            )
+
+    def download(self, entry: MirrorEntry, target: Path, reporter: Reporter | None = None) -> Path:
+        """Fetch `entry` into `target`, resuming a `target.part` left by an earlier attempt."""
+        check_entry(entry, self.location)
+        part = target.with_name(target.name + ".part")
+        self.fetch_file(entry.url or entry.name, entry.size, part, reporter)
+        actual = sha256_file(part)
+        if actual != entry.sha256:
+            part.unlink()
+            raise ChecksumMismatchError(
+                f"{entry.name} has sha256 {actual}, but the mirror index says {entry.sha256}",
+                hint="the mirror serves a different file than it lists; it was not used",
+            )
+        os.replace(part, target)
+        return target

@@ -1,0 +1,88 @@
+"""The catalog of pinned CPython releases, read from `catalog.toml`.
+
+Resolves a request ("3.13", "3.13.5") to one `SourcePin`; unknown requests list what is known.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+
+from relocpy.core.errors import UnknownVersionError
+
+PYTHON_ORG_FTP = "https://www.python.org/ftp/python"
+
+
+@dataclass(frozen=True)
+class SourcePin:
+    """One upstream file identified by its sha256, and where it may be fetched from."""
+
+    name: str
+    version: str
+    filename: str
+    sha256: str
+    urls: tuple[str, ...] = ()
+    debian_package: str | None = None
+    # Debian's spelling of the version where it differs (`1.3.dfsg+really1.3.1`, `1:1.0.9-1`).
+    debian_version: str | None = None
+    # "source": the `.orig` tarball of a source package; "deb": an arch-all/-dev binary package.
+    debian_kind: str = "source"
+    prerelease: bool = False  # an alpha, beta or release candidate (3.15.0a2)
+
+    @property
+    def version_tuple(self) -> tuple[int, ...]:
+        """The numeric release (3, 15, 0) of `3.15.0a2`."""
+        return tuple(int(re.match(r"\d+", part)[0]) for part in self.version.split("."))  # type: ignore[index]
+
+
+def load_cpython_pins(text: str | None = None) -> list[SourcePin]:
+    """Parse the catalog (the packaged one unless `text` is given), oldest release first."""
+    if text is None:
+        text = (
+            resources.files("relocpy.sources").joinpath("catalog.toml").read_text(encoding="utf-8")
+        )
+    from relocpy.install.selection import version_key
+
+    data = tomllib.loads(text)
+    pins = []
+    for entry in data.get("cpython", []):
+        version = entry["version"]
+        filename = entry.get("filename", f"Python-{version}.tar.xz")
+        numeric = re.match(r"\d+\.\d+\.\d+", version)[0]  # type: ignore[index]
+        pins.append(
+            SourcePin(
+                name="cpython",
+                version=version,
+                filename=filename,
+                sha256=entry["sha256"].lower(),
+                urls=(f"{PYTHON_ORG_FTP}/{numeric}/{filename}",),
+                debian_package=entry.get("debian_package"),
+                prerelease=bool(re.search(r"(a|b|rc)\d+$", version)),
+            )
+        )
+    return sorted(pins, key=lambda pin: version_key(pin.version))
+
+
+def resolve_cpython(request: str, pins: list[SourcePin] | None = None) -> SourcePin:
+    """The newest pinned release matching `request` ("3", "3.13", "3.13.5", "cpython@3.13",
+    "3.15.0a2"); a request without a pre-release suffix matches final releases only."""
+    from relocpy.install.selection import matches, parse_request, version_key
+
+    pins = load_cpython_pins() if pins is None else pins
+    try:
+        wanted = parse_request(request.strip().removeprefix("cpython-"))
+    except UnknownVersionError:
+        wanted = None
+    found = [] if wanted is None else [p for p in pins if matches(p.version, "default", wanted)]
+    if not found:
+        finals = [p.version for p in pins if not p.prerelease]
+        known = ", ".join(finals[-12:]) + (
+            f" (and {len(finals) - 12} older)" if len(finals) > 12 else ""
+        )
+        raise UnknownVersionError(
+            f"unknown CPython version {request!r}; known versions: {known}",
+            hint="run `relocpy versions` to list them",
+        )
+    return max(found, key=lambda pin: version_key(pin.version))

@@ -1,0 +1,720 @@
+"""Verify: a static audit of a tree or archive, and proof that it runs after being moved.
+
+The tree is placed under a path with a space and non-ASCII characters, exercised with a clean
+environment, moved a second time, and exercised again. Each check yields pass/fail and why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Protocol
+
+from relocpy.build import probes
+from relocpy.core.archive import extract_archive
+from relocpy.core.errors import RelocpyError
+from relocpy.core.preflight import Requirement, program
+from relocpy.core.progress import QuietReporter, Reporter
+from relocpy.core.tree import InterpreterTree, clean_env, inspect_tree
+from relocpy.elf.ldpaths import resolve_needed
+from relocpy.elf.policy import Policy, get_policy, policy_for_glibc
+from relocpy.elf.read import ElfInfo, iter_elf_files, read_hardening
+
+MOVE_1 = "moved here ü ñ"
+MOVE_2 = "moved again é ß"
+_TIMEOUT = 600
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class VerifyReport:
+    target: str
+    policy: str
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(check.ok for check in self.checks)
+
+    def add(self, name: str, ok: bool, detail: str) -> None:
+        self.checks.append(Check(name, ok, detail))
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "target": self.target,
+                "policy": self.policy,
+                "ok": self.ok,
+                "checks": [asdict(c) for c in self.checks],
+            },
+            indent=2,
+        )
+
+
+def _dotted(version: tuple[int, ...]) -> str:
+    return ".".join(map(str, version))
+
+
+def _short(items: list[str], limit: int = 5) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
+
+
+# ---- static audit (pure over the tree's files) ---------------------------------------------
+
+
+def audit_elf(root: Path, infos: list[ElfInfo], policy: Policy) -> list[Check]:
+    checks = []
+    bad_needed: list[str] = []
+    bad_runpath: list[str] = []
+    for info in infos:
+        rel = str(info.path.relative_to(root))
+        for entry in (*info.rpath, *info.runpath):
+            if not entry.startswith(("$ORIGIN", "${ORIGIN}")):
+                bad_runpath.append(f"{rel}: {entry}")
+        if info.rpath:
+            bad_runpath.append(f"{rel}: uses DT_RPATH")
+        if not info.needed:
+            continue
+        origin_only = replace(info, rpath=())
+        resolution = resolve_needed(origin_only)
+        for soname, found in resolution.libraries.items():
+            inside = found is not None and root.resolve() in found.resolve().parents
+            if not inside and not policy.allows_library(soname):
+                where = f"host {found}" if found else "not found"
+                bad_needed.append(f"{rel} needs {soname} ({where})")
+    checks.append(
+        Check(
+            "elf-needed",
+            not bad_needed,
+            f"{len(infos)} ELF files; every NEEDED is in the tree or on the {policy.name} whitelist"
+            if not bad_needed
+            else _short(bad_needed),
+        )
+    )
+    checks.append(
+        Check(
+            "elf-runpath",
+            not bad_runpath,
+            "all RPATH/RUNPATH entries are $ORIGIN-relative"
+            if not bad_runpath
+            else _short(bad_runpath),
+        )
+    )
+    per_file = [
+        (info.max_glibc, str(info.path.relative_to(root))) for info in infos if info.max_glibc
+    ]
+    overall = max((v for v, _ in per_file), default=None)
+    over = [
+        f"{rel} needs GLIBC_{'.'.join(map(str, v))}"
+        for v, rel in sorted(per_file, reverse=True)
+        if not policy.allows_glibc(v)
+    ]
+    floor = ".".join(map(str, overall)) if overall else "none"
+    checks.append(
+        Check(
+            "glibc",
+            not over,
+            f"highest GLIBC_{floor} (policy {policy.name} allows {_dotted(policy.glibc_max)})"
+            + ("" if not over else "; " + _short(over)),
+        )
+    )
+    return checks
+
+
+# What a tree that built its own libraries may need from the host: glibc's own libraries.
+GLIBC_LIBRARIES = frozenset(
+    {
+        "libc.so.6",
+        "libm.so.6",
+        "libpthread.so.0",
+        "libdl.so.2",
+        "librt.so.1",
+        "libutil.so.1",
+        "ld-linux-x86-64.so.2",
+    }
+)
+
+
+def audit_self_contained(root: Path, infos: list[ElfInfo]) -> Check:
+    """Every NEEDED is one of glibc's libraries or the tree's libpython: nothing else, and so
+    nothing grafted."""
+    problems = sorted(
+        {
+            f"{info.path.relative_to(root)} needs {soname}"
+            for info in infos
+            for soname in info.needed
+            if soname not in GLIBC_LIBRARIES and not soname.startswith("libpython")
+        }
+    )
+    return Check(
+        "elf-glibc-only",
+        not problems,
+        f"{len(infos)} ELF files need only glibc's libraries and libpython"
+        if not problems
+        else _short(problems),
+    )
+
+
+def find_leftovers(root: Path, forbidden: list[str]) -> dict[str, list[str]]:
+    """Files under `root` that contain any forbidden path (as UTF-8 or as UTF-32 wchar_t)."""
+    needles = [(p, p.encode()) for p in forbidden if p]
+    needles += [(p, p.encode("utf-32-le")) for p in forbidden if p]
+    found: dict[str, list[str]] = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        data = path.read_bytes()
+        for text, needle in needles:
+            if needle in data:
+                found.setdefault(text, []).append(str(path.relative_to(root)))
+    return {k: sorted(set(v)) for k, v in found.items()}
+
+
+def audit_hardening(
+    root: Path, infos: list[ElfInfo], flags: str, own_build: bool, pie: bool = True
+) -> Check:
+    """Exploit mitigations per ELF file, as python-build-standalone validates them: RELRO and
+    BIND_NOW, a non-executable stack, no segment both writable and executable, no text
+    relocations, and stack-protector and fortify references where `flags` (the build's
+    CFLAGS) promise them. A position-dependent executable passes only where the build says it
+    asked for one (`--no-pie`, recorded as `build_options.pie = false`).
+
+    Missing RELRO or BIND_NOW fails relocpy's own builds (`own_build`); in a tree some other
+    builder made they are reported but are that builder's choice."""
+    serious: list[str] = []
+    weak: list[str] = []
+    notes: list[str] = []
+    wants_ssp = "-fstack-protector" in flags and "-fno-stack-protector" not in flags
+    wants_fortify = "_FORTIFY_SOURCE=" in flags
+    for info in infos:
+        facts = read_hardening(info.path)
+        if facts is None:
+            continue
+        rel = str(info.path.relative_to(root))
+        if facts.exec_stack:
+            serious.append(f"{rel}: executable stack")
+        if facts.writable_and_executable:
+            serious.append(f"{rel}: a segment both writable and executable")
+        if facts.textrel:
+            serious.append(f"{rel}: text relocations")
+        if not facts.relro:
+            weak.append(f"{rel}: no RELRO")
+        elif not facts.bind_now:
+            weak.append(f"{rel}: no BIND_NOW")
+        if facts.elf_type == "ET_EXEC":
+            if pie:
+                serious.append(f"{rel}: position-dependent executable, but the build asked for PIE")
+            else:
+                notes.append(f"{rel} is position-dependent (--no-pie, as the build asked)")
+        is_core = info.path.name.startswith(("python3", "libpython3"))
+        if wants_ssp and is_core and not facts.stack_protector:
+            serious.append(f"{rel}: no __stack_chk_fail although CFLAGS ask -fstack-protector")
+        if wants_fortify and is_core and not facts.fortified:
+            serious.append(f"{rel}: no fortified calls although CFLAGS set _FORTIFY_SOURCE")
+    failed = serious + (weak if own_build else [])
+    if failed:
+        return Check("hardening", False, f"{len(failed)} problems: {_short(failed, 6)}")
+    detail = f"{len(infos)} ELF files: RELRO, non-executable stack, W^X, no text relocations"
+    if weak:
+        detail += f"; this tree's builder left {len(weak)} weaker: {_short(weak, 3)}"
+    if notes:
+        detail += "; " + "; ".join(notes)
+    return Check("hardening", True, detail)
+
+
+def audit_leftovers(root: Path, forbidden: list[str]) -> Check:
+    found = find_leftovers(root, forbidden)
+    if not found:
+        if not forbidden:
+            return Check("leftover-paths", True, "no build paths recorded to look for")
+        return Check("leftover-paths", True, f"no file names {_short(forbidden, 3)}")
+    details = "; ".join(f"{text} in {_short(files, 4)}" for text, files in found.items())
+    return Check("leftover-paths", False, details)
+
+
+# ---- runtime checks (run the tree's interpreter) -------------------------------------------
+
+
+def _run(
+    cmd: list[str], cwd: Path | None = None, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            cmd,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            env=clean_env(env_extra),
+            timeout=_TIMEOUT,
+            errors="replace",
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return subprocess.CompletedProcess(cmd, 127, "", str(exc))
+
+
+class Runner(Protocol):
+    """Runs commands with a clean environment in one view of the file system (the host's, or a
+    chroot's) and says how a host path is seen from there."""
+
+    def run(self, cmd: list[str]) -> subprocess.CompletedProcess[str]: ...
+
+    def path(self, host_path: Path) -> str: ...
+
+
+class HostRunner:
+    def run(self, cmd: list[str]) -> subprocess.CompletedProcess[str]:
+        return _run(cmd)
+
+    def path(self, host_path: Path) -> str:
+        return str(host_path)
+
+
+HOST = HostRunner()
+
+
+def _why(result: subprocess.CompletedProcess[str]) -> str:
+    text = (result.stderr.strip() or result.stdout.strip()).splitlines()
+    return f"exit {result.returncode}: {text[-1][:300] if text else 'no output'}"
+
+
+def extension_modules(tree: InterpreterTree) -> list[str]:
+    dynload = tree.stdlib / "lib-dynload"
+    return sorted({p.name.split(".", 1)[0] for p in dynload.glob("*.so")})
+
+
+def _under(path: str | None, root: Path) -> bool:
+    if not path:
+        return False
+    real = os.path.realpath(path)
+    base = os.path.realpath(root)
+    return real == base or real.startswith(base + os.sep)
+
+
+_NOT_INSTALLED = re.compile(r"^ImportError: (\S+): cannot open shared object file")
+
+
+def check_imports(
+    tree: InterpreterTree, name: str, runner: Runner = HOST, system: Policy | None = None
+) -> Check:
+    """Every extension module imports. With a `system` policy, a module whose only problem is
+    that a library the policy leaves to the system (libX11) is not installed does not fail."""
+    modules = extension_modules(tree)
+    result = runner.run([runner.path(tree.executable), "-c", probes.IMPORT_MODULES, *modules])
+    if result.returncode != 0:
+        return Check(name, False, _why(result))
+    failed = json.loads(result.stdout or "{}")
+    absent: dict[str, str] = {}
+    for module, why in list(failed.items()):
+        match = _NOT_INSTALLED.match(why)
+        if system is not None and match and system.allows_library(match.group(1)):
+            absent[module] = match.group(1)
+            del failed[module]
+    if failed:
+        return Check(name, False, _short([f"{k} ({v})" for k, v in sorted(failed.items())], 4))
+    detail = f"{len(modules) - len(absent)} extension modules import"
+    if absent and system is not None:
+        listing = [f"{k} needs {v}" for k, v in sorted(absent.items())]
+        detail += f"; not installed here ({system.name} leaves them to the system): "
+        detail += _short(listing, 4)
+    return Check(name, True, detail)
+
+
+# Extension modules a complete CPython has on Linux: a build that silently skipped one (because a
+# -dev package was missing) must not pass. (name, first version that has it)
+REQUIRED_MODULES = (
+    ("_ssl", (3, 0)),
+    ("_hashlib", (3, 0)),
+    ("_ctypes", (3, 0)),
+    ("_sqlite3", (3, 0)),
+    ("_curses", (3, 0)),
+    ("_curses_panel", (3, 0)),
+    ("readline", (3, 0)),
+    ("_lzma", (3, 3)),
+    ("_bz2", (3, 3)),
+    ("zlib", (3, 0)),
+    ("_uuid", (3, 7)),
+    ("_dbm", (3, 0)),
+    ("_gdbm", (3, 0)),
+    ("_tkinter", (3, 0)),
+    ("_decimal", (3, 3)),
+    ("pyexpat", (3, 0)),
+    ("_elementtree", (3, 0)),
+    ("_json", (3, 0)),
+    ("_socket", (3, 0)),
+    ("select", (3, 0)),
+    ("_multiprocessing", (3, 0)),
+    ("_zoneinfo", (3, 9)),
+)
+
+
+def required_modules(short_version: str) -> list[str]:
+    version = tuple(int(part) for part in short_version.rstrip("t").split("."))
+    return [name for name, since in REQUIRED_MODULES if version >= since]
+
+
+def check_required_modules(tree: InterpreterTree) -> Check:
+    """Every module a complete build has imports (used for relocpy's own builds)."""
+    names = required_modules(tree.short_version)
+    result = _run([str(tree.executable), "-c", probes.IMPORT_MODULES, *names])
+    if result.returncode != 0:
+        return Check("required-modules", False, _why(result))
+    failed = json.loads(result.stdout or "{}")
+    if failed:
+        listing = [f"{k} ({v})" for k, v in sorted(failed.items())]
+        return Check("required-modules", False, "missing: " + _short(listing, 6))
+    return Check("required-modules", True, f"all {len(names)} import: " + " ".join(names))
+
+
+def _locations(tree: InterpreterTree) -> tuple[dict | None, str]:
+    """Where the interpreter thinks it lives (probes.REPORT_LOCATIONS), or None and why not."""
+    result = _run([str(tree.executable), "-c", probes.REPORT_LOCATIONS])
+    if result.returncode != 0:
+        return None, _why(result)
+    return json.loads(result.stdout), ""
+
+
+def check_locations(tree: InterpreterTree, name: str, data: dict | None = None) -> Check:
+    if data is None:
+        data, why = _locations(tree)
+        if data is None:
+            return Check(name, False, why)
+    values = {
+        "sys.prefix": data["sys.prefix"],
+        "sys.base_prefix": data["sys.base_prefix"],
+        **{f"paths[{k}]": v for k, v in data["paths"].items()},
+        **{k: v for k, v in data["vars"].items() if v},
+    }
+    outside = [f"{k}={v}" for k, v in values.items() if not _under(v, tree.root)]
+    if outside:
+        return Check(name, False, "outside the tree: " + _short(outside, 4))
+    return Check(name, True, f"sys.prefix and {len(values) - 2} sysconfig paths lie in the tree")
+
+
+def check_compilers(data: dict) -> Check:
+    """CC, CXX and LDSHARED name a compiler found on PATH, not a build-only path."""
+    compilers = data["compilers"]
+    odd = [
+        f"{k}={v}"
+        for k, v in compilers.items()
+        if v and (("/" in v.split()[0]) or shutil.which(v.split()[0]) is None)
+    ]
+    if odd:
+        return Check("compiler-vars", False, "not a usable compiler: " + _short(odd))
+    named = ", ".join(f"{k}={(v or '').split()[0]}" for k, v in compilers.items())
+    return Check("compiler-vars", True, "CC/CXX/LDSHARED name compilers on PATH: " + named)
+
+
+def runtime_checks(
+    tree: InterpreterTree, scratch: Path, reporter: Reporter, complete_build: bool = False
+) -> list[Check]:
+    checks: list[Check] = []
+    python = str(tree.executable)
+    reporter.step("runtime: start-up and locations")
+    result = _run([python, "-c", "import sys; print(sys.version.split()[0])"])
+    checks.append(
+        Check(
+            "starts",
+            result.returncode == 0,
+            f"python {result.stdout.strip()}" if result.returncode == 0 else _why(result),
+        )
+    )
+    if result.returncode != 0:
+        return checks
+    data, why = _locations(tree)
+    if data is None:
+        checks.append(Check("sysconfig-paths", False, why))
+    else:
+        checks.append(check_locations(tree, "sysconfig-paths", data))
+        checks.append(check_compilers(data))
+
+    reporter.step("runtime: importing every extension module")
+    checks.append(check_imports(tree, "extensions-import"))
+    if complete_build:
+        checks.append(check_required_modules(tree))
+
+    reporter.step("runtime: ssl default context")
+    result = _run([python, "-c", probes.SSL_CONTEXT])
+    if result.returncode == 0:
+        data = json.loads(result.stdout)
+        count = data["stats"].get("x509_ca", 0)
+        checks.append(
+            Check(
+                "ssl-ca-store",
+                count > 0,
+                f"{count} CA certificates loaded ({data['cafile'] or data['capath']}, "
+                f"{data['openssl']})"
+                if count
+                else f"no CA certificate loaded (cafile={data['cafile']}, capath={data['capath']})",
+            )
+        )
+    else:
+        checks.append(Check("ssl-ca-store", False, _why(result)))
+
+    reporter.step("runtime: venv and pip install of a local wheel")
+    checks.append(check_venv_pip(tree, scratch))
+
+    reporter.step("runtime: building a C extension with the host compiler")
+    checks.append(check_c_extension(tree, scratch))
+
+    reporter.step("runtime: bin/ scripts")
+    pip = tree.root / "bin" / "pip3"
+    result = _run([str(pip), "--version"])
+    checks.append(
+        Check(
+            "pip3-script",
+            result.returncode == 0
+            and _under(result.stdout.split(" from ", 1)[-1].split(" (python")[0], tree.root),
+            result.stdout.strip() if result.returncode == 0 else _why(result),
+        )
+    )
+    config = tree.root / "bin" / f"python{tree.short_version}-config"
+    result = _run([str(config), "--includes"])
+    include = str(tree.root / "include")
+    checks.append(
+        Check(
+            "python-config",
+            result.returncode == 0 and include in result.stdout,
+            result.stdout.strip()[:200] if result.returncode == 0 else _why(result),
+        )
+    )
+    return checks
+
+
+def check_venv_pip(tree: InterpreterTree, scratch: Path, runner: Runner = HOST) -> Check:
+    """A venv made by the tree's interpreter installs a local wheel offline and imports it."""
+    venv = scratch / "venv ü"
+    result = runner.run([runner.path(tree.executable), "-m", "venv", runner.path(venv)])
+    if result.returncode != 0:
+        return Check("venv-pip", False, "venv: " + _why(result))
+    wheel = probes.make_probe_wheel(scratch)
+    vpython = runner.path(venv / "bin" / "python")
+    result = runner.run(
+        [
+            vpython,
+            "-m",
+            "pip",
+            "install",
+            "--no-index",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            runner.path(wheel),
+        ]
+    )
+    if result.returncode != 0:
+        return Check("venv-pip", False, "pip install: " + _why(result))
+    result = runner.run([vpython, "-c", f"import {probes.PROBE_PACKAGE} as m; print(m.ANSWER)"])
+    ok = result.returncode == 0 and result.stdout.strip() == "42"
+    return Check(
+        "venv-pip",
+        ok,
+        "venv created; pip installed a local wheel; it imports"
+        if ok
+        else "import: " + _why(result),
+    )
+
+
+def check_c_extension(tree: InterpreterTree, scratch: Path, runner: Runner = HOST) -> Check:
+    """A C extension compiled with the tree's sysconfig CC/CFLAGS/LDSHARED imports."""
+    build = scratch / "c ext ü"
+    build.mkdir(parents=True, exist_ok=True)
+    source = build / "relocpy_cprobe.c"
+    source.write_text(probes.PROBE_C)
+    result = runner.run(
+        [
+            runner.path(tree.executable),
+            "-c",
+            probes.BUILD_EXTENSION,
+            runner.path(source),
+            runner.path(build),
+        ]
+    )
+    return Check(
+        "c-extension",
+        result.returncode == 0,
+        result.stdout.strip().splitlines()[-1] if result.returncode == 0 else _why(result),
+    )
+
+
+# ---- the verb -------------------------------------------------------------------------------
+
+
+def _build_cflags(tree: InterpreterTree) -> str:
+    """The CFLAGS the tree's sysconfig data records (what its build promised)."""
+    text = ""
+    for path in tree.sysconfigdata:
+        text += path.read_text(encoding="utf-8", errors="replace")
+    found = re.findall(r"'(?:CONFIGURE_)?CFLAGS(?:_NODIST)?': '([^']*)'", text)
+    return " ".join(found)
+
+
+def verify_needs(runtime: bool = True) -> list[Requirement]:
+    """What the runtime checks need from the host (the static audit needs nothing)."""
+    if not runtime:
+        return []
+    return [program("gcc", "verify's C extension check"), program("c++", "verify's CXX check")]
+
+
+_METADATA_FIELDS: dict[str, object] = {
+    "relocpy_version": str,
+    "policy": str | None,
+    "glibc_floor": str | None,
+    "build_paths": list[str],
+    "build_options": dict[str, object],
+}
+
+
+def _metadata_for(archive: Path) -> dict[str, object]:
+    """The metadata JSON written beside an archive (relocpy's), checked; {} if there is none."""
+    from relocpy.core.records import RecordError, expect, read_json
+
+    name = archive.name
+    for suffix in (".tar.gz", ".tar.zst", ".tgz"):
+        if name.endswith(suffix):
+            meta = archive.with_name(name[: -len(suffix)] + ".json")
+            if meta.is_file():
+                data = read_json(meta)
+                if not isinstance(data, dict):
+                    raise RecordError(f"{meta}: the top level: expected an object")
+                for key, hint in _METADATA_FIELDS.items():
+                    if key in data:
+                        expect(data[key], hint, str(meta), key)
+                if data.get("policy"):
+                    get_policy(str(data["policy"]))
+                return data
+    return {}
+
+
+def place_for_test(target: Path, scratch: Path) -> tuple[Path, dict[str, object], list[str]]:
+    """Put a copy of the tree at `scratch/MOVE_1/python`; return it, metadata, forbidden paths."""
+    first = scratch / MOVE_1
+    first.mkdir(parents=True)
+    if target.is_dir():
+        inspect_tree(target)  # a directory that is no CPython prefix is not copied at all
+        shutil.copytree(target, first / "python", symlinks=True)
+        return first / "python", {}, [str(target.absolute())]
+    metadata = _metadata_for(target)  # a bad metadata file fails before the extraction
+    extract_archive(target, first, top="python")
+    if not (first / "python").is_dir():
+        raise RelocpyError(f"{target.name} has no top-level python/ directory")
+    forbidden = [str(p) for p in metadata.get("build_paths", [])]  # type: ignore[union-attr]
+    return first / "python", metadata, forbidden
+
+
+def test_suite_for(archive: Path) -> Path:
+    """The `test_suite` archive written beside an install_only archive."""
+    name = re.sub(r"-install_only(_stripped)?\.tar\.(gz|zst)$", "-test_suite.tar.gz", archive.name)
+    return archive.with_name(name)
+
+
+def _check_test_suite(
+    tree: InterpreterTree, archive: Path, scratch: Path, reporter: Reporter
+) -> Check:
+    from relocpy.verify.testsuite import run_test_suite, suite_check, unpack_test_suite
+
+    if not archive.is_file():
+        return Check("test-suite", False, f"{archive} does not exist")
+    reporter.step(f"running CPython's own tests from {archive.name} (minutes)")
+    unpack_test_suite(archive, tree, scratch / "test-suite")
+    result = run_test_suite(tree)
+    (scratch / "test-suite.log").write_text(result.output)
+    ok, detail = suite_check(result)
+    return Check("test-suite", ok, detail)
+
+
+def verify(
+    target: Path,
+    *,
+    policy: str | None = None,
+    forbid: tuple[str, ...] = (),
+    runtime: bool = True,
+    reporter: Reporter | None = None,
+    keep: bool = False,
+    in_place: bool = False,
+    test_suite: Path | None = None,
+) -> VerifyReport:
+    """Audit and exercise `target` (an install_only archive or a tree).
+
+    `in_place` checks an installed tree where it is, without moving it (for trees another tool
+    installed and rewrote with absolute paths, as uv does).
+    """
+    reporter = reporter or QuietReporter()
+    target = Path(target)
+    if not target.exists():
+        raise RelocpyError(f"{target} does not exist")
+    if test_suite is not None and not runtime:
+        raise RelocpyError(
+            "--test-suite runs CPython's own tests, which --static-only leaves out",
+            hint="drop one of the two options",
+        )
+    if in_place and not target.is_dir():
+        raise RelocpyError(f"--in-place needs an installed tree, not {target.name}")
+    scratch = Path(tempfile.mkdtemp(prefix="relocpy-verify-"))
+    try:
+        if in_place:
+            root, metadata, forbidden = target.absolute(), {}, []
+        else:
+            reporter.step(f"placing {target.name} under a path with spaces and non-ASCII")
+            root, metadata, forbidden = place_for_test(target, scratch)
+        try:
+            tree = inspect_tree(root)
+        except RelocpyError as exc:  # name what the user gave, not the scratch copy
+            raise type(exc)(
+                exc.message.replace(str(root), f"{target}: python/"), hint=exc.hint
+            ) from None
+        forbidden = sorted({*forbidden, *forbid})
+        infos = iter_elf_files(root)
+        chosen = (
+            get_policy(policy)
+            if policy
+            else (
+                get_policy(str(metadata["policy"]))
+                if metadata.get("policy")
+                else policy_for_glibc(
+                    max((i.max_glibc for i in infos if i.max_glibc), default=None)
+                )
+            )
+        )
+        report = VerifyReport(str(target), chosen.name)
+        reporter.step("static audit: ELF dependencies, RUNPATHs, glibc, leftover paths")
+        report.checks += audit_elf(root, infos, chosen)
+        options = metadata.get("build_options")
+        if isinstance(options, dict) and options.get("libs") == "source":
+            report.checks.append(audit_self_contained(root, infos))
+        report.checks.append(audit_leftovers(root, forbidden))
+        own = bool(metadata.get("relocpy_version"))
+        pie = not (isinstance(options, dict) and options.get("pie") is False)
+        report.checks.append(audit_hardening(root, infos, _build_cflags(tree), own, pie))
+        if runtime:
+            # relocpy's own builds (they carry metadata) must also have every standard module.
+            complete = bool(metadata.get("relocpy_version"))
+            report.checks += runtime_checks(tree, scratch / "work", reporter, complete)
+            if test_suite is not None:
+                report.checks.append(_check_test_suite(tree, test_suite, scratch, reporter))
+            if in_place:
+                return report
+            reporter.step("moving the tree a second time")
+            second = scratch / MOVE_2
+            second.mkdir()
+            os.rename(root, second / "python")
+            moved = inspect_tree(second / "python")
+            report.checks.append(check_imports(moved, "second-move-imports"))
+            report.checks.append(check_locations(moved, "second-move-paths"))
+        return report
+    finally:
+        if keep:
+            reporter.step(f"kept the scratch directory {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)

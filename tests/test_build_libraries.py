@@ -1,0 +1,136 @@
+"""Library recipes and their builds: dependency order, cache keys, and real static builds."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from relocpy.build.libraries import (
+    build_libraries,
+    dependency_closure,
+    libraries_for,
+    library_key,
+    relocate_pkgconfig,
+)
+from relocpy.core.errors import RelocpyError
+from relocpy.core.progress import QuietReporter
+from relocpy.recipes.libs import ALL_RECIPES, RECIPES
+
+
+def names(recipes) -> list[str]:
+    return [r.name for r in recipes]
+
+
+def test_every_library_follows_its_dependencies() -> None:
+    order = names(ALL_RECIPES)
+    for recipe in ALL_RECIPES:
+        for dep in recipe.depends:
+            assert order.index(dep) < order.index(recipe.name), (recipe.name, dep)
+
+
+def test_closure_pulls_in_dependencies_first() -> None:
+    assert names(dependency_closure(["tk"])) == [
+        "zlib",
+        "tcl",
+        "xorgproto",
+        "xtrans",
+        "xcb-proto",
+        "pthread-stubs",
+        "libxau",
+        "libxcb",
+        "libx11",
+        "tk",
+    ]
+
+
+def test_libraries_differ_by_cpython_version() -> None:
+    old = names(libraries_for((3, 9, 2)))
+    new = names(libraries_for((3, 13, 5)))
+    # 3.9 predates --with-readline=editline; _crypt is gone in 3.13; system libmpdec from 3.13.
+    assert "readline" in old and "libedit" not in old and "libxcrypt" in old
+    assert "libedit" in new and "readline" not in new and "libxcrypt" not in new
+    assert "mpdecimal" in new and "mpdecimal" not in old
+    assert "readline" in names(libraries_for((3, 13, 5), readline="readline"))
+
+
+def test_unknown_library_and_readline_are_refused() -> None:
+    with pytest.raises(RelocpyError, match="unknown library 'nope'"):
+        dependency_closure(["nope"])
+    with pytest.raises(RelocpyError, match="choose one of libedit, readline"):
+        libraries_for((3, 13), readline="editline2")
+
+
+def test_every_pin_is_a_sha256() -> None:
+    for recipe in ALL_RECIPES:
+        for pin in (recipe.source, *recipe.extra_sources):
+            assert len(pin.sha256) == 64 and int(pin.sha256, 16) >= 0, recipe.name
+            assert pin.debian_package, recipe.name
+
+
+def test_key_covers_recipe_toolchain_flags_and_dependencies() -> None:
+    zlib = RECIPES["zlib"]
+    base = library_key(zlib, "zig 0.17.1 x86_64-linux-gnu.2.17", ("-O2",), [])
+    assert base == library_key(zlib, "zig 0.17.1 x86_64-linux-gnu.2.17", ("-O2",), [])
+    changed = [
+        library_key(zlib, "zig 0.17.1 x86_64-linux-gnu.2.28", ("-O2",), []),
+        library_key(zlib, "zig 0.17.1 x86_64-linux-gnu.2.17", ("-O3",), []),
+        library_key(zlib, "zig 0.17.1 x86_64-linux-gnu.2.17", ("-O2",), ["0" * 64]),
+        library_key(
+            replace(zlib, configure_args=()), "zig 0.17.1 x86_64-linux-gnu.2.17", ("-O2",), []
+        ),
+    ]
+    assert len({base, *changed}) == 5
+
+
+def test_hook_source_enters_the_key() -> None:
+    openssl = RECIPES["openssl"]
+    assert "build_libs" in json.loads(openssl.fingerprint())["hook"]
+
+
+def test_pkgconfig_is_made_relative() -> None:
+    text = "prefix=/install\nlibdir=/install/lib\nLibs: -L${libdir} -lz\n"
+    out = relocate_pkgconfig(text, "/install")
+    assert out.splitlines()[:2] == ["prefix=${pcfiledir}/../..", "libdir=${prefix}/lib"]
+    deb = "prefix=/usr\nlibdir=${prefix}/lib/x86_64-linux-gnu\n"
+    assert relocate_pkgconfig(deb, "/usr").splitlines()[1] == "libdir=${prefix}/lib"
+
+
+def _exported(path) -> set[str]:
+    with path.open("rb") as handle:
+        symtab = ELFFile(handle).get_section_by_name(".dynsym")
+        return {
+            s.name
+            for s in symtab.iter_symbols()
+            if s.name and s["st_shndx"] != "SHN_UNDEF" and s["st_info"]["bind"] != "STB_LOCAL"
+        }
+
+
+@pytest.mark.real
+def test_libraries_are_static_and_cached(built_archive) -> None:
+    """The session's build made every library; asking again builds nothing."""
+    from relocpy.build.zig import zig_toolchain
+
+    reporter = QuietReporter()
+    libs = build_libraries(libraries_for((3, 13, 15)), zig_toolchain(), reporter)
+    assert not [step for step in reporter.steps if "building" in step]
+    for lib in libs:
+        assert not list(lib.prefix.glob("lib/*.so*")), lib.recipe.name
+        manifest = json.loads((lib.prefix.parent / "library.json").read_text())
+        assert manifest["key"] == lib.key
+
+
+@pytest.mark.real
+def test_extension_modules_keep_library_symbols_private(built_tree) -> None:
+    """A host libssl or libsqlite3 loaded into the same process cannot clash with ours."""
+    dynload = next(built_tree.stdlib.glob("lib-dynload"))
+    for module, symbol in (
+        ("_ssl", "SSL_new"),
+        ("_sqlite3", "sqlite3_open"),
+        ("_ctypes", "ffi_call"),
+    ):
+        exported = _exported(next(dynload.glob(f"{module}.*.so")))
+        assert symbol not in exported, (module, symbol)
+        assert any(name.startswith("PyInit_") for name in exported)

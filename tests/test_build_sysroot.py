@@ -1,0 +1,83 @@
+"""gcc against zig's glibc 2.17 headers and stubs: old symbol versions, PGO, LTO, no host dirs."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from relocpy.build.sysroot import gcc_glibc_toolchain, sysroot_identity
+from relocpy.elf.read import read_elf
+
+pytestmark = pytest.mark.real  # assembles the sysroot once (zig builds its glibc stubs)
+
+LIBRARY = """#include <stdio.h>
+#include <string.h>
+int shout(const char *s) { char b[64]; strncpy(b, s, 63); b[63] = 0; return printf("%s!\\n", b); }
+"""
+PROGRAM = """#include <dlfcn.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <time.h>
+static void *work(void *arg) { return arg; }
+int main(int argc, char **argv) {
+  struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);
+  pthread_t th; pthread_create(&th, 0, work, 0); pthread_join(th, 0);
+  void *h = dlopen(argv[1], RTLD_NOW); if (!h) { puts(dlerror()); return 1; }
+  int (*shout)(const char *) = (int (*)(const char *))dlsym(h, "shout");
+  printf("%.3f\\n", exp((double)argc - 1));
+  return shout("hi") > 0 ? 0 : 2;
+}
+"""
+
+
+def test_gcc_builds_for_glibc_217_with_pgo_and_lto(tmp_path: Path) -> None:
+    toolchain = gcc_glibc_toolchain("2.17")
+    assert toolchain.name == "gcc" and toolchain.glibc == "2.17"
+    assert toolchain.identity == sysroot_identity("2.17")
+    (tmp_path / "shout.c").write_text(LIBRARY)
+    (tmp_path / "main.c").write_text(PROGRAM)
+    library = tmp_path / "libshout.so"
+    cc = [toolchain.cc, "-O2"]
+    subprocess.run(
+        [*cc, "-fPIC", "-shared", "shout.c", "-o", str(library)], cwd=tmp_path, check=True
+    )
+    # a profile-generating build whose run writes the profile, then a PGO+LTO build using it;
+    # a host -I/usr/include (as CPython's setup.py adds) must not reach the compiler
+    link = ["main.c", "-o", "main", "-ldl", "-lm", "-lpthread", "-I/usr/include"]
+    subprocess.run([*cc, "-fprofile-generate", *link], cwd=tmp_path, check=True)
+    first = subprocess.run(["./main", str(library)], cwd=tmp_path, capture_output=True, text=True)
+    assert first.returncode == 0 and first.stdout == "2.718\nhi!\n", first.stderr
+    assert (tmp_path / "main.gcda").is_file()
+    subprocess.run(
+        [*cc, "-fprofile-use", "-Werror=missing-profile", "-flto", *link], cwd=tmp_path, check=True
+    )
+    second = subprocess.run(["./main", str(library)], cwd=tmp_path, capture_output=True, text=True)
+    assert second.returncode == 0 and second.stdout == "2.718\nhi!\n", second.stderr
+    for path in (library, tmp_path / "main"):
+        info = read_elf(path)
+        assert info is not None and info.max_glibc <= (2, 17), (path, info)
+        assert not [n for n in info.needed if n.startswith("libgcc_s")]
+
+
+def test_static_libraries_link_without_naming_libpthread(tmp_path: Path) -> None:
+    """A static library that uses threads and dlopen (libcrypto.a, libsqlite3.a) links with
+    just its own -l, as it does with zig: configure checks such as CPython's OpenSSL and SQLite
+    ones pass."""
+    toolchain = gcc_glibc_toolchain("2.17")
+    (tmp_path / "threads.c").write_text(PROGRAM.replace("int main(", "int run_threads("))
+    (tmp_path / "main.c").write_text(
+        "int run_threads(int, char **);\n"
+        "int main(int c, char **v) { return c > 9 ? run_threads(c, v) : 0; }\n"
+    )
+    subprocess.run([toolchain.cc, "-c", "threads.c"], cwd=tmp_path, check=True)
+    subprocess.run(["ar", "rcs", "libthreads.a", "threads.o"], cwd=tmp_path, check=True)
+    # -lm before the library, as CPython's configure puts a library's flags in LDFLAGS
+    subprocess.run(
+        [toolchain.cc, "-lm", "main.c", "-o", "main", "-L.", "-lthreads"], cwd=tmp_path, check=True
+    )
+    info = read_elf(tmp_path / "main")
+    assert info is not None and {"libpthread.so.0", "libdl.so.2"} <= set(info.needed)
+    assert subprocess.run(["./main"], cwd=tmp_path).returncode == 0

@@ -1,0 +1,251 @@
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from relocpy.core.archive import BadArchiveError, extract_archive, read_member, write_archives
+
+
+def _tree(root: Path) -> Path:
+    (root / "bin").mkdir(parents=True)
+    (root / "bin" / "tool").write_text("#!/bin/sh\n")
+    (root / "bin" / "tool").chmod(0o755)
+    (root / "bin" / "link").symlink_to("tool")
+    (root / "lib" / "test").mkdir(parents=True)
+    (root / "lib" / "test" / "x.py").write_text("x")
+    (root / "lib" / "a.py").write_text("a")
+    return root
+
+
+def test_archives_are_deterministic_and_filtered(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "t")
+    keep = lambda rel: not rel.startswith("lib/test")  # noqa: E731
+    first = (tmp_path / "1.tar.gz", tmp_path / "1.tar.zst")
+    second = (tmp_path / "2.tar.gz", tmp_path / "2.tar.zst")
+    write_archives(root, "python", *first, keep)
+    write_archives(root, "python", *second, keep)
+    for a, b in zip(first, second, strict=True):
+        assert a.read_bytes() == b.read_bytes()
+    for archive in first:
+        out = tmp_path / ("x-" + archive.name)
+        extract_archive(archive, out)
+        assert (out / "python" / "bin" / "link").readlink() == Path("tool")
+        assert (out / "python" / "bin" / "tool").stat().st_mode & 0o111
+        assert not (out / "python" / "lib" / "test").exists()
+        assert read_member(archive, "python/lib/a.py") == b"a"
+    assert not list(tmp_path.glob("*.part"))
+
+
+def _hostile(tmp_path: Path, member: tarfile.TarInfo, data: bytes = b"") -> Path:
+    path = tmp_path / "hostile.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        tar.addfile(member, io.BytesIO(data) if member.isreg() else None)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: tarfile.TarInfo("python/../../escape"),
+        lambda: tarfile.TarInfo("/abs/path"),
+        lambda: _link("python/bad", "../../../etc/passwd", tarfile.SYMTYPE),
+        lambda: _link("python/hard", "/etc/passwd", tarfile.LNKTYPE),
+        lambda: _device("python/dev"),
+    ],
+    ids=["dotdot", "absolute", "symlink-out", "hardlink-out", "device"],
+)
+def test_unsafe_members_are_refused(tmp_path: Path, make) -> None:
+    member = make()
+    if member.isreg():
+        member.size = 1
+    archive = _hostile(tmp_path, member, b"x")
+    with pytest.raises(BadArchiveError, match="unsafe member"):
+        extract_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "escape").exists()
+
+
+def _link(name: str, target: str, kind: bytes) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = target
+    return info
+
+
+def _device(name: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.CHRTYPE
+    info.devmajor, info.devminor = 1, 3
+    return info
+
+
+def test_truncated_archive_is_refused(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "t")
+    (root / "big").write_bytes(bytes(range(256)) * 4096)
+    gz, zst = tmp_path / "a.tar.gz", tmp_path / "a.tar.zst"
+    write_archives(root, "python", gz, zst, lambda rel: True)
+    for archive in (gz, zst):
+        data = archive.read_bytes()
+        archive.write_bytes(data[: len(data) // 2])
+        with pytest.raises(BadArchiveError, match="corrupt or truncated"):
+            extract_archive(archive, tmp_path / f"out-{archive.suffix}")
+
+
+def test_gzip_members_are_standard_and_deterministic(tmp_path: Path) -> None:
+    import gzip as gzip_module
+    import subprocess
+
+    from relocpy.core.archive import GZIP_LEVEL_SMALLEST, gzip_bytes
+
+    data = b"".join(f"line {i} of a tar stream\n".encode() for i in range(20000))
+    smallest = gzip_bytes(data, GZIP_LEVEL_SMALLEST)
+    assert gzip_bytes(data, GZIP_LEVEL_SMALLEST) == smallest
+    assert len(smallest) <= len(gzip_bytes(data)) < len(data) // 10
+    assert gzip_module.decompress(smallest) == data
+    (tmp_path / "x.gz").write_bytes(smallest)
+    assert subprocess.run(["gzip", "-t", str(tmp_path / "x.gz")]).returncode == 0
+    assert smallest[4:8] == b"\0\0\0\0"  # no time in the header
+
+
+def test_extracted_files_keep_their_mtimes(tmp_path: Path) -> None:
+    """make compares them: a source tree whose configure.ac looks newer than aclocal.m4 would
+    run aclocal again (a program the build machine need not have)."""
+    root = _tree(tmp_path / "t")
+    big = root / "lib" / "big.bin"
+    big.write_bytes(b"x" * 3_000_000)
+    os.utime(big, (1_000_000_000, 1_000_000_000))
+    gz, zst = tmp_path / "a.tar.gz", tmp_path / "a.tar.zst"
+    write_archives(root, "python", gz, zst, lambda rel: True)
+    for archive in (gz, zst):
+        out = tmp_path / f"x-{archive.name}"
+        extract_archive(archive, out)
+        assert (out / "python/lib/big.bin").stat().st_mtime == 1_000_000_000
+
+
+# ---- hostile archives: nothing outside the destination may change --------------------------
+
+import hostile_archives as hostile  # noqa: E402
+from relocpy.core.archive import member_name, resolve_link  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("raw", "canonical"),
+    [
+        ("python/./bin//x/", "python/bin/x"),
+        ("./python/w", "python/w"),
+        ("python//w", "python/w"),
+        ("python/w/", "python/w"),
+    ],
+)
+def test_member_names_are_canonical(raw: str, canonical: str) -> None:
+    assert member_name(raw) == canonical
+
+
+@pytest.mark.parametrize("raw", ["/etc/x", "python/../../x", "./", "", "a/\0b"])
+def test_member_names_that_leave_are_refused(raw: str) -> None:
+    with pytest.raises(BadArchiveError, match="unsafe member"):
+        member_name(raw)
+
+
+def test_links_resolve_through_other_links() -> None:
+    kinds = {"python/d1/d2/u": "link", "python/w": "link", "python/d1": "dir", "python": "dir"}
+    targets = {"python/d1/d2/u": "../../../", "python/w": "d1/d2/u/../../"}
+    assert resolve_link("python/d1/d2/u", kinds, targets) == ""  # the destination itself
+    assert resolve_link("python/w", kinds, targets) is None  # two levels above it
+    loop = {"python/a": "b", "python/b": "a"}
+    assert resolve_link("python/a", {"python/a": "link", "python/b": "link"}, loop) is None
+    assert resolve_link("python/bin/p", {"python/bin/p": "link"}, {"python/bin/p": "p3"}) == (
+        "python/bin/p3"
+    )
+
+
+def _issue_chain() -> list[hostile.Member]:
+    """The archive of issue 19: a link up 21 levels, a link through it up 20 more, a file."""
+    dirs = "/".join(f"d{i}" for i in range(1, 21))
+    return [
+        {"type": "sym", "name": f"python/{dirs}/u", "target": "../" * 21},
+        {"type": "sym", "name": "python/./w", "target": f"{dirs}/u/" + "../" * 20},
+        {"type": "file", "name": "python/w/tmp/relocpy-x/outside/PWNED", "data": "x"},
+    ]
+
+
+def _pwned_anywhere(*roots: Path) -> list[str]:
+    found = []
+    for root in (Path("/"), Path("/tmp"), *roots):
+        for path in [*root.glob("*PWNED*"), *root.glob("*/*PWNED*"), *root.glob("*/*/*PWNED*")]:
+            found.append(str(path))
+    return found
+
+
+def test_the_issue_chain_writes_nothing_outside(tmp_path: Path) -> None:
+    box = hostile.make_box(tmp_path)
+    archive = hostile.write_case(_issue_chain(), tmp_path / "chain.tar.gz")
+    before = hostile.snapshot(box, box / "dest")
+    with pytest.raises(BadArchiveError, match="through the link"):
+        extract_archive(archive, box / "dest")
+    assert hostile.snapshot(box, box / "dest") == before
+    assert not (box / "dest").exists()  # it made the directory, so it removed it
+    assert not Path("/tmp/relocpy-x").exists() and not _pwned_anywhere(tmp_path)
+
+
+def _run_case(case: list[hostile.Member], tmp: Path, fmt: int) -> str:
+    """Extract one case in a fresh box; assert nothing outside changed; return the outcome."""
+    box = hostile.make_box(tmp)
+    archive = tmp / "case.tar"
+    try:
+        hostile.write_case(case, archive, fmt)
+    except (ValueError, tarfile.TarError):
+        return "unwritable"  # e.g. a name ustar cannot hold
+    dest = box / "dest"
+    before = hostile.snapshot(box, dest)
+    try:
+        extract_archive(archive, dest)
+        outcome = "extracted"
+    except BadArchiveError:
+        outcome = "refused"
+        assert not dest.exists()
+    assert hostile.snapshot(box, dest) == before
+    if dest.exists():
+        assert hostile.escaping_links(dest) == []
+    return outcome
+
+
+def test_the_corpus_changes_nothing_outside(tmp_path: Path) -> None:
+    cases = hostile.load_corpus()
+    assert len(cases) >= 150 and sum(c["found"] == "escape" for c in cases) >= 100
+    for number, case in enumerate(cases):
+        fmt = tarfile.PAX_FORMAT if case["format"] == "pax" else tarfile.GNU_FORMAT
+        _run_case(case["members"], tmp_path / str(number), fmt)  # type: ignore[arg-type]
+    assert not _pwned_anywhere(tmp_path)
+
+
+def test_fuzzed_archives_change_nothing_outside(tmp_path: Path) -> None:
+    """Two thousand generated archives mixing link chains, ./ and // spellings, hard links
+    to links, links replaced by directories, duplicates, long names and PAX headers."""
+    outcomes: dict[str, int] = {}
+    for seed in range(10_000, 12_000):
+        fmt = (tarfile.PAX_FORMAT, tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT)[seed % 3]
+        outcome = _run_case(hostile.generate(seed), tmp_path / str(seed), fmt)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        shutil.rmtree(tmp_path / str(seed))
+    assert outcomes.get("refused", 0) > 1500, outcomes
+    assert not _pwned_anywhere(tmp_path)
+
+
+def test_benign_links_inside_the_tree_extract(tmp_path: Path) -> None:
+    members: list[hostile.Member] = [
+        {"type": "dir", "name": "python/bin"},
+        {"type": "file", "name": "python/bin/python3.13", "data": "x"},
+        {"type": "sym", "name": "python/bin/python3", "target": "python3.13"},
+        {"type": "sym", "name": "python/lib/up", "target": "../bin"},
+        {"type": "hard", "name": "python/bin/copy", "target": "python/bin/python3.13"},
+        {"type": "dir", "name": "python/bin/"},  # a directory may be listed twice
+    ]
+    archive = hostile.write_case(members, tmp_path / "ok.tar")
+    extract_archive(archive, tmp_path / "out")
+    assert (tmp_path / "out/python/lib/up/python3").read_text() == "x"
+    assert (tmp_path / "out/python/bin/copy").stat().st_nlink == 2

@@ -1,0 +1,123 @@
+"""`relocpy install` from nothing: a build on a miss, the binary cache, .python-version, and
+console scripts that survive moves (real builds; the 3.11 one is made once per session)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+RELOCPY = [sys.executable, "-m", "relocpy"]
+CLEAN = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "LANG": "C.UTF-8"}
+
+pytestmark = pytest.mark.real
+
+
+def test_install_from_nothing_builds_caches_and_installs(installed_from_nothing) -> None:
+    done, plan = installed_from_nothing
+    assert plan.source == "build" and plan.estimate and "libraries to build" in plan.estimate
+    assert "installed: none" in plan.notes and any("binary cache" in n for n in plan.notes)
+    python = done.installation.executable
+    out = subprocess.run(
+        [str(python), "-c", "import ssl, sqlite3, ctypes, curses, sys; print(sys.version)"],
+        capture_output=True, text=True, env=CLEAN,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("3.11.2")
+    from relocpy.install.chain import binary_cache_dir
+
+    records = list((binary_cache_dir() / "specs").glob("*.json"))
+    assert len(records) == 1 and json.loads(records[0].read_text())["label"].startswith("3.11.2")
+
+
+def test_a_second_install_comes_from_the_binary_cache(
+    installed_from_nothing, tmp_path: Path
+) -> None:
+    """Into an empty data directory (another XDG_DATA_HOME): nothing is built again."""
+    from relocpy.install.chain import binary_cache_dir
+
+    home = os.environ["RELOCPY_HOME"]
+    env = {
+        **os.environ,
+        "RELOCPY_HOME": "",
+        "XDG_CACHE_HOME": str(Path(home) / "xdg-cache"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "RELOCPY_BIN_DIR": str(tmp_path / "bin"),
+    }
+    # the same caches, reached as a user without RELOCPY_HOME reaches them
+    (Path(home) / "xdg-cache").mkdir(exist_ok=True)
+    link = Path(home) / "xdg-cache" / "relocpy"
+    if not link.exists():
+        link.symlink_to(Path(home) / "cache")
+    before = sorted((binary_cache_dir() / "specs").glob("*.json"))
+    result = subprocess.run([*RELOCPY, "install", "3.11"], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "from binary cache" in result.stderr and "building" not in result.stderr
+    assert sorted((binary_cache_dir() / "specs").glob("*.json")) == before
+    assert Path(result.stdout.strip()).is_relative_to(tmp_path / "data")
+
+
+def test_run_reads_python_version(installed_from_nothing, tmp_path: Path) -> None:
+    project = tmp_path / "project" / "sub"
+    project.mkdir(parents=True)
+    (tmp_path / "project" / ".python-version").write_text("3.11\n")
+    result = subprocess.run(
+        [*RELOCPY, "run", "--", "python", "-V"], cwd=project, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "Python 3.11.2"
+
+
+def _wheel_with_a_script(directory: Path) -> Path:
+    """A pure-Python wheel whose console script `relocpy-hello` prints where it runs from."""
+    wheel = directory / "relocpy_hello-1.0-py3-none-any.whl"
+    dist = "relocpy_hello-1.0.dist-info"
+    files = {
+        "relocpy_hello.py": "import sys\ndef main():\n    print('hello from', sys.prefix)\n",
+        f"{dist}/METADATA": "Metadata-Version: 2.1\nName: relocpy-hello\nVersion: 1.0\n",
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: relocpy-test\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+        f"{dist}/entry_points.txt": "[console_scripts]\nrelocpy-hello = relocpy_hello:main\n",
+    }
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+        archive.writestr(
+            f"{dist}/RECORD", "".join(f"{n},,\n" for n in files) + f"{dist}/RECORD,,\n"
+        )
+    return wheel
+
+
+@pytest.mark.parametrize("installer", ["pip", "uv"])
+def test_console_scripts_survive_two_moves(built_tree, tmp_path: Path, installer: str) -> None:
+    first = tmp_path / "first" / "python"
+    shutil.copytree(built_tree.root, first, symlinks=True)
+    wheel = _wheel_with_a_script(tmp_path)
+    python = first / "bin" / built_tree.executable.name
+    if installer == "pip":
+        cmd = [str(python), "-m", "pip", "install", "--no-index", "--no-deps", str(wheel)]
+    else:
+        uv = Path(sys.executable).parent / "uv"
+        cmd = [str(uv), "pip", "install", "--python", str(python), "--no-index",
+               "--break-system-packages", "--no-cache", str(wheel)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, env=CLEAN)
+    assert done.returncode == 0, done.stdout + done.stderr
+    script = first / "bin" / "relocpy-hello"
+    assert str(first) not in script.read_text().splitlines()[0]
+    second = tmp_path / "second place" / "python"
+    second.parent.mkdir()
+    os.rename(first, second)
+    third = tmp_path / "third ü ñ" / "python"
+    third.parent.mkdir()
+    os.rename(second, third)
+    out = subprocess.run(
+        [str(third / "bin" / "relocpy-hello")], capture_output=True, text=True, env=CLEAN
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"hello from {third}"

@@ -1,0 +1,175 @@
+"""Matrix files: expansion, named lists, exclude/include, and errors that name the line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from relocpy.cli import main
+from relocpy.matrix.spec import MatrixError, expand, load_matrix, parse_matrix
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def specs_of(text: str) -> list:
+    return expand(parse_matrix(text, "m.toml"))
+
+
+def error_of(text: str) -> str:
+    with pytest.raises(MatrixError) as caught:
+        specs_of(text)
+    return str(caught.value)
+
+
+def test_release_example_is_pgo_lto_for_glibc_217(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["matrix", "plan", "--json", str(ROOT / "examples" / "release.toml")]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert sorted(r["spec"]["version"][:4] for r in listed) == ["3.11", "3.13", "3.9."]
+    for row in listed:
+        spec = row["spec"]
+        assert (spec["opt"], spec["toolchain"], spec["glibc"]) == ("pgo+lto", "gcc", "2.17")
+        assert spec["pie"] is False and row["label"].endswith("no-pie")
+
+
+def test_seed_example_plans_24_specs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["matrix", "plan", "--json", str(ROOT / "examples" / "matrix-seed.toml")]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert len(listed) == 24
+    assert len({row["hash"] for row in listed}) == 24  # every spec is a different build
+    combos = {
+        (
+            r["spec"]["version"],
+            r["spec"]["toolchain"],
+            tuple(r["spec"]["cflags"]),
+            r["spec"]["march"],
+        )
+        for r in listed
+    }
+    assert len(combos) == 24
+    assert {r["spec"]["version"] for r in listed} == {"3.9.2", "3.11.2", "3.13.15"}
+    assert all(r["cache"] == "missing" for r in listed)
+    gcc = [r for r in listed if r["spec"]["toolchain"] == "gcc"]
+    assert all(r["spec"]["glibc"] is None for r in gcc)  # gcc builds for this host's glibc
+
+
+def test_product_exclude_include_and_lists() -> None:
+    specs = specs_of(
+        """
+[lists]
+new = ["3.11", "3.13"]
+[matrix]
+versions = "@new"
+opt = ["noopt", "lto"]
+[defaults]
+toolchain = "gcc"
+[[exclude]]
+version = "3.11"
+opt = "lto"
+[[include]]
+version = "3.9"
+toolchain = "gcc"
+libs = "host"
+"""
+    )
+    labels = [s.label for s in specs]
+    assert labels == [
+        "3.11.2 noopt gcc host-glibc x86-64",
+        "3.13.15 noopt gcc host-glibc x86-64",
+        "3.13.15 lto gcc host-glibc x86-64",
+        "3.9.2 noopt gcc host-glibc x86-64 host-libs",
+    ]
+
+
+def test_duplicates_collapse_and_defaults_apply() -> None:
+    specs = specs_of(
+        '[matrix]\nversion = ["3.13"]\n[defaults]\nmarch = "x86-64-v3"\n'
+        '[[include]]\nversion = "3.13"\nmarch = "x86-64-v3"\n'
+    )
+    assert len(specs) == 1
+    assert specs[0].march == "x86-64-v3" and specs[0].arch == "x86_64_v3"
+
+
+def test_pgo_training_is_an_axis_of_profile_guided_specs() -> None:
+    specs = specs_of(
+        '[matrix]\nversion = ["3.11"]\npgo_training = ["pgo", "extended"]\n'
+        '[defaults]\nopt = "pgo+lto"\ntoolchain = "gcc"\nglibc = "2.17"\n'
+    )
+    assert [s.pgo_training for s in specs] == ["pgo", "extended"]
+    assert specs[1].label.endswith("extended-training") and "training" not in specs[0].label
+    assert specs[1].as_dict()["pgo_training"] == "extended"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ('[matrix]\nversion = ["3.13"]\ncompiler = ["gcc"]\n', 3, "unknown axis 'compiler'"),
+        ('[matrix]\nversion = ["3.13", "3.7"]\n', 2, "unknown CPython version '3.7'"),
+        ('[matrix]\nversion = ["3.13"]\nopt = ["noopt", "lto"]\n', 3, "opt lto needs gcc"),
+        ('[matrix]\nversion = ["3.13"]\nopt = []\n', 3, "product is empty"),
+        (
+            '[matrix]\nversion = ["3.13"]\ntoolchain = ["gcc"]\nglibc = ["2.17"]\nlibs = "host"\n',
+            5,
+            "conflicting values",
+        ),
+        ('[matrix]\nversion = ["3.13"]\n\n[defaults]\nversion = "3.11"\n', 5, "conflicting"),
+        ('[matrix]\nversion = ["3.11"]\nfree_threaded = [true]\n', 3, "from CPython 3.13 on"),
+        (
+            '[matrix]\nversion = ["3.13"]\npgo_training = ["extended"]\n',
+            3,
+            "pgo_training extended trains a profile-guided build, and opt noopt is not",
+        ),
+        ('[matrix]\nversion = ["3.13"]\npgo_training = ["all"]\n', 3, "unknown pgo_training"),
+        ('[matrix]\nversion = ["3.13"]\npie = ["no"]\n', 3, "pie is true or false, not 'no'"),
+        ('[matrix]\nversion = "@nope"\n', 2, "unknown list '@nope'"),
+        (
+            '[matrix]\nversion = ["3.13"]\n[[exclude]]\nversion = "3.13"\n',
+            3,
+            "every combination is excluded",
+        ),
+        ('[matrix]\nversion = ["3.13"]\n[[exclude]]\nopt = "lto"\n', 4, "does not have"),
+        ('[matrix]\nversion = ["3.13"]\ncflags = [["-march=native"]]\n', 3, "march axis"),
+        ('[matrix]\nversion = ["3.13"]\nglibc = ["2.5"]\n', 3, "glibc floor '2.5'"),
+        ('[matrix]\nversion = ["3.13"]\nmarch = ["pentium"]\n', 3, "unknown march"),
+        ('[matrix]\nversion = ["3.13", "3.13.15"]\n', 2, "twice"),
+        ('[matrix]\nversion = [3.13 x]\nopt = "lto"\n', 2, "not valid TOML"),
+        ("[matrix]\n", None, "no [matrix] table"),
+        ('[matrix]\nversion = ["3.13"]\n[extras]\nx = 1\n', 3, "unknown table [extras]"),
+    ],
+)
+def test_errors_name_the_line_and_problem(text: str, line: int | None, words: str) -> None:
+    message = error_of(text)
+    assert words in message, message
+    if line is not None:
+        assert f"m.toml:{line}" in message or f"line {line}" in message, message
+
+
+def test_cli_reports_a_malformed_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[matrix]\nversion = ["3.13"]\nspeed = ["fast"]\n')
+    assert main(["matrix", "plan", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {bad}:3: unknown axis 'speed'" in err
+    assert "hint: known axes:" in err
+    assert main(["matrix", "plan", str(tmp_path / "absent.toml")]) == 2
+    assert "no matrix file at" in capsys.readouterr().err
+
+
+def test_load_matrix_reads_examples() -> None:
+    for path in (ROOT / "examples").glob("matrix-*.toml"):
+        assert load_matrix(path), path
+
+
+def test_a_huge_matrix_is_refused_at_once_with_its_count() -> None:
+    flags = ", ".join(f'["-DX{i}"]' for i in range(100))
+    levels = '["x86-64", "x86-64-v2", "x86-64-v3", "x86-64-v4"]'
+    text = (
+        '[matrix]\nversion = ["3.9", "3.11", "3.13"]\nopt = ["noopt", "lto", "pgo", "pgo+lto"]\n'
+        f'toolchain = ["gcc"]\ncflags = [{flags}]\nmarch = {levels}\n'
+        'readline = ["libedit", "readline"]\nglibc = ["2.17", "2.28", "2.34"]\n'
+    )
+    with pytest.raises(MatrixError, match="has 28,800 combinations") as caught:
+        specs_of(text)
+    assert "3 version × 4 opt × 100 cflags × 4 march × 2 readline × 3 glibc" in str(caught.value)
+    assert "split it into several files" in (caught.value.hint or "")

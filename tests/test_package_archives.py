@@ -1,0 +1,210 @@
+from __future__ import annotations
+
+import os
+import py_compile
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from relocpy.elf.policy import get_policy, policy_for_glibc
+from relocpy.package.archives import (
+    archive_stem,
+    flavour_name,
+    include_in_install_only,
+    include_in_stripped,
+    include_in_test_suite,
+    pin_timestamps,
+    target_triple,
+)
+
+
+def test_archive_stem_matches_python_build_standalone() -> None:
+    stem = archive_stem("3.13.5", "20260101", triple="x86_64-unknown-linux-gnu")
+    assert stem == "cpython-3.13.5+20260101-x86_64-unknown-linux-gnu-install_only"
+
+
+@pytest.mark.parametrize(
+    ("rel", "included"),
+    [
+        ("lib/python3.13/test", False),
+        ("lib/python3.13/test/test_os.py", False),
+        ("lib/python3.13/testing.py", True),
+        ("lib/libpython3.13.a", False),
+        ("lib/python3.13/config-3.13-x86_64-linux-gnu/libpython3.13.a", False),
+        ("lib/libpython3.13.so.1.0", True),
+        ("lib/python3.13/idlelib/idle_test/__pycache__", False),
+        ("lib/python3.13/unittest/test/__pycache__", False),
+        ("lib/python3.13/__pycache__", True),
+        ("lib/python3.13/idlelib/idle_test/htest.py", True),
+    ],
+)
+def test_install_only_filter(rel: str, included: bool) -> None:
+    assert include_in_install_only(rel, "3.13") is included
+
+
+@pytest.mark.parametrize(
+    ("rel", "included"),
+    [
+        ("lib/python3.13/__pycache__", False),
+        ("lib/python3.13/__pycache__/os.cpython-313.pyc", False),
+        ("lib/python3.13/site-packages/pip/__pycache__/__init__.cpython-313.pyc", False),
+        ("lib/python3.13/os.py", True),
+        ("lib/python3.13/test/test_os.py", False),
+        ("lib/python3.13/lib-dynload/_ssl.cpython-313-x86_64-linux-gnu.so", True),
+        ("lib/python3.13/pycache_helpers.py", True),
+        ("lib/python3.13/idlelib/idle_test/htest.py", False),
+        ("lib/python3.13/unittest/test", False),
+        ("lib/python3.13/unittest/case.py", True),
+        ("lib/python3.13/lib-dynload/_testcapi.cpython-313-x86_64-linux-gnu.so", False),
+        ("lib/python3.13/lib-dynload/xxlimited_35.cpython-313-x86_64-linux-gnu.so", False),
+        ("lib/python3.13/lib-dynload/_xxsubinterpreters.cpython-313-x86_64-linux-gnu.so", True),
+        ("lib/python3.13/site-packages/pkg/tests/test_x.py", True),
+        ("lib/python3.13/site-packages/pip/_vendor/distlib/t64.exe", False),
+        ("lib/python3.13/site-packages/setuptools/cli-64.exe", False),
+        ("lib/python3.13/site-packages/pip/_vendor/distlib/scripts.py", True),
+        ("lib/python3.13/ensurepip/_bundled/pip-25.1.1-py3-none-any.whl", True),
+        ("bin/tool.exe", True),
+    ],
+)
+def test_stripped_filter_leaves_out_bytecode_and_tests(rel: str, included: bool) -> None:
+    assert include_in_stripped(rel, "3.13") is included
+
+
+def test_test_suite_holds_what_stripped_leaves_out() -> None:
+    parents = frozenset({"lib/python3.13/ctypes", "lib/python3.13/lib-dynload"})
+    for rel in (
+        "lib/python3.13/test/test_os.py",
+        "lib/python3.13/ctypes",
+        "lib/python3.13/ctypes/test/test_funcptr.py",
+        "lib/python3.13/lib-dynload",
+        "lib/python3.13/lib-dynload/_testcapi.cpython-313-x86_64-linux-gnu.so",
+    ):
+        assert include_in_test_suite(rel, "3.13", parents), rel
+    for rel in ("lib/python3.13/os.py", "lib/python3.13/ctypes/util.py", "bin"):
+        assert not include_in_test_suite(rel, "3.13", parents), rel
+
+
+def test_policies() -> None:
+    assert get_policy("manylinux2014").glibc_max == (2, 17)
+    assert policy_for_glibc((2, 17)).name == "manylinux_2_17"
+    assert policy_for_glibc((2, 18)).name == "manylinux_2_28"
+    assert not get_policy("manylinux_2_17").allows_library("libssl.so.3")
+    assert get_policy("manylinux_2_17").allows_library("libc.so.6")
+    with pytest.raises(Exception, match="known policies"):
+        get_policy("manylinux_9_99")
+
+
+def test_triples_and_flavours_follow_python_build_standalone() -> None:
+    assert target_triple() == "x86_64-unknown-linux-gnu"
+    assert target_triple("x86-64-v3") == "x86_64_v3-unknown-linux-gnu"
+    assert flavour_name("install_only", free_threaded=True) == "freethreaded+install_only"
+
+
+def test_pin_timestamps_keeps_bytecode_valid(tmp_path: Path) -> None:
+    """After pinning, the .pyc still matches its source: importing it rewrites nothing."""
+    package = tmp_path / "lib" / "pkg"
+    package.mkdir(parents=True)
+    source = package / "mod.py"
+    source.write_text("VALUE = 42\n")
+    pyc = Path(py_compile.compile(str(source), doraise=True))
+    epoch = 1_700_000_000
+    assert pin_timestamps(tmp_path, epoch) == 1
+    assert source.stat().st_mtime == epoch and pyc.stat().st_mtime == epoch
+    assert int.from_bytes(pyc.read_bytes()[8:12], "little") == epoch
+    before = pyc.read_bytes()
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path / "lib")}
+    result = subprocess.run(
+        [sys.executable, "-c", "import importlib.util, pkg.mod; print(pkg.mod.__cached__)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == str(pyc)
+    assert pyc.read_bytes() == before and pyc.stat().st_mtime == epoch  # not recompiled
+
+
+def test_package_tree_and_test_suite_split_a_tree(tmp_path: Path) -> None:
+    """install_only, install_only_stripped and test_suite of one small tree: what each holds,
+    a symlink kept as one, and debug info gone from the stripped ELF files only."""
+    import subprocess
+    import tarfile
+
+    from relocpy.core.tree import InterpreterTree
+    from relocpy.package.archives import package_tree, write_test_suite
+
+    root = tmp_path / "tree"
+    stdlib = root / "lib" / "python3.13"
+    files = [
+        "lib/python3.13/os.py",
+        "lib/python3.13/__pycache__/os.cpython-313.pyc",
+        "lib/python3.13/test/test_os.py",
+        "lib/python3.13/ctypes/util.py",
+        "lib/python3.13/ctypes/test/test_x.py",
+        "lib/python3.13/lib-dynload/_testcapi.cpython-313-x86_64-linux-gnu.so",
+        "lib/python3.13/site-packages/pip/_vendor/distlib/t64.exe",
+        "lib/python3.13/site-packages/pip/__init__.py",
+        "lib/libpython3.13.a",
+    ]
+    for rel in files:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(rel)
+    (root / "bin").mkdir()
+    program = tmp_path / "main.c"
+    program.write_text("int main(void) { return 0; }\n")
+    exe = root / "bin" / "python3.13"
+    subprocess.run(["gcc", "-g", str(program), "-o", str(exe)], check=True)
+    dynload = stdlib / "lib-dynload"
+    subprocess.run(
+        ["gcc", "-g", "-shared", "-fPIC", str(program), "-o",
+         str(dynload / "_ssl.cpython-313-x86_64-linux-gnu.so")],
+        check=True,
+    )  # fmt: skip
+    (dynload / "_hashlib.cpython-313-x86_64-linux-gnu.so").symlink_to(
+        "_ssl.cpython-313-x86_64-linux-gnu.so"
+    )
+    tree = InterpreterTree(
+        root, "3.13.5", "3.13", "3.13", "/install", (), (), stdlib / "config-3.13", True
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    packaged = package_tree(tree, out, build="20260101", metadata={}, mtime=315532800)
+    suite = write_test_suite(tree, out, build="20260101", mtime=315532800)
+
+    def members(path: Path) -> dict[str, tarfile.TarInfo]:
+        with tarfile.open(path) as tar:
+            return {m.name.removeprefix("python/"): m for m in tar.getmembers()}
+
+    full = members(packaged.gz)
+    assert packaged.stripped_gz is not None
+    stripped = members(packaged.stripped_gz)
+    tests = members(suite)
+    ssl_so = "lib/python3.13/lib-dynload/_ssl.cpython-313-x86_64-linux-gnu.so"
+    hashlib_so = "lib/python3.13/lib-dynload/_hashlib.cpython-313-x86_64-linux-gnu.so"
+    for kept in ("lib/python3.13/os.py", "lib/python3.13/ctypes/util.py", ssl_so, "bin/python3.13"):
+        assert kept in full and kept in stripped, kept
+    assert stripped[hashlib_so].issym() and stripped[hashlib_so].linkname == ssl_so.split("/")[-1]
+    exe_rel = "lib/python3.13/site-packages/pip/_vendor/distlib/t64.exe"
+    assert "lib/python3.13/__pycache__/os.cpython-313.pyc" in full and exe_rel in full
+    for left in (
+        "lib/python3.13/__pycache__/os.cpython-313.pyc",
+        "lib/python3.13/ctypes/test/test_x.py",
+        "lib/python3.13/lib-dynload/_testcapi.cpython-313-x86_64-linux-gnu.so",
+        exe_rel,
+    ):
+        assert left not in stripped, left
+    assert not [n for n in (*full, *stripped) if n.startswith("lib/python3.13/test")]
+    assert not [n for n in (*full, *stripped) if n.endswith(".a")]
+    for test in (
+        "lib/python3.13/test/test_os.py",
+        "lib/python3.13/ctypes/test/test_x.py",
+        "lib/python3.13/lib-dynload/_testcapi.cpython-313-x86_64-linux-gnu.so",
+    ):
+        assert test in tests, test
+    assert "lib/python3.13/os.py" not in tests and "bin/python3.13" not in tests
+    # debug info stripped in the stripped archive only; the tree itself is left as it was
+    assert stripped["bin/python3.13"].size < full["bin/python3.13"].size
+    assert exe.stat().st_size == full["bin/python3.13"].size
+    assert not (out / ".stripped-tree").exists()

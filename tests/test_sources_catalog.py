@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import pytest
+
+from relocpy.core.errors import UnknownVersionError
+from relocpy.sources.catalog import load_cpython_pins, resolve_cpython
+
+CATALOG = """
+[[cpython]]
+version = "3.12.1"
+filename = "Python-3.12.1.tar.xz"
+sha256 = "AB"
+[[cpython]]
+version = "3.12.10"
+filename = "Python-3.12.10.tar.xz"
+sha256 = "cd"
+debian_package = "python3.12"
+"""
+
+
+def test_packaged_catalog_pins_the_releases_reachable_here() -> None:
+    versions = {pin.version for pin in load_cpython_pins()}
+    assert {"3.9.2", "3.11.2", "3.13.5", "3.13.15"} <= versions
+    for pin in load_cpython_pins():
+        assert len(pin.sha256) == 64
+        assert pin.urls[0].endswith(f"/{pin.version}/{pin.filename}")
+
+
+@pytest.mark.parametrize(
+    ("request_", "expected"),
+    [("3.12", "3.12.10"), ("3", "3.12.10"), ("3.12.1", "3.12.1"), ("cpython@3.12", "3.12.10")],
+)
+def test_resolve_picks_newest_match(request_: str, expected: str) -> None:
+    pins = load_cpython_pins(CATALOG)
+    assert resolve_cpython(request_, pins).version == expected
+
+
+def test_sha256_is_normalised_to_lower_case() -> None:
+    assert load_cpython_pins(CATALOG)[0].sha256 == "ab"
+
+
+@pytest.mark.parametrize("bad", ["3.99", "2.7", "banana", "", "3.12.1.1"])
+def test_unknown_version_lists_known_ones(bad: str) -> None:
+    with pytest.raises(UnknownVersionError) as info:
+        resolve_cpython(bad, load_cpython_pins(CATALOG))
+    assert "known versions: 3.12.1, 3.12.10" in info.value.message

@@ -1,0 +1,160 @@
+"""Verify must fail, and say why, on trees that are not relocatable."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import compile_c
+from relocpy.elf.policy import get_policy
+from relocpy.elf.read import iter_elf_files
+from relocpy.verify.checks import audit_elf, audit_leftovers, find_leftovers
+
+LIB = "int answer(void) { return 42; }\n"
+EXE = "int answer(void);\nint main(void){return answer() - 42;}\n"
+
+
+def test_absolute_runpath_and_foreign_library_are_flagged(tmp_path: Path) -> None:
+    host = tmp_path / "host"
+    compile_c(LIB, host / "libanswer.so.1", "-shared", "-fPIC", "-Wl,-soname,libanswer.so.1")
+    tree = tmp_path / "tree"
+    compile_c(EXE, tree / "bin" / "prog", f"-L{host}", "-l:libanswer.so.1", f"-Wl,-rpath,{host}")
+    checks = {
+        c.name: c for c in audit_elf(tree, iter_elf_files(tree), get_policy("manylinux_2_17"))
+    }
+    assert not checks["elf-runpath"].ok and str(host) in checks["elf-runpath"].detail
+    assert not checks["elf-needed"].ok
+    assert "bin/prog needs libanswer.so.1 (host" in checks["elf-needed"].detail
+
+
+def test_glibc_above_the_policy_is_flagged(tmp_path: Path) -> None:
+    # A program linked here needs __libc_start_main@GLIBC_2.34: newer than manylinux2014 allows.
+    tree = tmp_path / "tree"
+    compile_c("int main(void){return 0;}\n", tree / "bin" / "prog")
+    policy = get_policy("manylinux_2_17")
+    checks = {c.name: c for c in audit_elf(tree, iter_elf_files(tree), policy)}
+    assert not checks["glibc"].ok and "bin/prog needs GLIBC_2.34" in checks["glibc"].detail
+    checks = {
+        c.name: c for c in audit_elf(tree, iter_elf_files(tree), get_policy("manylinux_2_36"))
+    }
+    assert checks["glibc"].ok
+
+
+def test_leftovers_found_as_utf8_and_wchar(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("prefix=/build/here/x\n")
+    (tmp_path / "b.bin").write_bytes(b"\0" + "/build/here".encode("utf-32-le"))
+    (tmp_path / "c.txt").write_text("clean")
+    assert find_leftovers(tmp_path, ["/build/here"]) == {"/build/here": ["a.txt", "b.bin"]}
+    check = audit_leftovers(tmp_path, ["/build/here"])
+    assert not check.ok and "a.txt" in check.detail
+
+
+def test_cli_verify_fails_on_a_tree_that_is_not_python(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "relocpy", "verify", str(tmp_path)], capture_output=True, text=True
+    )
+    assert result.returncode == 2 and "not an installed CPython prefix" in result.stderr
+
+
+# ---- bad input (issue 19) and hardening --------------------------------------------------------
+
+import os  # noqa: E402
+
+import pytest  # noqa: E402
+
+from fake_tree import make_fake_archives  # noqa: E402
+from relocpy.core.errors import RelocpyError  # noqa: E402
+from relocpy.verify.checks import audit_hardening, verify  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{", "not valid JSON"),
+        ("[1, 2]", "the top level: expected an object"),
+        ('{"build_paths": "x"}', 'build_paths: expected a list, got "x"'),
+        ('{"policy": 3}', "policy: expected a string or null, got 3"),
+        ('{"policy": "manylinux_9_99"}', "unknown policy 'manylinux_9_99'"),
+    ],
+)
+def test_bad_metadata_beside_an_archive_is_named(tmp_path: Path, text: str, message: str) -> None:
+    gz, _ = make_fake_archives(tmp_path)
+    meta = gz.with_name(gz.name.replace(".tar.gz", ".json"))
+    meta.write_text(text)
+    with pytest.raises(RelocpyError, match=re.escape(message)) as caught:
+        verify(gz, runtime=False)
+    assert meta.name in str(caught.value) or "policy" in message
+
+
+def test_a_directory_that_is_no_prefix_is_not_copied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    home = tmp_path / "home"
+    (home / "big").mkdir(parents=True)
+    (home / "big" / "data").write_bytes(b"x" * 1000)
+    copied = []
+    monkeypatch.setattr(shutil, "copytree", lambda *a, **k: copied.append(a))
+    with pytest.raises(RelocpyError, match="is not an installed CPython prefix"):
+        verify(home)
+    assert copied == []
+
+
+def test_errors_name_the_archive_not_the_scratch_copy(tmp_path: Path) -> None:
+    archive = tmp_path / "cpython-3.99.0+1-x86_64-unknown-linux-gnu-install_only.tar.gz"
+    (tmp_path / "t" / "python" / "bin").mkdir(parents=True)
+    import tarfile
+
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "t" / "python", "python")
+    with pytest.raises(RelocpyError) as caught:
+        verify(archive, runtime=False)
+    assert str(archive) in caught.value.message and "relocpy-verify-" not in caught.value.message
+
+
+def test_static_only_with_a_test_suite_is_refused(tmp_path: Path) -> None:
+    gz, _ = make_fake_archives(tmp_path)
+    with pytest.raises(RelocpyError, match="--static-only leaves out"):
+        verify(gz, runtime=False, test_suite=tmp_path / "x.tar.gz")
+
+
+def _hardening(tree: Path, own: bool = True, pie: bool = True, flags: str = ""):
+    return audit_hardening(tree, iter_elf_files(tree), flags, own, pie)
+
+
+def test_hardening_flags_what_lacks_a_mitigation(tmp_path: Path) -> None:
+    good = tmp_path / "good"
+    compile_c(LIB, good / "lib" / "libgood.so", "-shared", "-fPIC", "-Wl,-z,relro,-z,now")
+    compile_c(EXE.replace("answer() - 42", "0"), good / "bin" / "prog", "-pie", "-Wl,-z,now")
+    check = _hardening(good)
+    assert check.ok, check.detail
+    bad = tmp_path / "bad"
+    compile_c(LIB, bad / "lib" / "libstack.so", "-shared", "-fPIC", "-Wl,-z,execstack")
+    compile_c(LIB, bad / "lib" / "liblazy.so", "-shared", "-fPIC", "-Wl,-z,norelro")
+    compile_c("int main(void){return 0;}\n", bad / "bin" / "fixed", "-no-pie", "-Wl,-z,now")
+    check = _hardening(bad)
+    assert not check.ok
+    assert "lib/libstack.so: executable stack" in check.detail
+    assert "lib/liblazy.so: no RELRO" in check.detail
+    assert "bin/fixed: position-dependent executable, but the build asked for PIE" in check.detail
+    # a tree someone else built: weak relro is that builder's choice, an executable stack not
+    other = _hardening(bad, own=False, pie=False)
+    assert not other.ok and "no RELRO" not in other.detail
+    os.unlink(bad / "lib" / "libstack.so")
+    other = _hardening(bad, own=False, pie=False)
+    assert other.ok and "builder left 1 weaker" in other.detail
+    assert "bin/fixed is position-dependent (--no-pie, as the build asked)" in other.detail
+
+
+def test_hardening_holds_flags_to_their_promise(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    source = "#include <string.h>\nint f(char *d, const char *s){ char b[64]; strcpy(b, s);"
+    source += " strcpy(d, b); return b[0]; }\n"
+    compile_c(source, tree / "lib" / "libpython3.99.so", "-shared", "-fPIC", "-O2",
+              "-fno-stack-protector", "-Wl,-z,now")  # fmt: skip
+    check = _hardening(tree, flags="-O2 -fstack-protector-strong")
+    assert not check.ok and "no __stack_chk_fail although CFLAGS" in check.detail
+    assert _hardening(tree, flags="-O2").ok
