@@ -211,11 +211,12 @@ def main() -> int:
             text=True,
             check=True,
         ).stdout.strip()
-        direct = [_timed([interpreter, "-c", "pass"], env) for _ in range(10)]
-        via_run = [
-            _timed([str(TOOLS / "relocpy"), "run", args.version, "--", "python", "-c", "pass"], env)
-            for _ in range(10)
-        ]
+        # interleaved, so a slow stretch of the machine weighs on both
+        direct, via_run = [], []
+        run_cmd = [str(TOOLS / "relocpy"), "run", args.version, "--", "python", "-c", "pass"]
+        for _ in range(30):
+            direct.append(_timed([interpreter, "-c", "pass"], env))
+            via_run.append(_timed(run_cmd, env))
         archives = sorted(mirror.glob(f"cpython-{args.version}*install_only.tar.zst"))
         breakdown = phases(archives[-1], work / "phases") if archives else {}
         memory = peak_memory_by_size(work)
@@ -242,6 +243,8 @@ def main() -> int:
         "",
         f"| `python -c pass` direct | {med(direct) * 1000:.1f} ms | |",
         f"| `relocpy run {args.version} -- python -c pass` | {med(via_run) * 1000:.1f} ms | |",
+        f"| overhead of `relocpy run` (median of 30 paired differences) |"
+        f" {med([r - d for r, d in zip(via_run, direct, strict=True)]) * 1000:.1f} ms | |",
         "",
         "where a fresh install's time goes (one pass, in-process):",
         "",

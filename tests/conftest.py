@@ -24,7 +24,7 @@ def session_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("relocpy-home")
     os.environ["RELOCPY_HOME"] = str(home)
     if FRESH_BUILD:
-        for kind in ("libs", "sources"):
+        for kind in ("libs", "sources", "apt"):
             seed = Path(FRESH_BUILD) / "cache" / kind
             if seed.is_dir():
                 (home / "cache").mkdir(exist_ok=True)

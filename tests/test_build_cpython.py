@@ -252,7 +252,7 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 def test_cli_unknown_version_lists_known_ones(tmp_path: Path) -> None:
     result = _cli("build", "3.99", "--out", str(tmp_path / "out"))
     assert result.returncode == 2
-    assert "unknown CPython version '3.99'; known versions: 3.9.2" in result.stderr
+    assert "unknown CPython version '3.99'; known versions: 3.8.0–3.8.20, 3.9.0" in result.stderr
     assert not (tmp_path / "out").exists()
 
 

@@ -134,3 +134,22 @@ def test_extension_modules_keep_library_symbols_private(built_tree) -> None:
         exported = _exported(next(dynload.glob(f"{module}.*.so")))
         assert symbol not in exported, (module, symbol)
         assert any(name.startswith("PyInit_") for name in exported)
+
+
+def test_zstd_is_a_library_of_3_14_on() -> None:
+    assert "zstd" in names(libraries_for((3, 14, 10)))
+    assert "zstd" not in names(libraries_for((3, 13, 15)))
+
+
+@pytest.mark.real
+def test_zstd_builds_static_for_glibc_2_17(built_archive) -> None:
+    """3.14's source cannot be fetched here (Debian lists it, the file answers 404), so the
+    recipe is proven on its own: a static, position-independent libzstd for zig's glibc 2.17."""
+    from relocpy.build.zig import zig_toolchain
+
+    [zstd] = build_libraries([RECIPES["zstd"]], zig_toolchain(), QuietReporter())
+    assert (zstd.prefix / "include" / "zstd.h").is_file()
+    archive = zstd.prefix / "lib" / "libzstd.a"
+    assert archive.is_file() and not list(zstd.prefix.glob("lib/*.so*"))
+    pc = (zstd.prefix / "lib" / "pkgconfig" / "libzstd.pc").read_text()
+    assert "prefix=${pcfiledir}/../.." in pc and "/install" not in pc

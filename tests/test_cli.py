@@ -109,3 +109,35 @@ def test_a_rejected_build_leaves_no_out_directory(tmp_path: Path) -> None:
         result = _cli("build", *args, "--out", str(out), home=tmp_path / "home")
         assert result.returncode == 2 and "Traceback" not in result.stderr
         assert not out.exists(), args
+
+
+def test_the_relocpy_script_runs_installed_interpreters_and_falls_back(tmp_path: Path) -> None:
+    """bin/relocpy as installed into the venv: `run` of an installed interpreter without the
+    full command line, everything else through it."""
+    script = Path(sys.executable).parent / "relocpy"
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    make_fake_archives(mirror, "3.99.0")
+    write_index(mirror)
+    env = {**os.environ, "RELOCPY_HOME": str(tmp_path / "home")}
+    first = subprocess.run(  # not installed yet: the full command line installs it
+        [str(script), "run", "3.99", "--mirror", str(mirror), "--", "python3.99", "a"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert first.returncode == 0 and first.stdout.strip() == "fake 3.99.0 a", first.stderr
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / ".python-version").write_text("3.99\n")
+    fast = subprocess.run(
+        [str(script), "run", "--", "python3.99", "b"],
+        capture_output=True, text=True, env=env, cwd=tmp_path / "work",
+    )  # fmt: skip
+    assert fast.returncode == 0 and fast.stdout.strip() == "fake 3.99.0 b", fast.stderr
+    missing = subprocess.run(
+        [str(script), "run", "3.99", "--", "relocpy-no-such"], capture_output=True, text=True,
+        env=env,
+    )  # fmt: skip
+    assert missing.returncode == 127
+    versions = subprocess.run(
+        [str(script), "versions", "--offline", "--json"], capture_output=True, text=True, env=env
+    )
+    assert versions.returncode == 0 and '"3.13.15"' in versions.stdout

@@ -174,10 +174,13 @@ def _issue_chain() -> list[hostile.Member]:
 
 
 def _pwned_anywhere(*roots: Path) -> list[str]:
+    """Payloads where an escape would put them: in or beside any directory above the
+    destinations (the generator aims at `../outside/`, `../box/outside/` and their parents)."""
     found = []
-    for root in (Path("/"), Path("/tmp"), *roots):
-        for path in [*root.glob("*PWNED*"), *root.glob("*/*PWNED*"), *root.glob("*/*/*PWNED*")]:
-            found.append(str(path))
+    for root in roots:
+        for above in (root, *root.parents):
+            for pattern in ("*PWNED*", "outside/*PWNED*", "box/outside/*PWNED*", "tmp/*/*PWNED*"):
+                found += [str(p) for p in above.glob(pattern)]
     return found
 
 

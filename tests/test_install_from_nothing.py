@@ -121,3 +121,28 @@ def test_console_scripts_survive_two_moves(built_tree, tmp_path: Path, installer
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"hello from {third}"
+
+
+def test_a_release_whose_source_is_not_here_is_named_with_its_mirror(tmp_path: Path) -> None:
+    """No mirror has 3.12, no build is cached, and this machine reaches neither python.org nor
+    a Debian package of 3.12: the error says so, names the URL that serves it, and installs
+    and builds nothing."""
+    home = tmp_path / "home"
+    result = subprocess.run(
+        [*RELOCPY, "install", "3.12"],
+        capture_output=True, text=True, env={**os.environ, "RELOCPY_HOME": str(home)},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "cannot build CPython 3.12.14: its source is not reachable from here" in result.stderr
+    url = "https://www.python.org/ftp/python/3.12.14/Python-3.12.14.tar.xz"
+    assert f"it is served by: {url}" in result.stderr
+    assert "relocpy fetch 3.12.14 --file Python-3.12.14.tar.xz" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (
+        not list((home / "cache" / "libs").glob("*-*"))
+        if (home / "cache" / "libs").exists()
+        else True
+    )
+    assert not (home / "data" / "pythons").exists() or not [
+        p for p in (home / "data" / "pythons").iterdir() if p.name != ".locks"
+    ]

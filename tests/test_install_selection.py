@@ -119,13 +119,24 @@ def test_requests_and_pre_releases() -> None:
 
 
 def test_the_fast_run_path_matches_as_the_chain_does() -> None:
-    from relocpy import fastrun
+    import importlib.machinery
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).parent.parent / "bin" / "relocpy"
+    loader = importlib.machinery.SourceFileLoader("relocpy_script", str(script))
+    spec = importlib.util.spec_from_loader("relocpy_script", loader)
+    assert spec is not None
+    fastrun = importlib.util.module_from_spec(spec)
+    loader.exec_module(fastrun)
 
     versions = ["3.13.5", "3.13.15", "3.11.2", "3.15.0a2", "3.15.0", "3.9.2", "4.0.0"]
-    requests = ["3", "3.13", "3.13.5", "3.13t", "cpython@3.11", "3.15.0a2", "3.15", "3.1"]
+    requests = ["3", "3.13", "3.13.5", "3.13t", "cpython@3.11", "3.15.0a2", "3.15", "3.1",
+                "3.13+freethreaded", "cpython-3.13.5", "3.15.0rc1", "3.15.0rc1t"]  # fmt: skip
     for version in versions:
         for variant in ("default", "freethreaded"):
             for request in requests:
                 expected = matches(version, variant, parse_request(request))
                 assert fastrun.matches(version, variant, request) is expected, (version, request)
-    assert fastrun.matches("3.13.5", "default", "three") is None
+    for bad in ("three", "3.x", "3.15a1", "", "3.13.5.1", "t"):
+        assert fastrun.matches("3.13.5", "default", bad) is None, bad

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,11 @@ def fake_build(tmp: Path) -> list[Path]:
     archive = gz.rename(tmp / NAME)
     meta = tmp / NAME.replace(".tar.gz", ".json")
     meta.write_text(json.dumps({"glibc_floor": "2.17"}))
-    return [archive, meta]
+    # a build stores its test_suite archive too: not an interpreter, and not indexed as one
+    tests = tmp / NAME.replace("install_only.tar.gz", "test_suite.tar.gz")
+    with tarfile.open(tests, "w:gz") as tar:
+        tar.addfile(tarfile.TarInfo("python/lib/python3.13/test/"))
+    return [archive, meta, tests]
 
 
 def test_store_lookup_and_index(tmp_path: Path) -> None:

@@ -23,7 +23,8 @@ def test_packaged_catalog_pins_the_releases_reachable_here() -> None:
     assert {"3.9.2", "3.11.2", "3.13.5", "3.13.15"} <= versions
     for pin in load_cpython_pins():
         assert len(pin.sha256) == 64
-        assert pin.urls[0].endswith(f"/{pin.version}/{pin.filename}")
+        numeric = pin.version.split("a")[0].split("b")[0].split("rc")[0]
+        assert pin.urls[0] == f"https://www.python.org/ftp/python/{numeric}/{pin.filename}"
 
 
 @pytest.mark.parametrize(
@@ -43,4 +44,22 @@ def test_sha256_is_normalised_to_lower_case() -> None:
 def test_unknown_version_lists_known_ones(bad: str) -> None:
     with pytest.raises(UnknownVersionError) as info:
         resolve_cpython(bad, load_cpython_pins(CATALOG))
-    assert "known versions: 3.12.1, 3.12.10" in info.value.message
+    assert "known versions: 3.12.1–3.12.10" in info.value.message
+
+
+def test_the_catalog_has_every_release_from_3_8_on() -> None:
+    """Every final release 3.8.0-3.14.x the public lists know, 3.15 pre-releases marked."""
+    from relocpy.sources.catalog import summarise_versions
+
+    pins = load_cpython_pins()
+    finals = {p.version for p in pins if not p.prerelease}
+    for minor, last in ((8, 20), (9, 25), (10, 21), (11, 16), (12, 14)):
+        assert {f"3.{minor}.{n}" for n in range(last + 1)} <= finals
+    assert {p.version for p in pins if p.prerelease} >= {"3.15.0a1", "3.15.0b1", "3.15.0rc1"}
+    assert all(p.version.startswith("3.15.") for p in pins if p.prerelease)
+    assert len({p.sha256 for p in pins}) == len(pins)
+    assert summarise_versions(["3.8.0", "3.8.1", "3.15.0a1", "3.15.2"]) == (
+        "3.8.0–3.8.1, 3.15.2 (and 1 pre-releases)"
+    )
+    assert resolve_cpython("3.15").version == "3.15.2" and not resolve_cpython("3.15").prerelease
+    assert resolve_cpython("3.15.0a2").prerelease

@@ -49,7 +49,13 @@ from relocpy.recipes.cpython import OPT_LEVELS, PGO_TRAININGS
 from relocpy.repair.cacerts import add_ca_fallback
 from relocpy.repair.relocate import default_policy, recompile, repair_in_place, writable_directory
 from relocpy.sources.catalog import SourcePin, load_cpython_pins, resolve_cpython
-from relocpy.sources.fetch import LocalFileMirror, Mirror, SourceCache, fetch
+from relocpy.sources.fetch import (
+    LocalFileMirror,
+    Mirror,
+    SourceCache,
+    fetch,
+    resolve_reachable,
+)
 from relocpy.verify.checks import check_required_modules
 
 
@@ -224,7 +230,7 @@ def build(
     """
     reporter = reporter or QuietReporter()
     start = time.monotonic()
-    pin = resolve_cpython(request)
+    pin = resolve_cpython(request)  # an unknown version fails before anything else
     if opt not in OPT_LEVELS:
         raise ValueError(f"unknown --opt {opt!r}; choose one of {', '.join(OPT_LEVELS)}")
     if free_threaded and pin.version_tuple[:2] < (3, 13):
@@ -242,6 +248,7 @@ def build(
             hint="add --opt pgo+lto, or drop --pgo-training",
         )
     check_toolchain_choice(toolchain, glibc, libs, opt)
+    pin = resolve_reachable(request, reporter)
     needs = build_needs(pin, toolchain, glibc, libs, readline, march, cflags, stripped)
     require([*needs, *also_needs], f"the build of CPython {pin.version}")
     existed = Path(out_dir).exists()

@@ -84,12 +84,13 @@ def _offers(location: str, request: str, machine: Machine) -> tuple[list[Candida
 
 
 def build_spec(request: str, choice: BuildChoice) -> object:
-    """The MatrixSpec a build on a miss makes: the newest pinned release matching `request`."""
+    """The MatrixSpec a build on a miss makes: the newest release matching `request` whose
+    source this machine can get (see `relocpy.sources.fetch.resolve_reachable`)."""
     from relocpy.matrix.spec import MatrixSpec
-    from relocpy.sources.catalog import resolve_cpython
+    from relocpy.sources.fetch import resolve_reachable
 
     wanted = parse_request(request)
-    pin = resolve_cpython(str(wanted).removesuffix("t"))
+    pin = resolve_reachable(str(wanted).removesuffix("t"))
     return MatrixSpec(
         version=pin.version,
         opt=choice.opt,

@@ -16,7 +16,6 @@ An unknown key or a value of the wrong type is an error naming the file and the 
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +65,8 @@ def config_path() -> Path:
 
 def parse_config(text: str, source: str) -> Config:
     """The settings in `text` (a config.toml), checked."""
+    import tomllib
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -12,7 +12,6 @@ import json
 import os
 import shlex
 import shutil
-import stat
 import subprocess
 import time
 from dataclasses import asdict, dataclass
@@ -27,10 +26,13 @@ from relocpy.install.selection import Machine, matches, parse_request, select, v
 if TYPE_CHECKING:
     from relocpy.package.mirror import Mirror, MirrorEntry
 
-# Downloading and unpacking (zstandard, urllib, filelock) are imported where they are used:
+# Downloading and unpacking (zstandard, urllib, the lock) are imported where they are used:
 # `relocpy run` and `relocpy find` only read install records and must start fast.
 
 RECORD = ".relocpy-install.json"
+# The same facts on one line (version, build, variant), for `bin/relocpy`'s `run` fast path,
+# which reads it without importing json.
+RECORD_LINE = ".relocpy-install.line"
 
 
 class InstallError(RelocpyError):
@@ -159,7 +161,7 @@ def install(
 def _install_locked(
     entry: MirrorEntry, key: str, mirror: Mirror, pythons: Path, reporter: Reporter
 ) -> Installation:
-    from filelock import FileLock
+    from relocpy.core.locks import file_lock
 
     locks = pythons / ".locks"
     try:
@@ -167,7 +169,7 @@ def _install_locked(
     except OSError as exc:
         raise InstallError(f"cannot create {locks}: {exc.strerror}") from exc
     final = pythons / key
-    with FileLock(str(locks / f"{key}.lock")):
+    with file_lock(locks / f"{key}.lock"):
         done = _read_record(final)
         if done is not None:  # another process finished it while we waited
             return done
@@ -190,6 +192,7 @@ def _install_locked(
                 "installed_at": int(time.time()),
             }
             (tree / RECORD).write_text(json.dumps(record, indent=2) + "\n")
+            (tree / RECORD_LINE).write_text(f"{entry.version} {entry.build} {entry.variant}\n")
             os.rename(tree, final)
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
@@ -211,14 +214,20 @@ def _store_dir() -> Path:
 
 
 def _file_stamps(tree: Path) -> dict[str, list[int]]:
-    """Size and mtime (ns) of every regular file under `tree`, by relative path."""
+    """Size and mtime (ns) of every regular file under `tree`, by relative path (one scandir
+    per directory: this runs before every install)."""
     stamps: dict[str, list[int]] = {}
-    for dirpath, _, filenames in os.walk(tree):
-        for name in filenames:
-            path = os.path.join(dirpath, name)
-            info = os.lstat(path)
-            if stat.S_ISREG(info.st_mode):
-                stamps[os.path.relpath(path, tree)] = [info.st_size, info.st_mtime_ns]
+    pending = [("", str(tree))]
+    while pending:
+        prefix, directory = pending.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                rel = prefix + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((rel + "/", entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    info = entry.stat(follow_symlinks=False)
+                    stamps[rel] = [info.st_size, info.st_mtime_ns]
     return stamps
 
 
@@ -286,8 +295,13 @@ def _unpacked(entry: MirrorEntry, archive: Path, reporter: Reporter) -> Path:
 
 
 def reflinks_work(directory: Path) -> bool:
-    """Whether the file system of `directory` clones files (btrfs, XFS, ...): checked once by
-    cloning a probe file."""
+    """Whether the file system of `directory` clones files (btrfs, XFS, ...): found out once by
+    cloning a probe file, and remembered in the directory."""
+    remembered = directory / ".reflinks"
+    try:
+        return remembered.read_text().strip() == "yes"
+    except OSError:
+        pass
     probe = directory / f".reflink-probe-{os.getpid()}"
     clone = probe.with_name(probe.name + "-clone")
     try:
@@ -295,7 +309,9 @@ def reflinks_work(directory: Path) -> bool:
         done = subprocess.run(
             ["cp", "--reflink=always", str(probe), str(clone)], capture_output=True, check=False
         )
-        return done.returncode == 0
+        works = done.returncode == 0
+        remembered.write_text("yes\n" if works else "no\n")
+        return works
     except OSError:
         return False
     finally:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from relocpy.core.errors import RelocpyError
 from relocpy.recipes.cpython import OPT_LEVELS, PGO_TRAININGS
-from relocpy.sources.catalog import SourcePin, load_cpython_pins, resolve_cpython
+from relocpy.sources.catalog import SourcePin, resolve_cpython
 
 TOOLCHAINS = ("gcc", "zig")
 READLINES = ("libedit", "readline")
@@ -326,7 +326,7 @@ def _resolve_scalar(
 
 
 def _check_value(
-    axis: str, value: object, pins: list[SourcePin], fail: Callable[[str], MatrixError]
+    axis: str, value: object, resolve: Callable[[str], str], fail: Callable[[str], MatrixError]
 ) -> object:
     """The value in canonical form (a full version, a flag tuple); raises through `fail`."""
 
@@ -339,7 +339,7 @@ def _check_value(
         if not isinstance(value, str):
             raise fail(f'a version is written as a string, e.g. "3.13", not {value!r}')
         try:
-            return resolve_cpython(value, pins).version
+            return resolve(value)
         except RelocpyError as exc:
             raise fail(exc.message) from exc
     if axis == "opt":
@@ -426,12 +426,22 @@ def _matches(rule: dict[str, object], spec: dict[str, object]) -> bool:
     return all(spec[axis] == value for axis, value in rule.items())
 
 
+def _resolver(pins: list[SourcePin] | None) -> Callable[[str], str]:
+    if pins is None:
+        from relocpy.sources.fetch import resolve_reachable
+
+        return lambda value: resolve_reachable(value).version
+    return lambda value: resolve_cpython(value, pins).version
+
+
 def expand(matrix: Matrix, pins: list[SourcePin] | None = None) -> list[MatrixSpec]:
     """Every spec of the matrix: the product of the axes, less excludes, plus includes.
 
     Duplicates collapse; an empty result, an unknown value or an impossible combination raises.
     """
-    pins = load_cpython_pins() if pins is None else pins
+    # A partial version names the newest release whose source this machine can get (as
+    # `relocpy build 3.13` does); a catalog given by the caller is resolved as it stands.
+    resolve = _resolver(pins)
     where = _Where(matrix.path, matrix.text)
     if "version" not in matrix.axes and not matrix.includes:
         raise where.error("the matrix has no version axis", "matrix", hint='add version = ["3.13"]')
@@ -442,7 +452,7 @@ def expand(matrix: Matrix, pins: list[SourcePin] | None = None) -> list[MatrixSp
         out = []
         for value in values:
             canonical = _check_value(
-                axis, value, pins, lambda msg, t=table, k=key: where.error(msg, t, k)
+                axis, value, resolve, lambda msg, t=table, k=key: where.error(msg, t, k)
             )
             if canonical in out:
                 raise where.error(f"{axis} lists {value!r} twice", table, key)
@@ -461,7 +471,7 @@ def expand(matrix: Matrix, pins: list[SourcePin] | None = None) -> list[MatrixSp
         )
     excludes = []
     for index, rule in enumerate(matrix.excludes):
-        excludes.append(_checked_rule(rule, "exclude", index, matrix, pins, where))
+        excludes.append(_checked_rule(rule, "exclude", index, matrix, resolve, where))
     names = list(checked)
     specs: list[MatrixSpec] = []
     seen: set[MatrixSpec] = set()
@@ -487,7 +497,7 @@ def expand(matrix: Matrix, pins: list[SourcePin] | None = None) -> list[MatrixSp
             continue
         add(values, lambda msg, axes: where.error(msg, *_origin_of(matrix, axes)))
     for index, rule in enumerate(matrix.includes):
-        values = _checked_rule(rule, "include", index, matrix, pins, where)
+        values = _checked_rule(rule, "include", index, matrix, resolve, where)
         if "version" not in values:
             raise where.error("an include rule needs a version", "include", index=index)
         base = {axis: vals[0] for axis, vals in checked.items() if len(vals) == 1}
@@ -517,14 +527,14 @@ def _checked_rule(
     kind: str,
     index: int,
     matrix: Matrix,
-    pins: list[SourcePin],
+    resolve: Callable[[str], str],
     where: _Where,
 ) -> dict[str, object]:
     out = {}
     for axis, value in rule.items():
         key = matrix.rule_keys.get((kind, index, axis), axis)
         out[axis] = _check_value(
-            axis, value, pins, lambda msg, k=key: where.error(msg, kind, k, index)
+            axis, value, resolve, lambda msg, k=key: where.error(msg, kind, k, index)
         )
     return out
 

@@ -13,14 +13,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import tarfile
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from relocpy.core.archive import BadArchiveError, open_archive_stream
 from relocpy.core.checksums import sha256_file
 from relocpy.core.errors import ChecksumMismatchError, RelocpyError
 from relocpy.core.progress import QuietReporter, Reporter
@@ -181,6 +177,10 @@ def inspect_archive(path: Path) -> ArchiveFacts:
     """Read the whole archive (so a corrupt one fails here): the version from
     `python/include/pythonX.Y/patchlevel.h` (or `python/PYTHON.json`), the CPU from the ELF
     header of `python/bin/pythonX.Y`."""
+    import tarfile  # (tarfile and the decompressors are for indexing, not for installs)
+
+    from relocpy.core.archive import BadArchiveError, open_archive_stream
+
     version = None
     machine = None
     pending_exe: dict[str, bytes] = {}
@@ -276,7 +276,8 @@ def _entry_for(path: Path, fields: dict[str, str]) -> MirrorEntry:
 
 
 def scan_directory(directory: Path) -> list[MirrorEntry]:
-    """Every archive in `directory`, opened and checked (see `_entry_for`). One that is
+    """Every interpreter archive (install_only, install_only_stripped) in `directory`, opened
+    and checked (see `_entry_for`). One that is
     corrupt or mislabelled is an error naming it: nothing is indexed then. Archives unchanged
     since the last scan (same size and mtime) are not read again."""
     cache_path = directory / _SCAN_CACHE
@@ -289,6 +290,8 @@ def scan_directory(directory: Path) -> list[MirrorEntry]:
         fields = parse_archive_name(path.name)
         if fields is None or not path.is_file() or path.is_symlink():
             continue
+        if not fields["flavour"].startswith("install_only"):
+            continue  # test_suite, full and debug archives are not interpreters to install
         stat = path.stat()
         stamp = [stat.st_size, stat.st_mtime_ns]
         meta = path.with_name(path.name[: -len(fields["ext"])] + ".json")
@@ -457,6 +460,37 @@ def parse_uv_downloads(text: str | bytes, source: str) -> list[MirrorEntry]:
     return entries
 
 
+class _LocalResponse:
+    """A local file opened as urllib's response to a file:// URL would be (status 206 when read
+    from an offset), for the readers in `Mirror`."""
+
+    def __init__(self, path: str, offset: int) -> None:
+        self._file = open(path, "rb")  # noqa: SIM115 - closed by __exit__
+        self._file.seek(offset)
+        self.status = 206 if offset else 200
+
+    def read(self, size: int = -1) -> bytes:
+        return self._file.read(size)
+
+    def __enter__(self) -> _LocalResponse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+
+def _open_local(url: str, name: str, mirror: str, offset: int) -> _LocalResponse:
+    path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
+    try:
+        return _LocalResponse(path, offset)
+    except (FileNotFoundError, NotADirectoryError):
+        raise MirrorFileMissing(f"mirror {mirror} has no {name}") from None
+    except IsADirectoryError:
+        raise MirrorFileMissing(f"mirror {mirror}: {name} is a directory") from None
+    except OSError as exc:
+        raise MirrorError(f"cannot read {path} from mirror {mirror}: {exc.strerror}") from exc
+
+
 def _mirror_url(mirror: str) -> str:
     if "://" in mirror:
         return check_url(mirror.rstrip("/"), "the mirror")
@@ -484,6 +518,11 @@ class Mirror:
     def open(self, name: str, offset: int = 0):  # type: ignore[no-untyped-def]
         """A response for `name` (relative to the mirror, or an absolute URL) from `offset`."""
         url = self._url_of(name)
+        if url.startswith("file:"):  # read directly: urllib's import alone costs an install 40 ms
+            return _open_local(url, name, self.url, offset)
+        import urllib.error
+        import urllib.request
+
         request = urllib.request.Request(url)
         if offset:
             request.add_header("Range", f"bytes={offset}-")
@@ -525,6 +564,9 @@ class Mirror:
         return parse_sums(text, f"{self.location}: {SUMS_NAME}")
 
     def _read_whole_url(self) -> bytes:
+        import urllib.error
+        import urllib.request
+
         try:
             with urllib.request.urlopen(self.url, timeout=self.timeout) as response:
                 return response.read()

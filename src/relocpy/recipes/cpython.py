@@ -71,6 +71,43 @@ def configure_args(version: tuple[int, ...], opt: str, free_threaded: bool = Fal
     return args
 
 
+# The modules a complete build has, each with the releases that have it (first, and the first
+# without it): what `relocpy build` refuses to ship without. distutils left in 3.12, _crypt in
+# 3.13; 3.14 added compression.zstd (_zstd, on the zstd recipe).
+REQUIRED_MODULES: tuple[tuple[str, tuple[int, int], tuple[int, int]], ...] = (
+    ("_ssl", (3, 0), (4, 0)),
+    ("_hashlib", (3, 0), (4, 0)),
+    ("_ctypes", (3, 0), (4, 0)),
+    ("_sqlite3", (3, 0), (4, 0)),
+    ("_curses", (3, 0), (4, 0)),
+    ("_curses_panel", (3, 0), (4, 0)),
+    ("readline", (3, 0), (4, 0)),
+    ("_lzma", (3, 3), (4, 0)),
+    ("_bz2", (3, 3), (4, 0)),
+    ("zlib", (3, 0), (4, 0)),
+    ("_uuid", (3, 7), (4, 0)),
+    ("_dbm", (3, 0), (4, 0)),
+    ("_gdbm", (3, 0), (4, 0)),
+    ("_tkinter", (3, 0), (4, 0)),
+    ("_decimal", (3, 3), (4, 0)),
+    ("pyexpat", (3, 0), (4, 0)),
+    ("_elementtree", (3, 0), (4, 0)),
+    ("_json", (3, 0), (4, 0)),
+    ("_socket", (3, 0), (4, 0)),
+    ("select", (3, 0), (4, 0)),
+    ("_multiprocessing", (3, 0), (4, 0)),
+    ("_zoneinfo", (3, 9), (4, 0)),
+    ("_crypt", (3, 0), (3, 13)),
+    ("distutils", (3, 0), (3, 12)),
+    ("_zstd", (3, 14), (4, 0)),
+)
+
+
+def modules_of(version: tuple[int, ...]) -> list[str]:
+    """The modules a complete build of `version` must import (REQUIRED_MODULES)."""
+    return [name for name, first, gone in REQUIRED_MODULES if first <= version[:2] < gone]
+
+
 # Link lines for libraries built static into `{deps}` (configure's pkg-config is off for these
 # builds, so every module's flags are given; the order matters for static archives).
 _MODULE_LIBS = {
@@ -88,6 +125,7 @@ _MODULE_LIBS = {
     "TCLTK": "-ltk8.6 -ltcl8.6 -lX11 -lxcb -lXau -lz -lpthread -ldl -lm",
     "LIBEDIT": "-ledit -lncursesw",
     "LIBREADLINE": "-lreadline -lncursesw",
+    "LIBZSTD": "-lzstd",  # 3.14's _zstd; older configure scripts ignore it
 }
 
 

@@ -77,12 +77,23 @@ def resolve_cpython(request: str, pins: list[SourcePin] | None = None) -> Source
         wanted = None
     found = [] if wanted is None else [p for p in pins if matches(p.version, "default", wanted)]
     if not found:
-        finals = [p.version for p in pins if not p.prerelease]
-        known = ", ".join(finals[-12:]) + (
-            f" (and {len(finals) - 12} older)" if len(finals) > 12 else ""
-        )
+        known = summarise_versions([p.version for p in pins])
         raise UnknownVersionError(
             f"unknown CPython version {request!r}; known versions: {known}",
             hint="run `relocpy versions` to list them",
         )
     return max(found, key=lambda pin: version_key(pin.version))
+
+
+def summarise_versions(versions: list[str]) -> str:
+    """`3.8.0–3.8.20, 3.9.0–3.9.25, 3.15.2 (and 13 pre-releases)`: each minor series as a span
+    of its final releases (in catalog order)."""
+    series: dict[str, list[str]] = {}
+    pre = 0
+    for version in versions:
+        if re.search(r"(a|b|rc)\d+$", version):
+            pre += 1
+            continue
+        series.setdefault(version.rsplit(".", 1)[0], []).append(version)
+    spans = [v[0] if len(v) == 1 else f"{v[0]}–{v[-1]}" for v in series.values()]
+    return ", ".join(spans) + (f" (and {pre} pre-releases)" if pre else "")

@@ -251,13 +251,47 @@ def where_served(pins: list[SourcePin], cache: SourceCache | None = None) -> dic
         else:
             raise ValueError("stale")
     except (OSError, ValueError, KeyError, TypeError):
-        probes = _probe(pins, AptSourceArchive(home.cache_dir() / "apt"))
+        from relocpy.sources.catalog import load_cpython_pins
+
+        # every release at once, whatever was asked: the record stands for the whole catalog
+        probes = _probe(load_cpython_pins(), AptSourceArchive(home.cache_dir() / "apt"))
         record.parent.mkdir(parents=True, exist_ok=True)
         tmp = record.with_name(f".{record.name}.{os.getpid()}")
         tmp.write_text(json.dumps({"time": time.time(), "served": probes}))
         os.replace(tmp, record)
-    served = dict(probes)
+    wanted = {pin.version for pin in pins}
+    served = {version: where for version, where in probes.items() if version in wanted}
     for pin in pins:
         if cache.lookup(pin) is not None:
             served[pin.version] = "cache"
     return served
+
+
+def resolve_reachable(request: str, reporter: Reporter | None = None) -> SourcePin:
+    """The release to build for `request`: the newest pinned one that matches, unless this
+    machine cannot get its source and an older matching one it can (a cached tarball, or a
+    mirror that answers). `3.13` then builds the newest 3.13 there is *here*; an exact
+    version (`3.13.18`) is always taken as asked, and its fetch names what is missing."""
+    from relocpy.install.selection import matches, parse_request, version_key
+    from relocpy.sources.catalog import load_cpython_pins, resolve_cpython
+
+    newest = resolve_cpython(request)
+    wanted = parse_request(request.strip().removeprefix("cpython-"))
+    pins = sorted(
+        (p for p in load_cpython_pins() if matches(p.version, "default", wanted)),
+        key=lambda p: version_key(p.version),
+        reverse=True,
+    )
+    if len(wanted.version) == 3 or len(pins) == 1 or SourceCache().lookup(newest):
+        return newest
+    served = where_served(pins)
+    for pin in pins:
+        if pin.version in served:
+            if pin is not newest and reporter is not None:
+                reporter.step(
+                    f"CPython {newest.version}, the newest {request}, cannot be fetched here"
+                    f" (no mirror serves {newest.filename}); building {pin.version}, the newest"
+                    f" {request} whose source this machine can get ({served[pin.version]})"
+                )
+            return pin
+    return newest

@@ -25,6 +25,7 @@ from relocpy.core.tree import InterpreterTree, clean_env, inspect_tree
 from relocpy.elf.ldpaths import resolve_needed
 from relocpy.elf.policy import Policy, get_policy, policy_for_glibc
 from relocpy.elf.read import ElfInfo, iter_elf_files, read_hardening
+from relocpy.recipes.cpython import modules_of
 
 MOVE_1 = "moved here ü ñ"
 MOVE_2 = "moved again é ß"
@@ -334,35 +335,9 @@ def check_imports(
 
 # Extension modules a complete CPython has on Linux: a build that silently skipped one (because a
 # -dev package was missing) must not pass. (name, first version that has it)
-REQUIRED_MODULES = (
-    ("_ssl", (3, 0)),
-    ("_hashlib", (3, 0)),
-    ("_ctypes", (3, 0)),
-    ("_sqlite3", (3, 0)),
-    ("_curses", (3, 0)),
-    ("_curses_panel", (3, 0)),
-    ("readline", (3, 0)),
-    ("_lzma", (3, 3)),
-    ("_bz2", (3, 3)),
-    ("zlib", (3, 0)),
-    ("_uuid", (3, 7)),
-    ("_dbm", (3, 0)),
-    ("_gdbm", (3, 0)),
-    ("_tkinter", (3, 0)),
-    ("_decimal", (3, 3)),
-    ("pyexpat", (3, 0)),
-    ("_elementtree", (3, 0)),
-    ("_json", (3, 0)),
-    ("_socket", (3, 0)),
-    ("select", (3, 0)),
-    ("_multiprocessing", (3, 0)),
-    ("_zoneinfo", (3, 9)),
-)
-
-
 def required_modules(short_version: str) -> list[str]:
     version = tuple(int(part) for part in short_version.rstrip("t").split("."))
-    return [name for name, since in REQUIRED_MODULES if version >= since]
+    return modules_of(version)
 
 
 def check_required_modules(tree: InterpreterTree) -> Check:

@@ -27,6 +27,7 @@ from relocpy.recipes.libs import (
     xtrans,
     xz,
     zlib,
+    zstd,
 )
 
 ALL_RECIPES: tuple[LibraryRecipe, ...] = (
@@ -53,6 +54,7 @@ ALL_RECIPES: tuple[LibraryRecipe, ...] = (
     libx11.RECIPE,
     tcl.RECIPE,
     tk.RECIPE,
+    zstd.RECIPE,
 )
 
 RECIPES = {recipe.name: recipe for recipe in ALL_RECIPES}
