@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from relocpy.sources.catalog import resolve_cpython
-from relocpy.sources.fetch import SourceCache
+from relocpy.sources.fetch import SourceCache, resolve_reachable
 from relocpy.verify.checks import verify
 
 RELOCPY = [sys.executable, "-m", "relocpy"]
@@ -25,7 +25,7 @@ _PATH_ONLY = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 @pytest.mark.real
 def test_build_writes_archives_checksums_and_metadata(built_archive) -> None:
     archives = built_archive.archives
-    pin = resolve_cpython("3.13")
+    pin = resolve_reachable("3.13")  # the newest 3.13 this machine can get the source of
     stem = f"cpython-{pin.version}+20260101-x86_64-unknown-linux-gnu-install_only"
     assert archives.gz.name == f"{stem}.tar.gz" and archives.zst.name == f"{stem}.tar.zst"
     for archive in (archives.gz, archives.zst):
@@ -314,8 +314,8 @@ def test_cli_not_a_python_prefix(tmp_path: Path) -> None:
 
 @pytest.mark.real
 def test_interrupted_build_leaves_nothing(tmp_path: Path, session_home: Path) -> None:
-    """SIGTERM during make: exit 130, nothing in the output dir, no build directory left."""
-    pin = resolve_cpython("3.13")
+    """SIGTERM during make: exit 143, no output dir, no build directory left."""
+    pin = resolve_reachable("3.13")
     cached = SourceCache().lookup(pin)
     out = tmp_path / "out"
     tmp = tmp_path / "tmp"
@@ -338,9 +338,9 @@ def test_interrupted_build_leaves_nothing(tmp_path: Path, session_home: Path) ->
     time.sleep(3)
     proc.send_signal(signal.SIGTERM)
     rest = proc.communicate(timeout=120)[1]
-    assert proc.returncode == 130, seen + rest
-    assert "interrupted" in rest
-    assert list(out.iterdir()) == []
+    assert proc.returncode == 143, seen + rest
+    assert "terminated" in rest and "Traceback" not in rest
+    assert not out.exists()  # the build made it, so the build removed it
     assert list(tmp.iterdir()) == []
     assert not list((session_home / "cache" / "libs").glob(".work-*"))
 

@@ -105,7 +105,11 @@ def test_build_without_libltdl_names_it_before_making_anything(
     assert not (tmp_path / "home" / "cache" / "libs").exists()
 
 
-def test_cached_libraries_need_no_build_tools(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cached_libraries_need_no_build_tools(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an empty home: the session's (in CI seeded from the fresh root's build) has libffi cached
+    monkeypatch.setenv("RELOCPY_HOME", str(tmp_path / "home"))
     pin = resolve_cpython("3.13")
     needs = pipeline.build_needs(pin, "zig", None, "source", "libedit")
     assert any(r.name == "autoreconf" for r in needs)

@@ -8,15 +8,8 @@ import re
 import pytest
 
 from relocpy.core.errors import UnknownVersionError
-from relocpy.install.selection import (
-    Machine,
-    cpu_level,
-    explain,
-    matches,
-    parse_request,
-    select,
-    version_key,
-)
+from relocpy.core.versions import matches, parse_request, version_key
+from relocpy.install.selection import Machine, cpu_level, explain, select
 from relocpy.package.mirror import MirrorEntry
 
 V3_HOST = Machine("x86_64", "gnu", (2, 36), "v3")

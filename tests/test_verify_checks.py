@@ -149,6 +149,22 @@ def test_hardening_flags_what_lacks_a_mitigation(tmp_path: Path) -> None:
     assert "bin/fixed is position-dependent (--no-pie, as the build asked)" in other.detail
 
 
+def test_hardening_reports_grafted_host_libraries_but_fails_our_own(tmp_path: Path) -> None:
+    """A library grafted from the host keeps its distribution's link flags (Debian links most
+    without BIND_NOW): reported; the same gap in a file relocpy linked fails its build."""
+    tree = tmp_path / "tree"
+    compile_c(LIB, tree / "lib" / "libhost-1a2b3c4d.so.1", "-shared", "-fPIC", "-Wl,-z,lazy")
+    compile_c(LIB, tree / "lib" / "libpython3.99.so", "-shared", "-fPIC", "-Wl,-z,now")
+    grafted = {"lib/libhost-1a2b3c4d.so.1"}
+    check = audit_hardening(tree, iter_elf_files(tree), "", True, True, grafted)
+    assert check.ok, check.detail
+    assert "1 grafted from the host are weaker: lib/libhost-1a2b3c4d.so.1: no BIND_NOW" in (
+        check.detail
+    )
+    check = audit_hardening(tree, iter_elf_files(tree), "", True, True, ())
+    assert not check.ok and "lib/libhost-1a2b3c4d.so.1: no BIND_NOW" in check.detail
+
+
 def test_hardening_holds_flags_to_their_promise(tmp_path: Path) -> None:
     tree = tmp_path / "tree"
     source = "#include <string.h>\nint f(char *d, const char *s){ char b[64]; strcpy(b, s);"

@@ -484,6 +484,7 @@ def _stages(args: argparse.Namespace) -> int:
 
     from relocpy import pipeline
     from relocpy.core.progress import console_reporter
+    from relocpy.install import releases
     from relocpy.verify.checks import test_suite_for, verify, verify_needs
 
     console = Console(highlight=False)
@@ -491,7 +492,7 @@ def _stages(args: argparse.Namespace) -> int:
     if args.command == "matrix":
         return _matrix(args, console, reporter)
     if args.command == "versions":
-        rows = pipeline.versions(probe=not args.offline)
+        rows = releases.versions(probe=not args.offline)
         if args.json:
             print(json.dumps([{**vars(r), "status": r.status} for r in rows], indent=2))
             return 0

@@ -47,6 +47,7 @@ from relocpy.package.archives import (
 )
 from relocpy.recipes.cpython import OPT_LEVELS, PGO_TRAININGS
 from relocpy.repair.cacerts import add_ca_fallback
+from relocpy.repair.graft import GRAFTED_ORIGIN
 from relocpy.repair.relocate import default_policy, recompile, repair_in_place, writable_directory
 from relocpy.sources.catalog import SourcePin, load_cpython_pins, resolve_cpython
 from relocpy.sources.fetch import (
@@ -59,74 +60,13 @@ from relocpy.sources.fetch import (
 from relocpy.verify.checks import check_required_modules
 
 
-@dataclass(frozen=True)
-class VersionRow:
-    version: str
-    filename: str
-    sha256: str
-    cached: bool
-    prerelease: bool = False
-    served_by: str = ""  # which mirror serves the source here ("" if none was found)
-    built: bool = False  # the binary cache has a build of it
-    installed: bool = False
-
-    @property
-    def status(self) -> str:
-        if self.built:
-            return "built here"
-        if self.cached or self.served_by:
-            return "source here, not built yet"
-        return "pinned, not built here"
-
-
-def versions(cache: SourceCache | None = None, probe: bool = True) -> list[VersionRow]:
-    """Every release the catalog pins: whether its tarball is cached, which mirror serves it
-    here (`probe`: ask python.org and Debian's archive, answers kept for a day), whether the
-    binary cache has a build of it, and whether it is installed."""
-    from relocpy.install.trees import installed
-    from relocpy.sources.fetch import where_served
-
-    cache = cache or SourceCache()
-    pins = load_cpython_pins()
-    served = where_served(pins) if probe else {}
-    built = _built_versions()
-    have = {i.version for i in installed()}
-    return [
-        VersionRow(
-            p.version,
-            p.filename,
-            p.sha256,
-            cache.lookup(p) is not None,
-            p.prerelease,
-            served.get(p.version, ""),
-            p.version in built,
-            p.version in have,
-        )
-        for p in pins
-    ]
-
-
-def _built_versions() -> set[str]:
-    from relocpy.core.records import RecordError
-    from relocpy.matrix.run import default_cache_dir
-    from relocpy.package.mirror import Mirror, MirrorError
-
-    cache = default_cache_dir()
-    if not (cache / "index.json").is_file():
-        return set()
-    try:
-        return {e.version for e in Mirror(str(cache)).entries()}
-    except (MirrorError, RecordError):
-        return set()
-
-
 def seed_cache(request: str, file: Path, cache: SourceCache | None = None) -> Path:
     """Put a local copy of a release tarball into the cache, after checking it against its pin.
 
     The file's own sha256 picks the release (so `fetch 3.13 --file Python-3.13.5.tar.xz` is
     3.13.5, not the newest 3.13); it must be a pinned release that matches `request`."""
     from relocpy.core.checksums import sha256_file
-    from relocpy.install.selection import matches, parse_request
+    from relocpy.core.versions import matches, parse_request
 
     file = Path(file)
     if file.is_dir():
@@ -509,7 +449,7 @@ def _build_metadata(
                 "file": f"lib/{lib.file}",
                 "package": lib.package,
                 "version": lib.version,
-                "origin": "host (grafted)",
+                "origin": GRAFTED_ORIGIN,
             }
             for lib in host_libraries
         ]

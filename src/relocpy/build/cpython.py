@@ -20,6 +20,7 @@ from relocpy.core.progress import Reporter, append_log
 from relocpy.core.runner import build_env, prefix_map_flags, run_logged, unpack_source
 from relocpy.elf.read import undefined_symbols
 from relocpy.recipes.cpython import (
+    HARDENING_LDFLAGS,
     INSTALL_PREFIX,
     configure_args,
     library_configuration,
@@ -139,6 +140,7 @@ def build_cpython(
         )
         args += extra_args
         env.update(extra_env)
+    env["LDFLAGS"] = " ".join(filter(None, [env.get("LDFLAGS", ""), HARDENING_LDFLAGS]))
     cflags = list(spec.extra_cflags)
     if toolchain.name == "zig":
         # CPython stamps __DATE__ into its build info; zig makes that an error by default.

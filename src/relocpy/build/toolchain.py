@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from relocpy.core.errors import MissingToolError
+from relocpy.core.preflight import compiler_include_dirs
 
 
 @dataclass(frozen=True)
@@ -58,25 +59,6 @@ class Toolchain:
     def env(self) -> dict[str, str]:
         """Variables a configure script needs to use this toolchain."""
         return {"CC": self.cc, "AR": self.ar, "RANLIB": self.ranlib, **dict(self.extra_env)}
-
-
-def compiler_include_dirs(cc: str) -> tuple[str, ...]:
-    """The compiler's own header search list (`cc -E -v`)."""
-    result = subprocess.run(
-        [*cc.split(), "-xc", "-E", "-v", "/dev/null"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    dirs, inside = [], False
-    for line in result.stderr.splitlines():
-        if line.startswith("#include <...> search starts here"):
-            inside = True
-        elif line.startswith("End of search list"):
-            break
-        elif inside:
-            dirs.append(line.strip())
-    return tuple(dirs)
 
 
 def find_header(header: str, include_dirs: tuple[str, ...]) -> Path | None:

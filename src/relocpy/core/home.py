@@ -39,6 +39,12 @@ def downloads_dir() -> Path:
     return cache_dir() / "sources"
 
 
+def binaries_dir() -> Path:
+    """The local binary cache: a mirror directory of built archives (`matrix build`, and
+    `install` on a miss)."""
+    return cache_dir() / "binaries"
+
+
 def data_dir() -> Path:
     """Root of installed interpreters and their records."""
     base = home()

@@ -126,10 +126,27 @@ def _default_which(name: str) -> str | None:
     return shutil.which(name) or shutil.which(name, path=_SYSTEM_PATH)
 
 
+def compiler_include_dirs(cc: str) -> tuple[str, ...]:
+    """The compiler's own header search list (`cc -E -v`)."""
+    result = subprocess.run(
+        [*cc.split(), "-xc", "-E", "-v", "/dev/null"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    dirs, inside = [], False
+    for line in result.stderr.splitlines():
+        if line.startswith("#include <...> search starts here"):
+            inside = True
+        elif line.startswith("End of search list"):
+            break
+        elif inside:
+            dirs.append(line.strip())
+    return tuple(dirs)
+
+
 def _default_include_dirs() -> list[str]:
     """The host compiler's header search list, plus where Debian keeps Tcl's headers."""
-    from relocpy.build.toolchain import compiler_include_dirs
-
     found = list(compiler_include_dirs("cc")) if shutil.which("cc") else []
     return [*found, "/usr/include", "/usr/include/tcl8.6", "/usr/include/tcl"]
 

@@ -11,10 +11,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from relocpy.core import home
 from relocpy.core.errors import RelocpyError, SourceUnavailableError, UnknownVersionError
 from relocpy.core.progress import QuietReporter, Reporter
+from relocpy.core.versions import parse_request
 from relocpy.install.config import BuildChoice, Config, load_config, mirrors_in_order
-from relocpy.install.selection import Candidate, Machine, explain, parse_request
+from relocpy.install.selection import Candidate, Machine, explain
 from relocpy.install.trees import Installation, Installed, install_entry, matching_installs
 
 MODES = ("auto", "no-build", "build-only")
@@ -59,9 +61,7 @@ class Plan:
 
 
 def binary_cache_dir() -> Path:
-    from relocpy.matrix.run import default_cache_dir
-
-    return default_cache_dir()
+    return home.binaries_dir()
 
 
 def _offers(location: str, request: str, machine: Machine) -> tuple[list[Candidate], str]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from relocpy.core.errors import RelocpyError, UnknownVersionError
-from relocpy.install.selection import parse_request
+from relocpy.core.versions import parse_request
 
 FILENAME = ".python-version"
 

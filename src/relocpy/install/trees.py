@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 from relocpy.core import home
 from relocpy.core.errors import RelocpyError, UnknownVersionError
 from relocpy.core.progress import QuietReporter, Reporter
-from relocpy.install.selection import Machine, matches, parse_request, select, version_key
+from relocpy.core.versions import matches, parse_request, version_key
+from relocpy.install.selection import Machine, select
 
 if TYPE_CHECKING:
     from relocpy.package.mirror import Mirror, MirrorEntry

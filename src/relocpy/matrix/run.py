@@ -31,10 +31,8 @@ from relocpy.matrix.bincache import (
     toolchain_identity,
 )
 from relocpy.matrix.spec import MatrixSpec, load_matrix
-
-
-def default_cache_dir() -> Path:
-    return home.cache_dir() / "binaries"
+from relocpy.pipeline import build
+from relocpy.verify.checks import verify as verify_archive
 
 
 @dataclass(frozen=True)
@@ -92,7 +90,7 @@ def plan(
 def plan_file(
     path: Path, cache_dir: Path | None = None, mirrors: list[str] | None = None
 ) -> list[PlannedSpec]:
-    cache = LocalBinaryCache(cache_dir or default_cache_dir())
+    cache = LocalBinaryCache(cache_dir or home.binaries_dir())
     return plan(load_matrix(path), cache, [open_mirror(m) for m in mirrors or []])
 
 
@@ -122,9 +120,6 @@ def build_planned(
     reporter: Reporter,
 ) -> SpecOutcome:
     """Make one spec present in `cache`: found, fetched from a mirror, or built (and verified)."""
-    from relocpy.pipeline import build
-    from relocpy.verify.checks import verify as verify_archive
-
     start = time.monotonic()
     spec, digest = planned.spec, planned.digest
     tag = build_tag(digest)
@@ -246,7 +241,7 @@ def build_file(
     verify: bool = False,
     reporter: Reporter | None = None,
 ) -> list[SpecOutcome]:
-    cache = LocalBinaryCache(cache_dir or default_cache_dir())
+    cache = LocalBinaryCache(cache_dir or home.binaries_dir())
     sources = [open_mirror(m) for m in mirrors or []]
     planned = plan(load_matrix(path), cache, sources)
     return build_matrix(

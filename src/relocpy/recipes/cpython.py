@@ -108,6 +108,11 @@ def modules_of(version: tuple[int, ...]) -> list[str]:
     return [name for name, first, gone in REQUIRED_MODULES if first <= version[:2] < gone]
 
 
+# RELRO over the whole GOT (BIND_NOW), as `relocpy verify` checks, for every build (source or
+# host libraries): zig's linker does both by default, Debian's gcc only the first.
+HARDENING_LDFLAGS = "-Wl,-z,relro -Wl,-z,now"
+
+
 # Link lines for libraries built static into `{deps}` (configure's pkg-config is off for these
 # builds, so every module's flags are given; the order matters for static archives).
 _MODULE_LIBS = {
@@ -140,10 +145,7 @@ def library_configuration(
     include = f"-I{deps}/include -I{deps}/include/ncursesw"
     env = {
         "CPPFLAGS": include,
-        # RELRO over the whole GOT (BIND_NOW), as `relocpy verify` checks; zig's linker does
-        # both by default, Debian's gcc only the first
-        "LDFLAGS": f"-L{deps}/lib -Wl,-z,relro -Wl,-z,now"
-        + (" -Wl,--exclude-libs,ALL" if exclude_libs else ""),
+        "LDFLAGS": f"-L{deps}/lib" + (" -Wl,--exclude-libs,ALL" if exclude_libs else ""),
     }
     for module, libs in _MODULE_LIBS.items():
         env[f"{module}_CFLAGS"] = include

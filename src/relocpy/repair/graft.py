@@ -79,6 +79,10 @@ def runpath_for(file: Path, lib_dir: Path) -> str:
     return "$ORIGIN" if rel == "." else f"$ORIGIN/{rel}"
 
 
+# How an archive's metadata (`bundled_libraries[].origin`) marks a library grafted from the host.
+GRAFTED_ORIGIN = "host (grafted)"
+
+
 @dataclass
 class GraftResult:
     grafted: dict[str, str]  # original soname -> grafted file name

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 from relocpy.core.errors import UnknownVersionError
+from relocpy.core.versions import matches, parse_request, version_key
 
 PYTHON_ORG_FTP = "https://www.python.org/ftp/python"
 
@@ -43,7 +44,6 @@ def load_cpython_pins(text: str | None = None) -> list[SourcePin]:
         text = (
             resources.files("relocpy.sources").joinpath("catalog.toml").read_text(encoding="utf-8")
         )
-    from relocpy.install.selection import version_key
 
     data = tomllib.loads(text)
     pins = []
@@ -68,7 +68,6 @@ def load_cpython_pins(text: str | None = None) -> list[SourcePin]:
 def resolve_cpython(request: str, pins: list[SourcePin] | None = None) -> SourcePin:
     """The newest pinned release matching `request` ("3", "3.13", "3.13.5", "cpython@3.13",
     "3.15.0a2"); a request without a pre-release suffix matches final releases only."""
-    from relocpy.install.selection import matches, parse_request, version_key
 
     pins = load_cpython_pins() if pins is None else pins
     try:

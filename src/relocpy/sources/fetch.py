@@ -18,6 +18,7 @@ from relocpy.core import home
 from relocpy.core.checksums import sha256_file
 from relocpy.core.errors import ChecksumMismatchError, SourceUnavailableError
 from relocpy.core.progress import QuietReporter, Reporter, append_log
+from relocpy.core.versions import matches, parse_request, version_key
 from relocpy.sources.catalog import SourcePin
 from relocpy.sources.debian import AptSourceArchive
 
@@ -272,7 +273,6 @@ def resolve_reachable(request: str, reporter: Reporter | None = None) -> SourceP
     machine cannot get its source and an older matching one it can (a cached tarball, or a
     mirror that answers). `3.13` then builds the newest 3.13 there is *here*; an exact
     version (`3.13.18`) is always taken as asked, and its fetch names what is missing."""
-    from relocpy.install.selection import matches, parse_request, version_key
     from relocpy.sources.catalog import load_cpython_pins, resolve_cpython
 
     newest = resolve_cpython(request)

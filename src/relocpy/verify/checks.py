@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -26,6 +27,7 @@ from relocpy.elf.ldpaths import resolve_needed
 from relocpy.elf.policy import Policy, get_policy, policy_for_glibc
 from relocpy.elf.read import ElfInfo, iter_elf_files, read_hardening
 from relocpy.recipes.cpython import modules_of
+from relocpy.repair.graft import GRAFTED_ORIGIN
 
 MOVE_1 = "moved here ü ñ"
 MOVE_2 = "moved again é ß"
@@ -185,7 +187,12 @@ def find_leftovers(root: Path, forbidden: list[str]) -> dict[str, list[str]]:
 
 
 def audit_hardening(
-    root: Path, infos: list[ElfInfo], flags: str, own_build: bool, pie: bool = True
+    root: Path,
+    infos: list[ElfInfo],
+    flags: str,
+    own_build: bool,
+    pie: bool = True,
+    grafted: Collection[str] = (),
 ) -> Check:
     """Exploit mitigations per ELF file, as python-build-standalone validates them: RELRO and
     BIND_NOW, a non-executable stack, no segment both writable and executable, no text
@@ -194,9 +201,11 @@ def audit_hardening(
     asked for one (`--no-pie`, recorded as `build_options.pie = false`).
 
     Missing RELRO or BIND_NOW fails relocpy's own builds (`own_build`); in a tree some other
-    builder made they are reported but are that builder's choice."""
+    builder made, and in the libraries a build grafted from the host (`grafted`, paths relative
+    to `root`), they are reported but are that builder's choice."""
     serious: list[str] = []
     weak: list[str] = []
+    borrowed: list[str] = []
     notes: list[str] = []
     wants_ssp = "-fstack-protector" in flags and "-fno-stack-protector" not in flags
     wants_fortify = "_FORTIFY_SOURCE=" in flags
@@ -211,10 +220,9 @@ def audit_hardening(
             serious.append(f"{rel}: a segment both writable and executable")
         if facts.textrel:
             serious.append(f"{rel}: text relocations")
-        if not facts.relro:
-            weak.append(f"{rel}: no RELRO")
-        elif not facts.bind_now:
-            weak.append(f"{rel}: no BIND_NOW")
+        lacks = "no RELRO" if not facts.relro else None if facts.bind_now else "no BIND_NOW"
+        if lacks:
+            (borrowed if rel in grafted else weak).append(f"{rel}: {lacks}")
         if facts.elf_type == "ET_EXEC":
             if pie:
                 serious.append(f"{rel}: position-dependent executable, but the build asked for PIE")
@@ -231,6 +239,8 @@ def audit_hardening(
     detail = f"{len(infos)} ELF files: RELRO, non-executable stack, W^X, no text relocations"
     if weak:
         detail += f"; this tree's builder left {len(weak)} weaker: {_short(weak, 3)}"
+    if borrowed:
+        detail += f"; {len(borrowed)} grafted from the host are weaker: {_short(borrowed, 3)}"
     if notes:
         detail += "; " + "; ".join(notes)
     return Check("hardening", True, detail)
@@ -548,7 +558,18 @@ _METADATA_FIELDS: dict[str, object] = {
     "glibc_floor": str | None,
     "build_paths": list[str],
     "build_options": dict[str, object],
+    "bundled_libraries": list[dict[str, object]],
 }
+
+
+def grafted_files(metadata: dict[str, object]) -> frozenset[str]:
+    """The tree's files that a build grafted from the host, as its metadata lists them."""
+    bundled = metadata.get("bundled_libraries")
+    return frozenset(
+        str(item["file"])
+        for item in (bundled if isinstance(bundled, list) else [])
+        if isinstance(item, dict) and item.get("origin") == GRAFTED_ORIGIN and "file" in item
+    )
 
 
 def _metadata_for(archive: Path) -> dict[str, object]:
@@ -671,7 +692,9 @@ def verify(
         report.checks.append(audit_leftovers(root, forbidden))
         own = bool(metadata.get("relocpy_version"))
         pie = not (isinstance(options, dict) and options.get("pie") is False)
-        report.checks.append(audit_hardening(root, infos, _build_cflags(tree), own, pie))
+        report.checks.append(
+            audit_hardening(root, infos, _build_cflags(tree), own, pie, grafted_files(metadata))
+        )
         if runtime:
             # relocpy's own builds (they carry metadata) must also have every standard module.
             complete = bool(metadata.get("relocpy_version"))
