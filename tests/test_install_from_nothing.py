@@ -146,3 +146,48 @@ def test_a_release_whose_source_is_not_here_is_named_with_its_mirror(tmp_path: P
     assert not (home / "data" / "pythons").exists() or not [
         p for p in (home / "data" / "pythons").iterdir() if p.name != ".locks"
     ]
+
+
+def test_a_build_that_fails_on_a_miss_installs_nothing(
+    built_archive, session_home: Path, tmp_path: Path
+) -> None:
+    """A real build on a miss (the session's sources, libraries and zig, so only CPython
+    builds) whose `make` fails: the error names the build and its log, exit 2, and nothing is
+    installed, linked or recorded in the binary cache, and no build directory is left."""
+    version = built_archive.archives.gz.name.split("-")[1].split("+")[0]
+    home = tmp_path / "home"
+    (home / "cache").mkdir(parents=True)
+    for kind in ("libs", "sources", "apt", "toolchains"):
+        if (session_home / "cache" / kind).is_dir():
+            subprocess.run(
+                ["cp", "-al", str(session_home / "cache" / kind), str(home / "cache" / kind)],
+                check=True,
+            )
+    fake = tmp_path / "fake-bin"
+    fake.mkdir()
+    (fake / "make").write_text(
+        "#!/bin/sh\n"
+        'case " $* " in *" -f "*) exec /usr/bin/make "$@";; esac\n'  # configure's own probes
+        'echo "make: *** [Makefile:1] Error 2 (this test\'s make fails)" >&2\nexit 2\n'
+    )
+    (fake / "make").chmod(0o755)
+    env = {
+        **os.environ,
+        "RELOCPY_HOME": str(home),
+        "PATH": f"{fake}:{os.environ['PATH']}",
+    }
+    result = subprocess.run(
+        [*RELOCPY, "install", version, "--build-only"], capture_output=True, text=True, env=env
+    )
+    said = result.stdout + result.stderr
+    assert result.returncode == 2, said
+    assert f"error: the build of {version}" in result.stderr and "failed" in result.stderr, said
+    assert "nothing was installed" in result.stderr and "Traceback" not in said
+    log = Path(result.stderr.split("the build log is ", 1)[1].split()[0])
+    assert log.is_file() and "this test's make fails" in log.read_text(errors="replace")
+    pythons = home / "data" / "pythons"
+    assert not pythons.exists() or [p.name for p in pythons.iterdir()] in ([], [".locks"])
+    assert not (home / "bin").exists() or not list((home / "bin").iterdir())
+    binaries = home / "cache" / "binaries"
+    assert not list(binaries.glob("specs/*.json")) and not list(binaries.glob(".build-*"))
+    assert not list(binaries.glob("cpython-*"))
