@@ -63,3 +63,29 @@ def test_the_catalog_has_every_release_from_3_8_on() -> None:
     )
     assert resolve_cpython("3.15").version == "3.15.2" and not resolve_cpython("3.15").prerelease
     assert resolve_cpython("3.15.0a2").prerelease
+
+
+def test_the_catalog_agrees_with_this_machines_pyenv() -> None:
+    """pyenv's python-build definitions on this machine (a later pyenv than the one the
+    catalog was read from) give the same tarball hash for every release both name."""
+    import re
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    found = shutil.which("pyenv")
+    asked = subprocess.run([found, "root"], capture_output=True, text=True) if found else None
+    root = Path(asked.stdout.strip()) if asked and asked.returncode == 0 else Path.home() / ".pyenv"
+    definitions = root / "plugins" / "python-build" / "share" / "python-build"
+    assert definitions.is_dir(), f"{definitions}: this machine kind is expected to have pyenv"
+    compared, differ = 0, []
+    for pin in load_cpython_pins():
+        path = definitions / pin.version
+        if not path.is_file():
+            continue
+        match = re.search(re.escape(pin.filename) + r"#([0-9a-f]{64})", path.read_text())
+        if match:
+            compared += 1
+            if match.group(1) != pin.sha256:
+                differ.append(pin.version)
+    assert differ == [] and compared >= 100, (compared, differ)
