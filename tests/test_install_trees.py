@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
+import hostile_archives as hostile
 from fake_tree import make_fake_archives, write_unchecked_index
 from mirror_server import MirrorServer
 from relocpy.core import home
 from relocpy.core.archive import BadArchiveError
-from relocpy.core.errors import ChecksumMismatchError, UnknownVersionError
+from relocpy.core.errors import ChecksumMismatchError, RelocpyError, UnknownVersionError
 from relocpy.install.trees import (
     InstallError,
     Machine,
@@ -30,6 +31,7 @@ from relocpy.install.trees import (
     uninstall,
 )
 from relocpy.package.mirror import MirrorEntry, MirrorError, scan_directory, write_index
+from relocpy.verify.checks import verify
 
 RELOCPY = [sys.executable, "-m", "relocpy"]
 HERE = Machine("x86_64", "gnu", (2, 36))
@@ -218,6 +220,58 @@ def test_hostile_archives_are_refused(relocpy_home: Path, tmp_path: Path, kind: 
     with pytest.raises(BadArchiveError, match="unsafe member"):
         install("3.99", str(mirror))
     _assert_nothing_installed()
+
+
+def _issue_chain() -> list[hostile.Member]:
+    """Issue 19's archive: a link up 21 levels, a link `./w` through it up 20 more, and a file
+    written through `w` (it wrote /tmp/x/outside/PWNED as root before the fix)."""
+    dirs = "/".join(f"d{i}" for i in range(1, 21))
+    return [
+        {"type": "sym", "name": f"python/{dirs}/u", "target": "../" * 21},
+        {"type": "sym", "name": "python/./w", "target": f"{dirs}/u/" + "../" * 20},
+        {"type": "file", "name": "python/w/tmp/relocpy-x/outside/PWNED", "data": "x"},
+    ]
+
+
+def test_the_chain_and_the_corpus_change_nothing_outside_install_and_verify(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every hostile archive, served by a mirror whose index lists it as CPython 3.99.0, goes
+    through `install` and through `verify`: each is refused, nothing is installed, and no
+    file appears or changes outside the directory each extracts into."""
+    cases = [(_issue_chain(), tarfile.PAX_FORMAT)] + [
+        (case["members"], tarfile.PAX_FORMAT if case["format"] == "pax" else tarfile.GNU_FORMAT)
+        for case in hostile.load_corpus()
+    ]
+    name = "cpython-3.99.0+20260101-x86_64-unknown-linux-gnu-install_only.tar.gz"
+    tried = 0
+    for number, (members, fmt) in enumerate(cases):
+        box = hostile.make_box(tmp_path / str(number))
+        monkeypatch.setenv("RELOCPY_HOME", str(box / "home"))
+        monkeypatch.setenv("TMPDIR", str(box / "tmp"))
+        (box / "tmp").mkdir()
+        mirror = box / "mirror"
+        mirror.mkdir()
+        try:
+            hostile.write_case(members, mirror / name, fmt)  # type: ignore[arg-type]
+        except (ValueError, tarfile.TarError):
+            continue  # a name this tar format cannot hold
+        write_unchecked_index(mirror)
+        before = hostile.snapshot(box, box / "home")
+        with pytest.raises(RelocpyError):
+            install("3.99", str(mirror))
+        _assert_nothing_installed()
+        with pytest.raises(RelocpyError):
+            verify(mirror / name, runtime=False)
+        after = hostile.snapshot(box, box / "home")
+        changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+        assert changed == set(), (number, sorted(changed))
+        # an escape from a destination inside the home lands beside it, not under python/
+        stray = [p for p in box.rglob("*PWNED*") if "python" not in p.relative_to(box).parts]
+        assert stray == [], (number, stray)
+        tried += 1
+    assert tried >= 150
+    assert not Path("/tmp/relocpy-x").exists() and not list(Path("/tmp").glob("*PWNED*"))
 
 
 def _assert_nothing_installed() -> None:
