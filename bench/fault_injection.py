@@ -247,7 +247,7 @@ def hostile_corpus(tally: Tally) -> None:
         mirror = box / "mirror"
         mirror.mkdir()
         name = "cpython-3.99.0+20260101-x86_64-unknown-linux-gnu-install_only.tar.gz"
-        fmt = tarfile.PAX_FORMAT if case["format"] == "pax" else tarfile.GNU_FORMAT
+        fmt = hostile.case_format(case)
         try:
             hostile.write_case(case["members"], mirror / name, fmt)  # type: ignore[arg-type]
         except (ValueError, tarfile.TarError):

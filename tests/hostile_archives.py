@@ -240,3 +240,19 @@ def escaping_links(dest: Path) -> list[str]:
 
 def load_corpus() -> list[dict[str, object]]:
     return json.loads(CORPUS.read_text())
+
+
+def case_format(case: dict[str, object]) -> int:
+    """The tar format a corpus case was found in (its `format`: "pax" or "gnu")."""
+    return tarfile.PAX_FORMAT if case["format"] == "pax" else tarfile.GNU_FORMAT
+
+
+def issue_chain() -> list[Member]:
+    """Issue 19's archive: a link up 21 levels, a link `./w` through it up 20 more, and a file
+    written through `w` (it wrote /tmp/x/outside/PWNED as root before the fix)."""
+    dirs = "/".join(f"d{i}" for i in range(1, 21))
+    return [
+        {"type": "sym", "name": f"{TOP}/{dirs}/u", "target": "../" * 21},
+        {"type": "sym", "name": f"{TOP}/./w", "target": f"{dirs}/u/" + "../" * 20},
+        {"type": "file", "name": f"{TOP}/w/tmp/relocpy-x/outside/PWNED", "data": "x"},
+    ]

@@ -163,16 +163,6 @@ def test_links_resolve_through_other_links() -> None:
     )
 
 
-def _issue_chain() -> list[hostile.Member]:
-    """The archive of issue 19: a link up 21 levels, a link through it up 20 more, a file."""
-    dirs = "/".join(f"d{i}" for i in range(1, 21))
-    return [
-        {"type": "sym", "name": f"python/{dirs}/u", "target": "../" * 21},
-        {"type": "sym", "name": "python/./w", "target": f"{dirs}/u/" + "../" * 20},
-        {"type": "file", "name": "python/w/tmp/relocpy-x/outside/PWNED", "data": "x"},
-    ]
-
-
 def _pwned_anywhere(*roots: Path) -> list[str]:
     """Payloads where an escape would put them: in or beside any directory above the
     destinations (the generator aims at `../outside/`, `../box/outside/` and their parents)."""
@@ -186,7 +176,7 @@ def _pwned_anywhere(*roots: Path) -> list[str]:
 
 def test_the_issue_chain_writes_nothing_outside(tmp_path: Path) -> None:
     box = hostile.make_box(tmp_path)
-    archive = hostile.write_case(_issue_chain(), tmp_path / "chain.tar.gz")
+    archive = hostile.write_case(hostile.issue_chain(), tmp_path / "chain.tar.gz")
     before = hostile.snapshot(box, box / "dest")
     with pytest.raises(BadArchiveError, match="through the link"):
         extract_archive(archive, box / "dest")
@@ -221,7 +211,7 @@ def test_the_corpus_changes_nothing_outside(tmp_path: Path) -> None:
     cases = hostile.load_corpus()
     assert len(cases) >= 150 and sum(c["found"] == "escape" for c in cases) >= 100
     for number, case in enumerate(cases):
-        fmt = tarfile.PAX_FORMAT if case["format"] == "pax" else tarfile.GNU_FORMAT
+        fmt = hostile.case_format(case)
         _run_case(case["members"], tmp_path / str(number), fmt)  # type: ignore[arg-type]
     assert not _pwned_anywhere(tmp_path)
 

@@ -222,26 +222,14 @@ def test_hostile_archives_are_refused(relocpy_home: Path, tmp_path: Path, kind: 
     _assert_nothing_installed()
 
 
-def _issue_chain() -> list[hostile.Member]:
-    """Issue 19's archive: a link up 21 levels, a link `./w` through it up 20 more, and a file
-    written through `w` (it wrote /tmp/x/outside/PWNED as root before the fix)."""
-    dirs = "/".join(f"d{i}" for i in range(1, 21))
-    return [
-        {"type": "sym", "name": f"python/{dirs}/u", "target": "../" * 21},
-        {"type": "sym", "name": "python/./w", "target": f"{dirs}/u/" + "../" * 20},
-        {"type": "file", "name": "python/w/tmp/relocpy-x/outside/PWNED", "data": "x"},
-    ]
-
-
 def test_the_chain_and_the_corpus_change_nothing_outside_install_and_verify(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every hostile archive, served by a mirror whose index lists it as CPython 3.99.0, goes
     through `install` and through `verify`: each is refused, nothing is installed, and no
     file appears or changes outside the directory each extracts into."""
-    cases = [(_issue_chain(), tarfile.PAX_FORMAT)] + [
-        (case["members"], tarfile.PAX_FORMAT if case["format"] == "pax" else tarfile.GNU_FORMAT)
-        for case in hostile.load_corpus()
+    cases = [(hostile.issue_chain(), tarfile.PAX_FORMAT)] + [
+        (case["members"], hostile.case_format(case)) for case in hostile.load_corpus()
     ]
     name = "cpython-3.99.0+20260101-x86_64-unknown-linux-gnu-install_only.tar.gz"
     tried = 0
