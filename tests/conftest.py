@@ -24,12 +24,17 @@ def session_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("relocpy-home")
     os.environ["RELOCPY_HOME"] = str(home)
     if FRESH_BUILD:
-        for kind in ("libs", "sources", "apt"):
-            seed = Path(FRESH_BUILD) / "cache" / kind
-            if seed.is_dir():
-                (home / "cache").mkdir(exist_ok=True)
-                subprocess.run(["cp", "-al", str(seed), str(home / "cache" / kind)], check=True)
+        link_caches(Path(FRESH_BUILD) / "cache", home / "cache", ("libs", "sources", "apt"))
     return home
+
+
+def link_caches(source: Path, dest: Path, kinds: tuple[str, ...]) -> None:
+    """Seed the cache directory `dest` with hard-linked copies of `source`'s `kinds`
+    (those it has), so a test starts from caches built elsewhere without building again."""
+    for kind in kinds:
+        if (source / kind).is_dir():
+            dest.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["cp", "-al", str(source / kind), str(dest / kind)], check=True)
 
 
 @pytest.fixture(autouse=True)

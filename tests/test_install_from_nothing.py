@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import link_caches
+
 RELOCPY = [sys.executable, "-m", "relocpy"]
 CLEAN = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "LANG": "C.UTF-8"}
 
@@ -156,13 +158,7 @@ def test_a_build_that_fails_on_a_miss_installs_nothing(
     installed, linked or recorded in the binary cache, and no build directory is left."""
     version = built_archive.archives.gz.name.split("-")[1].split("+")[0]
     home = tmp_path / "home"
-    (home / "cache").mkdir(parents=True)
-    for kind in ("libs", "sources", "apt", "toolchains"):
-        if (session_home / "cache" / kind).is_dir():
-            subprocess.run(
-                ["cp", "-al", str(session_home / "cache" / kind), str(home / "cache" / kind)],
-                check=True,
-            )
+    link_caches(session_home / "cache", home / "cache", ("libs", "sources", "apt", "toolchains"))
     fake = tmp_path / "fake-bin"
     fake.mkdir()
     (fake / "make").write_text(

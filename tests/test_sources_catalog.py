@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from conftest import pyenv_root
 from relocpy.core.errors import UnknownVersionError
 from relocpy.sources.catalog import load_cpython_pins, resolve_cpython
 
@@ -68,15 +71,7 @@ def test_the_catalog_has_every_release_from_3_8_on() -> None:
 def test_the_catalog_agrees_with_this_machines_pyenv() -> None:
     """pyenv's python-build definitions on this machine (a later pyenv than the one the
     catalog was read from) give the same tarball hash for every release both name."""
-    import re
-    import shutil
-    import subprocess
-    from pathlib import Path
-
-    found = shutil.which("pyenv")
-    asked = subprocess.run([found, "root"], capture_output=True, text=True) if found else None
-    root = Path(asked.stdout.strip()) if asked and asked.returncode == 0 else Path.home() / ".pyenv"
-    definitions = root / "plugins" / "python-build" / "share" / "python-build"
+    definitions = pyenv_root() / "plugins" / "python-build" / "share" / "python-build"
     assert definitions.is_dir(), f"{definitions}: this machine kind is expected to have pyenv"
     compared, differ = 0, []
     for pin in load_cpython_pins():
