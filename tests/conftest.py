@@ -106,7 +106,7 @@ def mirror_of_three(
     """A mirror with real builds of 3.9, 3.11 and 3.13 (for tox/nox/virtualenv/uv), all
     self-contained zig builds for glibc 2.17 like the session's 3.13 (3.11 is the one the
     install-from-nothing test built into the binary cache)."""
-    from relocpy.install.chain import binary_cache_dir
+    from relocpy.core.home import binaries_dir
     from relocpy.package.mirror import write_index
     from relocpy.pipeline import build
 
@@ -119,7 +119,7 @@ def mirror_of_three(
     for path in (built_archive.archives.gz, built_archive.archives.zst):
         os.link(path, mirror / path.name)
     os.link(built_archive.archives.metadata, mirror / built_archive.archives.metadata.name)
-    for path in binary_cache_dir().glob("cpython-3.11.*-install_only.*"):
+    for path in binaries_dir().glob("cpython-3.11.*-install_only.*"):
         if path.name.endswith((".tar.gz", ".tar.zst", ".json")):
             os.link(path, mirror / path.name)
     write_index(mirror)

@@ -32,9 +32,9 @@ def test_install_from_nothing_builds_caches_and_installs(installed_from_nothing)
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("3.11.2")
-    from relocpy.install.chain import binary_cache_dir
+    from relocpy.core.home import binaries_dir
 
-    records = list((binary_cache_dir() / "specs").glob("*.json"))
+    records = list((binaries_dir() / "specs").glob("*.json"))
     assert len(records) == 1 and json.loads(records[0].read_text())["label"].startswith("3.11.2")
 
 
@@ -42,7 +42,7 @@ def test_a_second_install_comes_from_the_binary_cache(
     installed_from_nothing, tmp_path: Path
 ) -> None:
     """Into an empty data directory (another XDG_DATA_HOME): nothing is built again."""
-    from relocpy.install.chain import binary_cache_dir
+    from relocpy.core.home import binaries_dir
 
     home = os.environ["RELOCPY_HOME"]
     env = {
@@ -57,11 +57,11 @@ def test_a_second_install_comes_from_the_binary_cache(
     link = Path(home) / "xdg-cache" / "relocpy"
     if not link.exists():
         link.symlink_to(Path(home) / "cache")
-    before = sorted((binary_cache_dir() / "specs").glob("*.json"))
+    before = sorted((binaries_dir() / "specs").glob("*.json"))
     result = subprocess.run([*RELOCPY, "install", "3.11"], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     assert "from binary cache" in result.stderr and "building" not in result.stderr
-    assert sorted((binary_cache_dir() / "specs").glob("*.json")) == before
+    assert sorted((binaries_dir() / "specs").glob("*.json")) == before
     assert Path(result.stdout.strip()).is_relative_to(tmp_path / "data")
 
 

@@ -360,16 +360,16 @@ def _list(args: argparse.Namespace) -> int:
     available: list[dict[str, object]] = []
     notes: list[str] = []
     if args.available:
+        from relocpy.core.home import binaries_dir
         from relocpy.core.records import RecordError
-        from relocpy.install.chain import binary_cache_dir
         from relocpy.install.config import load_config, mirrors_in_order
         from relocpy.install.selection import Machine, explain
         from relocpy.package.mirror import Mirror, MirrorError
 
         machine = Machine.current()
         sources = mirrors_in_order(args.mirror, load_config())
-        if (binary_cache_dir() / "index.json").is_file():
-            sources.append(str(binary_cache_dir()))
+        if (binaries_dir() / "index.json").is_file():
+            sources.append(str(binaries_dir()))
         for location in sources:
             try:
                 entries = Mirror(location).entries()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from relocpy.core import home
 from relocpy.core.errors import RelocpyError, SourceUnavailableError, UnknownVersionError
@@ -58,10 +57,6 @@ class Plan:
             why = candidate.why_not or mark
             lines.append(f"  {number:2}. {candidate.entry.name}: {why}")
         return lines
-
-
-def binary_cache_dir() -> Path:
-    return home.binaries_dir()
 
 
 def _offers(location: str, request: str, machine: Machine) -> tuple[list[Candidate], str]:
@@ -156,7 +151,7 @@ def plan(
             notes.append(f"mirror {note}")
             if candidates and candidates[0].eligible:
                 return Plan(request, "mirror", location, None, candidates, notes=notes)
-        cache = binary_cache_dir()
+        cache = home.binaries_dir()
         if (cache / "index.json").is_file():
             candidates, note = _offers(str(cache), request, machine)
             notes.append(f"binary cache {note}")
@@ -250,7 +245,7 @@ def _build_into_cache(chosen: Plan, reporter: Reporter) -> str:
     assert isinstance(spec, MatrixSpec)
     reporter.step(f"no mirror has {chosen.request}: building {chosen.estimate}")
     _check_source(spec, chosen.notes, reporter)
-    cache = LocalBinaryCache(binary_cache_dir())
+    cache = LocalBinaryCache(home.binaries_dir())
     [planned] = plan_specs([spec], cache)
     outcome = build_planned(
         planned, cache, [], jobs=os.cpu_count() or 1, verify=False, reporter=reporter
