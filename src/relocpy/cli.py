@@ -127,8 +127,15 @@ def _parser() -> argparse.ArgumentParser:
         m.add_argument("--json", action="store_true", help="print JSON")
         m.add_argument(
             "--cache",
-            type=Path,
-            help="binary cache directory, also a mirror (default: ~/.cache/relocpy/binaries)",
+            help="binary cache: a directory, also a mirror (default: ~/.cache/relocpy/binaries),"
+            " or a registry shared by many machines, oci://HOST[:PORT]/REPO",
+        )
+        m.add_argument(
+            "--only",
+            action="append",
+            default=[],
+            metavar="HASH",
+            help="only the spec whose hash starts with HASH (8+ hex digits; repeatable)",
         )
         m.add_argument(
             "--mirror",
@@ -141,6 +148,27 @@ def _parser() -> argparse.ArgumentParser:
             m.add_argument(
                 "--verify", action="store_true", help="verify each product before storing it"
             )
+            m.add_argument(
+                "--libraries-only",
+                action="store_true",
+                help="build only the specs' third-party libraries, into the library cache",
+            )
+
+    p = sub.add_parser("ci", help="CI pipelines for a build matrix")
+    ci_sub = p.add_subparsers(dest="ci_command", required=True, metavar="{generate}")
+    g = ci_sub.add_parser(
+        "generate",
+        help="a GitHub Actions or GitLab CI pipeline: one job per spec the shared cache lacks",
+    )
+    g.add_argument("file", type=Path, help="the matrix, a TOML file (as the pipeline names it)")
+    engine = g.add_mutually_exclusive_group(required=True)
+    engine.add_argument("--github", dest="engine", action="store_const", const="github")
+    engine.add_argument("--gitlab", dest="engine", action="store_const", const="gitlab")
+    g.add_argument("--cache", required=True, help="the shared binary cache, oci://HOST[:PORT]/REPO")
+    g.add_argument(
+        "--setup", help="the command that installs relocpy on a runner (default: pip install)"
+    )
+    g.add_argument("-o", "--output", type=Path, help="write the pipeline here (default: stdout)")
 
     p = sub.add_parser("repair", help="make an installed CPython prefix relocatable (copy)")
     p.add_argument("prefix", type=Path, help="an installed CPython 3.8+ (its root directory)")
@@ -152,7 +180,10 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("mirror", help="manage a mirror directory of interpreter archives")
     mirror_sub = p.add_subparsers(dest="mirror_command", required=True, metavar="{index}")
     m = mirror_sub.add_parser("index", help="write index.json and uv-downloads.json for DIR")
-    m.add_argument("directory", type=Path, help="a directory of cpython-*.tar.gz/.tar.zst")
+    m.add_argument(
+        "directory",
+        help="a directory of cpython-*.tar.gz/.tar.zst, or a registry oci://HOST[:PORT]/REPO",
+    )
     m.add_argument("--base-url", help="URL the directory is served at (default: its file:// URL)")
 
     mirror_help = (
@@ -491,6 +522,21 @@ def _stages(args: argparse.Namespace) -> int:
     reporter = console_reporter()
     if args.command == "matrix":
         return _matrix(args, console, reporter)
+    if args.command == "ci":
+        from relocpy.matrix import ci
+        from relocpy.matrix.run import plan_file
+
+        planned = plan_file(args.file, args.cache)
+        text = ci.generate(
+            planned, str(args.file), args.cache, args.engine, args.setup or ci.DEFAULT_SETUP
+        )
+        if args.output:
+            args.output.write_text(text)
+            todo = sum(p.where != "registry" for p in planned)
+            print(f"wrote {args.output}: {todo} of {len(planned)} specs to build")
+        else:
+            print(text, end="")
+        return 0
     if args.command == "versions":
         rows = releases.versions(probe=not args.offline)
         if args.json:
@@ -560,8 +606,14 @@ def _stages(args: argparse.Namespace) -> int:
     elif args.command == "mirror":
         from relocpy.package.mirror import write_index
 
-        entries = write_index(args.directory, args.base_url)
-        print(f"indexed {len(entries)} archives in {args.directory}")
+        if args.directory.startswith("oci://"):
+            from relocpy.matrix.bincache import OciBinaryCache
+
+            names = OciBinaryCache(args.directory).reindex()
+            print(f"indexed {len(names)} archives in {args.directory}")
+        else:
+            entries = write_index(Path(args.directory), args.base_url)
+            print(f"indexed {len(entries)} archives in {args.directory}")
     elif args.command == "verify":
         from relocpy.verify.distro import known_suite, verify_in_distro
 
@@ -605,7 +657,7 @@ def _matrix(args: argparse.Namespace, console: Console, reporter: Reporter) -> i
     from relocpy.matrix import run as matrixbuild
 
     if args.matrix_command == "plan":
-        planned = matrixbuild.plan_file(args.file, args.cache, args.mirror)
+        planned = matrixbuild.plan_file(args.file, args.cache, args.mirror, args.only)
         if args.json:
             print(json.dumps([p.as_dict() for p in planned], indent=2))
             return 0
@@ -616,6 +668,11 @@ def _matrix(args: argparse.Namespace, console: Console, reporter: Reporter) -> i
             table.add_row(str(number), escape(each.spec.label), each.digest[:16], each.where)
         console.print(table)
         return 0
+    if args.libraries_only:
+        chosen = matrixbuild.plan_file(args.file, args.cache, args.mirror, args.only)
+        count = matrixbuild.build_libraries_only(chosen, reporter)
+        print(f"the libraries of {count} of {len(chosen)} specs are in the library cache")
+        return 0
     outcomes = matrixbuild.build_file(
         args.file,
         args.cache,
@@ -623,6 +680,7 @@ def _matrix(args: argparse.Namespace, console: Console, reporter: Reporter) -> i
         parallel=args.parallel,
         verify=args.verify,
         reporter=reporter,
+        only=args.only,
     )
     if args.json:
         print(json.dumps([o.as_dict() for o in outcomes], indent=2))

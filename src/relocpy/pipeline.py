@@ -309,6 +309,37 @@ def build(
         raise
 
 
+def build_libraries_for(
+    request: str,
+    *,
+    toolchain: str = "zig",
+    glibc: str | None = None,
+    readline: str = "libedit",
+    march: str = "x86-64",
+    cflags: tuple[str, ...] = (),
+    opt: str = "noopt",
+    jobs: int | None = None,
+    reporter: Reporter | None = None,
+) -> list[BuiltLibrary]:
+    """Only the third-party libraries a `build` with these options links, into the library
+    cache: a CI job that runs first, so the builds that follow share them."""
+    reporter = reporter or QuietReporter()
+    pin = resolve_cpython(request)
+    check_toolchain_choice(toolchain, glibc, "source", opt)
+    logs = home.cache_dir() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = logs / f"libraries-{pin.version}.{os.getpid()}.log"
+    log.write_text(f"relocpy {__version__}: the libraries of CPython {pin.version}\n")
+    tools = select_toolchain(toolchain, glibc, "source", reporter, log, opt)
+    return build_libraries(
+        libraries_for(pin.version_tuple, readline),
+        tools,
+        reporter,
+        jobs or max(1, os.cpu_count() or 1),
+        library_cflags(spec_cflags(march, cflags)),
+    )
+
+
 def toolchain_identity(name: str, glibc: str | None) -> str:
     """What names a toolchain in build hashes, without installing or building anything."""
     if name == "zig":

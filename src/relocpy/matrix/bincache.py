@@ -11,13 +11,15 @@ import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
+import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from filelock import FileLock
 
@@ -327,8 +329,177 @@ class MirrorBinaryCache:
         self.mirror.fetch_file(name, size, target, reporter)
 
 
+SPEC_ARTIFACT = "application/vnd.relocpy.spec.v1"
+INDEX_ARTIFACT = "application/vnd.relocpy.mirror-index.v1"
+RECORD_TYPE = "application/vnd.relocpy.spec-record.v1+json"
+ENTRIES_NAME = "entries.json"  # a spec artifact's index entries, merged into the mirror index
+_HASH = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _media_type(name: str) -> str:
+    if name.endswith(".tar.gz"):
+        return "application/gzip"
+    if name.endswith(".tar.zst"):
+        return "application/zstd"
+    if name.endswith(".json"):
+        return "application/json"
+    return "text/plain" if name.endswith(".log") else "application/octet-stream"
+
+
+class OciBinaryCache:
+    """An OCI registry repository (`oci://HOST[:PORT]/REPO`): read and written.
+
+    Each spec is one ORAS artifact tagged by its hash: its files as layers, plus its record
+    (`<hash>.json`) and its index entries (`entries.json`). The tag is put last, after every
+    blob is in, so an interrupted push claims nothing; two jobs pushing one spec push the same
+    blobs, and the tag ends on one complete manifest. The `index` tag is the mirror view:
+    `index.json`, `uv-downloads.json` and every archive, for `relocpy install --mirror` and uv.
+    """
+
+    def __init__(self, location: str) -> None:
+        from relocpy.package.oci import OciClient
+
+        self.client = OciClient(location)
+        self.location = self.client.where.url
+
+    def _manifest(self, digest: str) -> dict[str, Any] | None:
+        from relocpy.package.oci import OciError
+
+        try:
+            found = self.client.manifest(digest)
+        except OciError as exc:
+            raise BinaryCacheError(exc.message, hint=exc.hint) from None
+        return None if found is None else found[0]
+
+    def _layers(self, digest: str) -> dict[str, dict[str, Any]] | None:
+        from relocpy.package.oci import OciError, titled_layers
+
+        manifest = self._manifest(digest)
+        if manifest is None:
+            return None
+        try:
+            return titled_layers(manifest)
+        except OciError as exc:
+            raise BinaryCacheError(f"{self.location}:{digest[:16]}…: {exc.message}") from None
+
+    def _read(self, layer: dict[str, Any]) -> bytes:
+        from relocpy.package.oci import OciError
+
+        try:
+            return self.client.read_blob(layer["digest"])
+        except OciError as exc:
+            raise BinaryCacheError(exc.message, hint=exc.hint) from None
+
+    def record_text(self, digest: str) -> str | None:
+        layers = self._layers(digest)
+        if layers is None or f"{digest}.json" not in layers:
+            return None
+        return self._read(layers[f"{digest}.json"]).decode("utf-8")
+
+    def lookup(self, digest: str) -> CacheEntry | None:
+        layers = self._layers(digest)
+        if layers is None:
+            return None
+        record = layers.get(f"{digest}.json")
+        if record is None:
+            raise BinaryCacheError(f"{self.location}:{digest} has no spec record layer")
+        entry = _entry_from_json(self._read(record).decode("utf-8"), self.location)
+        for stored in entry.files:
+            item = layers.get(stored.name)
+            if item is None or item["digest"] != f"sha256:{stored.sha256}":
+                raise BinaryCacheError(
+                    f"{self.location}:{digest[:16]}…: the layer of {stored.name} disagrees with"
+                    " the spec record",
+                    hint="the manifest was altered; push the spec again",
+                )
+        return entry
+
+    def fetch(self, entry: CacheEntry, name: str, target: Path, reporter: Reporter) -> None:
+        from relocpy.package.oci import OciError
+
+        stored = next(f for f in entry.files if f.name == name)
+        try:
+            self.client.pull_blob(f"sha256:{stored.sha256}", stored.size, target, reporter, name)
+        except OciError as exc:
+            raise BinaryCacheError(exc.message, hint=exc.hint) from None
+
+    def push(self, local: LocalBinaryCache, entry: CacheEntry, reporter: Reporter) -> None:
+        """Push a spec from a local cache: blobs first, the tag last."""
+        from relocpy.package.mirror import entries_for, index_document
+        from relocpy.package.oci import EMPTY_BLOB, artifact_manifest, layer
+
+        paths = [local.root / f.name for f in entry.files]
+        record = local.record_text(entry.spec_hash)
+        if record is None:
+            raise BinaryCacheError(f"{local.location} lost the record of {entry.spec_hash}")
+        layers = []
+        for stored, path in zip(entry.files, paths, strict=True):
+            reporter.step(f"pushing {stored.name} ({stored.size / 1e6:.1f} MB) to {self.location}")
+            digest, size = self.client.push_blob(path, f"sha256:{stored.sha256}")
+            layers.append(layer(stored.name, digest, size, _media_type(stored.name)))
+        entries = json.dumps(index_document(entries_for(paths)), indent=2, sort_keys=True)
+        for name, data, kind in (
+            (ENTRIES_NAME, entries.encode(), "application/json"),
+            (f"{entry.spec_hash}.json", record.encode(), RECORD_TYPE),
+        ):
+            digest, size = self.client.push_blob(data)
+            layers.append(layer(name, digest, size, kind))
+        self.client.push_blob(EMPTY_BLOB)
+        manifest = artifact_manifest(
+            SPEC_ARTIFACT, layers, {"org.opencontainers.image.description": entry.label}
+        )
+        self.client.put_manifest(entry.spec_hash, manifest)
+
+    def reindex(self) -> list[str]:
+        """Rewrite the `index` artifact over every spec in the repository; the archive names."""
+        from relocpy.package.mirror import index_document, parse_index, uv_download_entries
+        from relocpy.package.oci import EMPTY_BLOB, artifact_manifest, layer
+
+        entries, archive_layers = [], {}
+        for tag in sorted(self.client.tags()):
+            if not _HASH.match(tag):
+                continue
+            layers = self._layers(tag)
+            if layers is None or ENTRIES_NAME not in layers:
+                continue
+            found = parse_index(self._read(layers[ENTRIES_NAME]), f"{self.location}:{tag}")
+            for item in found:
+                entries.append(item)
+                archive_layers[item.name] = layers[item.name]
+                meta = item.name[: -len(".tar.gz" if item.compression == "gz" else ".tar.zst")]
+                if f"{meta}.json" in layers:
+                    archive_layers[f"{meta}.json"] = layers[f"{meta}.json"]
+        if not entries:
+            raise BinaryCacheError(f"{self.location} holds no spec with an interpreter archive")
+        uv = uv_download_entries(entries, "")
+        blob_url = f"{self.client.where.api}/blobs/"
+        for value in uv.values():
+            name = str(value["url"]).lstrip("/")
+            value["url"] = blob_url + str(archive_layers[urllib.parse.unquote(name)]["digest"])
+        top = []
+        for name, data in (
+            ("index.json", index_document(entries)),
+            ("uv-downloads.json", uv),
+        ):
+            digest, size = self.client.push_blob(
+                (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+            )
+            top.append(layer(name, digest, size, "application/json"))
+        self.client.push_blob(EMPTY_BLOB)
+        manifest = artifact_manifest(
+            INDEX_ARTIFACT, [*top, *(archive_layers[n] for n in sorted(archive_layers))]
+        )
+        from relocpy.package.mirror import OCI_INDEX_TAG
+
+        self.client.put_manifest(OCI_INDEX_TAG, manifest)
+        return sorted(e.name for e in entries)
+
+
 def open_mirror(location: str) -> BinaryCache:
-    """A cache to read from: a local directory, or a file:// or http(s):// mirror."""
+    """A cache to read from: a local directory, an oci:// registry repository, or a file:// or
+    http(s):// mirror."""
+    if location.startswith("oci://"):
+        return OciBinaryCache(location)
     if "://" in location:
         return MirrorBinaryCache(location)
     return LocalBinaryCache(Path(location))

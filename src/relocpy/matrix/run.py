@@ -23,6 +23,7 @@ from relocpy.matrix.bincache import (
     BinaryCache,
     CacheEntry,
     LocalBinaryCache,
+    OciBinaryCache,
     build_tag,
     find,
     open_mirror,
@@ -31,7 +32,7 @@ from relocpy.matrix.bincache import (
     toolchain_identity,
 )
 from relocpy.matrix.spec import MatrixSpec, load_matrix
-from relocpy.pipeline import build
+from relocpy.pipeline import build, build_libraries_for
 from relocpy.verify.checks import verify as verify_archive
 
 
@@ -72,9 +73,14 @@ class SpecOutcome:
 
 
 def plan(
-    specs: list[MatrixSpec], cache: LocalBinaryCache, mirrors: list[BinaryCache] | None = None
+    specs: list[MatrixSpec],
+    cache: LocalBinaryCache,
+    mirrors: list[BinaryCache] | None = None,
+    remote: OciBinaryCache | None = None,
 ) -> list[PlannedSpec]:
-    """Each spec with its hash and whether the local cache or a mirror already has it."""
+    """Each spec with its hash and where it already is: "registry" (the shared `remote`
+    cache), "local" (the cache directory), "mirror", or "missing". A `remote` that cannot be
+    read is an error, not a miss: it is where the results go."""
     identities: dict[tuple[str, str | None], str] = {}
     planned = []
     for spec in specs:
@@ -83,15 +89,45 @@ def plan(
             identities[key] = toolchain_identity(spec)
         inputs = spec_inputs(spec, identities[key])
         digest = spec_hash(inputs)
-        planned.append(PlannedSpec(spec, digest, find(digest, cache, mirrors or []).where, inputs))
+        if remote is not None and remote.lookup(digest) is not None:
+            where = "registry"
+        else:
+            where = find(digest, cache, mirrors or []).where
+        planned.append(PlannedSpec(spec, digest, where, inputs))
     return planned
 
 
+def select(planned: list[PlannedSpec], only: list[str], source: str) -> list[PlannedSpec]:
+    """The specs whose hash starts with one of `only` (all if `only` is empty)."""
+    if not only:
+        return planned
+    chosen = [p for p in planned if any(p.digest.startswith(h.lower()) for h in only)]
+    unmatched = [h for h in only if not any(p.digest.startswith(h.lower()) for p in planned)]
+    if unmatched or any(len(h) < 8 for h in only):
+        raise RelocpyError(
+            f"no spec of {source} has the hash {', '.join(unmatched or only)}"
+            + (" (give at least 8 hex digits)" if any(len(h) < 8 for h in only) else ""),
+            hint=f"`relocpy matrix plan {source}` lists every spec with its hash",
+        )
+    return chosen
+
+
+def _caches(cache: str | Path | None) -> tuple[LocalBinaryCache, OciBinaryCache | None]:
+    """The local cache directory and, for an oci:// cache, the registry it feeds."""
+    if isinstance(cache, str) and cache.startswith("oci://"):
+        return LocalBinaryCache(home.binaries_dir()), OciBinaryCache(cache)
+    return LocalBinaryCache(Path(cache) if cache else home.binaries_dir()), None
+
+
 def plan_file(
-    path: Path, cache_dir: Path | None = None, mirrors: list[str] | None = None
+    path: Path,
+    cache_dir: str | Path | None = None,
+    mirrors: list[str] | None = None,
+    only: list[str] | None = None,
 ) -> list[PlannedSpec]:
-    cache = LocalBinaryCache(cache_dir or home.binaries_dir())
-    return plan(load_matrix(path), cache, [open_mirror(m) for m in mirrors or []])
+    local, remote = _caches(cache_dir)
+    planned = plan(load_matrix(path), local, [open_mirror(m) for m in mirrors or []], remote)
+    return select(planned, only or [], str(path))
 
 
 class _Prefixed:
@@ -149,7 +185,7 @@ def build_planned(
                 build_tag=tag,
                 reporter=reporter,
                 toolchain=spec.toolchain,
-                glibc=spec.glibc if spec.toolchain == "zig" else None,
+                glibc=spec.glibc,
                 libs=spec.libs,
                 readline=spec.readline,
                 march=spec.march,
@@ -188,6 +224,30 @@ def build_planned(
     finally:
         if out is not None:
             shutil.rmtree(out, ignore_errors=True)
+
+
+def build_libraries_only(planned: list[PlannedSpec], reporter: Reporter | None = None) -> int:
+    """Only the libraries of each spec, into the library cache (a CI pipeline's library job);
+    the number of specs that link libraries built here."""
+    reporter = reporter or QuietReporter()
+    count = 0
+    for item in planned:
+        spec = item.spec
+        if spec.libs != "source":
+            reporter.step(f"{spec.label}: links the host's libraries; nothing to build")
+            continue
+        build_libraries_for(
+            spec.version,
+            toolchain=spec.toolchain,
+            glibc=spec.glibc,
+            readline=spec.readline,
+            march=spec.march,
+            cflags=spec.cflags,
+            opt=spec.opt,
+            reporter=reporter,
+        )
+        count += 1
+    return count
 
 
 def build_matrix(
@@ -234,16 +294,46 @@ def build_matrix(
 
 def build_file(
     path: Path,
-    cache_dir: Path | None = None,
+    cache_dir: str | Path | None = None,
     mirrors: list[str] | None = None,
     *,
     parallel: int = 1,
     verify: bool = False,
     reporter: Reporter | None = None,
+    only: list[str] | None = None,
 ) -> list[SpecOutcome]:
-    cache = LocalBinaryCache(cache_dir or home.binaries_dir())
+    """Build the matrix's specs (those of `only`, if given) that the cache lacks.
+
+    `cache_dir` is a directory, or an `oci://HOST[:PORT]/REPO` registry shared by many
+    machines: then each spec the registry lacks is built (or fetched) into this machine's
+    binary cache and pushed, and the registry's mirror index is rewritten.
+    """
+    reporter = reporter or QuietReporter()
+    local, remote = _caches(cache_dir)
     sources = [open_mirror(m) for m in mirrors or []]
-    planned = plan(load_matrix(path), cache, sources)
-    return build_matrix(
-        planned, cache, sources, parallel=parallel, verify=verify, reporter=reporter
-    )
+    planned = select(plan(load_matrix(path), local, sources, remote), only or [], str(path))
+    if remote is None:
+        return build_matrix(
+            planned, local, sources, parallel=parallel, verify=verify, reporter=reporter
+        )
+    present = {p.digest for p in planned if p.where == "registry"}
+    todo = [p for p in planned if p.digest not in present]
+    outcomes = {
+        o.planned.digest: o
+        for o in build_matrix(
+            todo, local, sources, parallel=parallel, verify=verify, reporter=reporter
+        )
+    }
+    results = []
+    for item in planned:
+        if item.digest in present:
+            results.append(SpecOutcome(item, "cached", 0.0, None, None, remote.lookup(item.digest)))
+            continue
+        outcome = outcomes[item.digest]
+        if outcome.entry is not None and outcome.status != "failed":
+            remote.push(local, outcome.entry, reporter)
+        results.append(outcome)
+    if len(present) < len(planned) and any(o.status != "failed" for o in outcomes.values()):
+        reporter.step(f"rewriting the mirror index of {remote.location}")
+        remote.reindex()
+    return results

@@ -32,6 +32,7 @@ from relocpy.core.records import (
 INDEX_NAME = "index.json"
 UV_INDEX_NAME = "uv-downloads.json"
 SUMS_NAME = "SHA256SUMS"  # python-build-standalone's release listing
+OCI_INDEX_TAG = "index"  # the tag of a registry mirror's index artifact
 INDEX_FORMAT = 1
 _SCAN_CACHE = ".relocpy-index-cache.json"
 _ARCHIVE = re.compile(
@@ -275,6 +276,21 @@ def _entry_for(path: Path, fields: dict[str, str]) -> MirrorEntry:
     )
 
 
+def entries_for(paths: list[Path]) -> list[MirrorEntry]:
+    """Index entries for the interpreter archives among `paths`, each opened and checked."""
+    entries = []
+    for path in sorted(paths):
+        fields = parse_archive_name(path.name)
+        if fields is not None and fields["flavour"].startswith("install_only"):
+            entries.append(_entry_for(path, fields))
+    return entries
+
+
+def index_document(entries: list[MirrorEntry]) -> dict[str, object]:
+    """`index.json`'s content for `entries`."""
+    return {"format": INDEX_FORMAT, "archives": [asdict(e) for e in entries]}
+
+
 def scan_directory(directory: Path) -> list[MirrorEntry]:
     """Every interpreter archive (install_only, install_only_stripped) in `directory`, opened
     and checked (see `_entry_for`). One that is
@@ -368,8 +384,7 @@ def write_index(directory: Path, base_url: str | None = None) -> list[MirrorEntr
     entries = scan_directory(directory)
     if not entries:
         raise MirrorError(f"no interpreter archives (cpython-*.tar.gz/.tar.zst) in {directory}")
-    index = {"format": INDEX_FORMAT, "archives": [asdict(e) for e in entries]}
-    _write_json(directory / INDEX_NAME, index)
+    _write_json(directory / INDEX_NAME, index_document(entries))
     _write_json(
         directory / UV_INDEX_NAME, uv_download_entries(entries, base_url or directory.as_uri())
     )
@@ -460,6 +475,26 @@ def parse_uv_downloads(text: str | bytes, source: str) -> list[MirrorEntry]:
     return entries
 
 
+class _CheckedBlob:
+    """A registry blob read whole and checked against its digest, as a response."""
+
+    status = 200
+
+    def __init__(self, data: bytes) -> None:
+        self._data, self._at = data, 0
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self._data) if size < 0 else self._at + size
+        chunk, self._at = self._data[self._at : end], min(end, len(self._data))
+        return chunk
+
+    def __enter__(self) -> _CheckedBlob:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
 class _LocalResponse:
     """A local file opened as urllib's response to a file:// URL would be (status 206 when read
     from an offset), for the readers in `Mirror`."""
@@ -492,6 +527,10 @@ def _open_local(url: str, name: str, mirror: str, offset: int) -> _LocalResponse
 
 
 def _mirror_url(mirror: str) -> str:
+    if mirror.startswith("oci://"):
+        from relocpy.package.oci import parse_location
+
+        return parse_location(mirror).url
     if "://" in mirror:
         return check_url(mirror.rstrip("/"), "the mirror")
     return Path(mirror).absolute().as_uri()
@@ -499,12 +538,15 @@ def _mirror_url(mirror: str) -> str:
 
 class Mirror:
     """A mirror at a local path, a file:// URL or an http(s):// URL: a directory with relocpy's
-    `index.json` or python-build-standalone's `SHA256SUMS`, or a uv downloads `.json` file."""
+    `index.json` or python-build-standalone's `SHA256SUMS`, or a uv downloads `.json` file; or
+    an OCI registry repository (`oci://HOST[:PORT]/REPO`), whose `index` artifact names the
+    index files and archives as its layers (see `relocpy.matrix.bincache.OciBinaryCache`)."""
 
     def __init__(self, location: str, timeout: float = 10.0) -> None:
         self.location = location
         self.url = _mirror_url(location)
         self.timeout = timeout
+        self._oci_layers: dict[str, dict[str, object]] | None = None
 
     @property
     def is_local(self) -> bool:
@@ -517,6 +559,8 @@ class Mirror:
 
     def open(self, name: str, offset: int = 0):  # type: ignore[no-untyped-def]
         """A response for `name` (relative to the mirror, or an absolute URL) from `offset`."""
+        if self.url.startswith("oci://"):
+            return self._open_oci(name, offset)
         url = self._url_of(name)
         if url.startswith("file:"):  # read directly: urllib's import alone costs an install 40 ms
             return _open_local(url, name, self.url, offset)
@@ -541,6 +585,34 @@ class Mirror:
                 f"cannot reach mirror {self.url}: {reason}",
                 hint="check the URL (or --mirror) and the network",
             ) from exc
+
+    def _open_oci(self, name: str, offset: int):  # type: ignore[no-untyped-def]
+        """A file of the registry's `index` artifact, by its title (its digest is checked by
+        `download`, against the index entry that names it, or by reading it whole)."""
+        from relocpy.package.oci import OciClient, OciError, titled_layers
+
+        client = OciClient(self.url, timeout=self.timeout)
+        try:
+            if self._oci_layers is None:
+                found = client.manifest(OCI_INDEX_TAG)
+                if found is None:
+                    raise MirrorFileMissing(
+                        f"the registry repository {self.url} has no {OCI_INDEX_TAG!r} tag",
+                        hint="push builds with `relocpy matrix build … --cache "
+                        f"{self.url}`, then `relocpy mirror index {self.url}`",
+                    )
+                self._oci_layers = titled_layers(found[0])
+            item = self._oci_layers.get(name)
+            if item is None:
+                raise MirrorFileMissing(f"mirror {self.url} has no {name}")
+            digest = str(item["digest"])
+            if offset or not name.endswith(".json"):
+                return client.open_blob(digest, offset)  # streamed; `download` checks it
+            return _CheckedBlob(client.read_blob(digest))
+        except OciError as exc:
+            if isinstance(exc, MirrorError):
+                raise
+            raise MirrorError(exc.message, hint=exc.hint) from None
 
     def _read(self, name: str) -> bytes:
         with self.open(name) as response:

@@ -1,0 +1,194 @@
+"""`relocpy ci generate`: a build matrix as a pipeline for an existing CI engine.
+
+As `spack ci generate` does for GitLab: one job per spec that the shared binary cache lacks
+(specs it holds are left out), one job per distinct set of third-party libraries that those
+specs share (the engine's own cache carries the library cache from it to the spec jobs), and a
+last job that rewrites the shared cache's mirror index. Every spec job runs
+`relocpy matrix build MATRIX --only HASH --cache URL`, so a job needs nothing from another but
+the libraries (an optimisation: without them it builds them itself) and the cache URL.
+
+Pure: `pipeline_jobs` decides the jobs from a plan; `github_workflow` and `gitlab_pipeline`
+shape them for each engine; `render` writes YAML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from relocpy import __version__
+from relocpy.matrix.run import PlannedSpec
+
+ENGINES = ("github", "gitlab")
+# Inside the job's workspace, so that both engines' caches can carry it.
+JOB_HOME = ".relocpy"
+LIBRARY_CACHE = f"{JOB_HOME}/cache/libs"
+DEFAULT_SETUP = f"python3 -m pip install relocpy=={__version__}"
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    title: str
+    command: str
+    needs: tuple[str, ...] = ()
+    cache_key: str | None = None  # the library cache this job fills (libs) or reads (specs)
+    fills_cache: bool = False
+
+
+def library_group(planned: PlannedSpec) -> str | None:
+    """A short key for the set of libraries a spec links (None: it builds none)."""
+    libraries = planned.inputs.get("libraries")
+    if not libraries:
+        return None
+    identity = json.dumps([libraries, planned.inputs.get("toolchain")], sort_keys=True)
+    return hashlib.sha256(identity.encode()).hexdigest()[:12]
+
+
+def pipeline_jobs(planned: list[PlannedSpec], matrix: str, cache_url: str) -> list[Job]:
+    """Library jobs, spec jobs (for what the cache lacks) and the publish job, in order."""
+    todo = [p for p in planned if p.where != "registry"]
+    quoted = shlex.quote(matrix)
+    cache = shlex.quote(cache_url)
+    jobs: list[Job] = []
+    groups: dict[str, PlannedSpec] = {}
+    for item in todo:
+        group = library_group(item)
+        if group is not None and group not in groups:
+            groups[group] = item
+            jobs.append(
+                Job(
+                    name=f"libs-{group}",
+                    title=f"libraries for {item.spec.label}",
+                    command=f"relocpy matrix build {quoted} --only {item.digest[:16]}"
+                    " --libraries-only",
+                    cache_key=f"relocpy-libs-{group}",
+                    fills_cache=True,
+                )
+            )
+    spec_jobs = []
+    for item in todo:
+        group = library_group(item)
+        spec_jobs.append(
+            Job(
+                name=f"spec-{item.digest[:16]}",
+                title=item.spec.label,
+                command=f"relocpy matrix build {quoted} --only {item.digest[:16]}"
+                f" --cache {cache} --verify",
+                needs=(f"libs-{group}",) if group else (),
+                cache_key=f"relocpy-libs-{group}" if group else None,
+            )
+        )
+    jobs += spec_jobs
+    jobs.append(
+        Job(
+            name="publish",
+            title=f"index {cache_url}",
+            command=f"relocpy mirror index {cache}",
+            needs=tuple(j.name for j in spec_jobs),
+        )
+    )
+    return jobs
+
+
+def _credentials(engine: str) -> dict[str, str]:
+    if engine == "github":
+        return {
+            "RELOCPY_OCI_USERNAME": "${{ secrets.RELOCPY_OCI_USERNAME }}",
+            "RELOCPY_OCI_PASSWORD": "${{ secrets.RELOCPY_OCI_PASSWORD }}",
+        }
+    return {}  # GitLab: set RELOCPY_OCI_USERNAME/PASSWORD as masked CI/CD variables
+
+
+def github_workflow(
+    jobs: list[Job], matrix: str, setup: str = DEFAULT_SETUP, runner: str = "ubuntu-latest"
+) -> dict[str, Any]:
+    """A GitHub Actions workflow; the library cache travels by actions/cache."""
+    out: dict[str, Any] = {}
+    for job in jobs:
+        steps: list[dict[str, Any]] = [
+            {"uses": "actions/checkout@v4"},
+            {"name": "install relocpy", "run": setup},
+        ]
+        if job.cache_key:
+            steps.append(
+                {
+                    "name": "library cache",
+                    "uses": "actions/cache@v4" if job.fills_cache else "actions/cache/restore@v4",
+                    "with": {"path": LIBRARY_CACHE, "key": job.cache_key},
+                }
+            )
+        steps.append({"name": job.title, "run": job.command})
+        body: dict[str, Any] = {"name": job.title, "runs-on": runner}
+        if job.needs:
+            body["needs"] = list(job.needs)
+        if job.name == "publish":
+            body["if"] = "${{ !cancelled() }}"  # publish what did build
+        body["steps"] = steps
+        out[job.name] = body
+    return {
+        "name": f"relocpy matrix {matrix}",
+        "on": {"workflow_dispatch": {}, "push": {"paths": [matrix]}},
+        "env": {
+            "RELOCPY_HOME": "${{ github.workspace }}/" + JOB_HOME,
+            **_credentials("github"),
+        },
+        "jobs": out,
+    }
+
+
+def gitlab_pipeline(
+    jobs: list[Job], matrix: str, setup: str = DEFAULT_SETUP, image: str = "debian:12"
+) -> dict[str, Any]:
+    """A GitLab CI pipeline in three stages; the library cache travels by GitLab's cache."""
+    out: dict[str, Any] = {
+        "stages": ["libraries", "build", "publish"],
+        "variables": {"RELOCPY_HOME": "$CI_PROJECT_DIR/" + JOB_HOME},
+        "default": {"image": image, "before_script": [setup]},
+    }
+    for job in jobs:
+        stage = "publish" if job.name == "publish" else "libraries" if job.fills_cache else "build"
+        body: dict[str, Any] = {"stage": stage, "script": [job.command]}
+        if job.needs:
+            body["needs"] = list(job.needs)
+        if job.cache_key:
+            body["cache"] = {
+                "key": job.cache_key,
+                "paths": [LIBRARY_CACHE],
+                "policy": "push" if job.fills_cache else "pull",
+            }
+        if job.name == "publish":
+            body["when"] = "always"
+        out[job.name] = body
+    return out
+
+
+def render(document: dict[str, Any], engine: str, matrix: str) -> str:
+    head = (
+        f"# Generated by relocpy {__version__} `ci generate {matrix} --{engine}`: one job per"
+        " spec the shared cache lacks.\n"
+    )
+    return head + yaml.safe_dump(document, sort_keys=False, width=1000)
+
+
+def generate(
+    planned: list[PlannedSpec],
+    matrix: str,
+    cache_url: str,
+    engine: str,
+    setup: str = DEFAULT_SETUP,
+) -> str:
+    if engine not in ENGINES:
+        raise ValueError(f"unknown CI engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    jobs = pipeline_jobs(planned, matrix, cache_url)
+    document = (
+        github_workflow(jobs, matrix, setup)
+        if engine == "github"
+        else gitlab_pipeline(jobs, matrix, setup)
+    )
+    return render(document, engine, matrix)

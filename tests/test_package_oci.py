@@ -1,0 +1,397 @@
+"""An OCI registry as the binary cache and mirror, against a real registry on loopback
+(docker-registry with a basic-auth realm): push, pull, install, credentials, a deleted blob,
+a tampered manifest and blob, an interrupted push, two pushes of one spec at once, and the CI
+pipelines generated against it."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fake_tree import make_fake_archives
+from oci_registry import PASSWORD, USER, Registry
+from relocpy.cli import main
+from relocpy.core import home
+from relocpy.core.errors import RelocpyError
+from relocpy.core.progress import QuietReporter
+from relocpy.install.trees import install
+from relocpy.matrix import ci
+from relocpy.matrix.bincache import (
+    BinaryCacheError,
+    CacheEntry,
+    LocalBinaryCache,
+    OciBinaryCache,
+    find,
+)
+from relocpy.matrix.run import plan_file, select
+from relocpy.package.mirror import Mirror, MirrorError
+from relocpy.package.oci import OciClient, OciError, parse_location
+
+SRC = str(Path(__file__).resolve().parent.parent / "src")
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory):
+    with Registry(tmp_path_factory.mktemp("registry")) as running:
+        yield running
+
+
+@pytest.fixture
+def logged_in(registry: Registry, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Registry:
+    monkeypatch.delenv("RELOCPY_OCI_TOKEN", raising=False)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
+    for key, value in registry.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("RELOCPY_HOME", str(tmp_path / "home"))
+    return registry
+
+
+def fake_spec(tmp_path: Path, version: str = "3.99.0") -> tuple[LocalBinaryCache, CacheEntry]:
+    """A spec in a local binary cache: two archives that install and print `fake VERSION`."""
+    gz, zst = make_fake_archives(tmp_path / f"dist-{version}", version)
+    local = LocalBinaryCache(tmp_path / f"local-{version}")
+    digest = hashlib.sha256(f"{tmp_path}{version}".encode()).hexdigest()
+    entry = local.store(digest, f"fake {version}", {"spec": version}, [gz, zst])
+    return local, entry
+
+
+def repository(request: pytest.FixtureRequest) -> str:
+    """One repository per test, so tests never see each other's tags."""
+    return "relocpy/" + request.node.name.lower().replace("_", "-")[:60].strip("-")
+
+
+def test_locations_are_checked() -> None:
+    where = parse_location("oci://127.0.0.1:5000/team/relocpy")
+    assert (where.host, where.repository, where.scheme) == (
+        "127.0.0.1:5000",
+        "team/relocpy",
+        "http",
+    )
+    assert parse_location("oci://ghcr.io/org/pythons").scheme == "https"
+    for bad in ("oci://host", "oci://host/Upper", "oci:///repo", "http://host/repo"):
+        with pytest.raises(OciError):
+            parse_location(bad)
+
+
+def test_a_pushed_spec_is_found_fetched_indexed_and_installed(
+    logged_in: Registry, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    local, entry = fake_spec(tmp_path)
+    remote = OciBinaryCache(logged_in.url(repository(request)))
+    assert remote.lookup(entry.spec_hash) is None  # an empty repository is a miss
+    remote.push(local, entry, QuietReporter())
+    found = remote.lookup(entry.spec_hash)
+    assert found is not None and found.files == entry.files and found.label == entry.label
+    assert json.loads(remote.record_text(entry.spec_hash) or "")["spec_hash"] == entry.spec_hash
+    # the manifest follows ORAS: empty config, artifactType, a title per layer
+    manifest, _ = remote.client.manifest(entry.spec_hash) or ({}, "")
+    assert manifest["config"]["mediaType"] == "application/vnd.oci.empty.v1+json"
+    assert manifest["artifactType"] == "application/vnd.relocpy.spec.v1"
+    titles = [
+        layer["annotations"]["org.opencontainers.image.title"] for layer in manifest["layers"]
+    ]
+    assert set(titles) == {f.name for f in entry.files} | {
+        "entries.json",
+        f"{entry.spec_hash}.json",
+    }
+    # another machine's cache substitutes it, bytes checked
+    other = LocalBinaryCache(tmp_path / "other")
+    lookup = find(entry.spec_hash, other, [remote])
+    assert lookup.where == "mirror"
+    other.substitute(remote, lookup.entry, QuietReporter())  # type: ignore[arg-type]
+    for stored in entry.files:
+        assert (other.root / stored.name).read_bytes() == (local.root / stored.name).read_bytes()
+    # the mirror view: relocpy install and uv's JSON
+    assert remote.reindex() == sorted(f.name for f in entry.files)
+    mirror = Mirror(remote.location)
+    assert sorted(e.name for e in mirror.entries()) == sorted(f.name for f in entry.files)
+    done = install("3.99", remote.location)
+    result = subprocess.run([str(done.executable), "hi"], capture_output=True, text=True)
+    assert result.stdout.strip() == "fake 3.99.0 hi"
+    uv_layer = next(
+        layer
+        for layer in (remote.client.manifest("index") or ({}, ""))[0]["layers"]
+        if layer["annotations"]["org.opencontainers.image.title"] == "uv-downloads.json"
+    )
+    uv = json.loads(remote.client.read_blob(uv_layer["digest"]))
+    [(key, offer)] = uv.items()
+    assert key == "cpython-3.99.0-linux-x86_64-gnu"
+    assert offer["url"].startswith(f"http://{logged_in.host}/v2/{remote.client.where.repository}/")
+    assert offer["url"].endswith(f"/blobs/sha256:{offer['sha256']}")
+
+
+def test_the_cli_installs_from_an_oci_mirror(
+    logged_in: Registry, tmp_path: Path, request: pytest.FixtureRequest, capsys
+) -> None:
+    local, entry = fake_spec(tmp_path, "3.99.1")
+    url = logged_in.url(repository(request))
+    OciBinaryCache(url).push(local, entry, QuietReporter())
+    assert main(["mirror", "index", url]) == 0
+    assert "indexed 2 archives" in capsys.readouterr().out
+    assert main(["install", "3.99", "--mirror", url, "--no-build", "--no-links"]) == 0
+    assert [p.name for p in home.pythons_dir().iterdir() if not p.name.startswith(".")] == [
+        "cpython-3.99.1+20260101-linux-x86_64-gnu"
+    ]
+
+
+def test_wrong_or_missing_credentials_are_one_clear_error_and_store_nothing(
+    logged_in: Registry,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys,
+) -> None:
+    local, entry = fake_spec(tmp_path)
+    url = logged_in.url(repository(request))
+    OciBinaryCache(url).push(local, entry, QuietReporter())
+    OciBinaryCache(url).reindex()
+    monkeypatch.setenv("RELOCPY_OCI_PASSWORD", "wrong")
+    with pytest.raises(BinaryCacheError, match="refused the credentials from RELOCPY_OCI_USER"):
+        OciBinaryCache(url).lookup(entry.spec_hash)
+    with pytest.raises(MirrorError, match="refused the credentials"):
+        Mirror(url).entries()
+    assert main(["install", "3.99", "--mirror", url, "--no-build"]) != 0
+    err = capsys.readouterr().err
+    assert "refused the credentials from RELOCPY_OCI_USERNAME/PASSWORD: 401" in err
+    monkeypatch.delenv("RELOCPY_OCI_USERNAME")
+    monkeypatch.delenv("RELOCPY_OCI_PASSWORD")
+    with pytest.raises(BinaryCacheError, match="asks for credentials and none were given"):
+        OciBinaryCache(url).lookup(entry.spec_hash)
+    assert not home.pythons_dir().exists() or not any(
+        p for p in home.pythons_dir().iterdir() if not p.name.startswith(".")
+    )
+    # a registry that is not there: at once, not after retries
+    with pytest.raises(OciError, match="cannot reach the registry"):
+        OciClient("oci://127.0.0.1:9/relocpy").tags()
+
+
+def test_credentials_from_docker_config(
+    logged_in: Registry, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch
+) -> None:
+    monkeypatch.delenv("RELOCPY_OCI_USERNAME")
+    monkeypatch.delenv("RELOCPY_OCI_PASSWORD")
+    config = tmp_path / "docker"
+    config.mkdir()
+    auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    (config / "config.json").write_text(json.dumps({"auths": {logged_in.host: {"auth": auth}}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    local, entry = fake_spec(tmp_path)
+    remote = OciBinaryCache(logged_in.url(repository(request)))
+    assert remote.client.credentials.source == "docker config.json"
+    remote.push(local, entry, QuietReporter())
+    assert remote.lookup(entry.spec_hash) is not None
+
+
+def _delete_blob(registry: Registry, repo: str, digest: str) -> None:
+    auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    req = urllib.request.Request(
+        f"http://{registry.host}/v2/{repo}/blobs/{digest}",
+        method="DELETE",
+        headers={"Authorization": f"Basic {auth}"},
+    )
+    with urllib.request.urlopen(req) as response:
+        assert response.status == 202
+
+
+def test_a_deleted_blob_is_a_clear_error_and_nothing_is_stored(
+    logged_in: Registry, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    local, entry = fake_spec(tmp_path)
+    repo = repository(request)
+    remote = OciBinaryCache(logged_in.url(repo))
+    remote.push(local, entry, QuietReporter())
+    remote.reindex()
+    gz = next(f for f in entry.files if f.name.endswith(".tar.gz"))
+    zst = next(f for f in entry.files if f.name.endswith(".tar.zst"))
+    for stored in (gz, zst):
+        _delete_blob(logged_in, repo, f"sha256:{stored.sha256}")
+    other = LocalBinaryCache(tmp_path / "other")
+    found = remote.lookup(entry.spec_hash)
+    assert found is not None  # the manifest still names it
+    with pytest.raises(BinaryCacheError, match="404"):
+        other.substitute(remote, found, QuietReporter())
+    assert not other.root.exists() or not [p for p in other.root.rglob("*") if p.is_file()]
+    with pytest.raises(RelocpyError, match="404"):
+        install("3.99", remote.location)
+    assert not home.pythons_dir().exists() or not any(
+        p for p in home.pythons_dir().iterdir() if not p.name.startswith(".")
+    )
+
+
+def test_a_tampered_manifest_or_blob_is_refused_and_nothing_is_stored(
+    logged_in: Registry, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    local, entry = fake_spec(tmp_path)
+    remote = OciBinaryCache(logged_in.url(repository(request)))
+    remote.push(local, entry, QuietReporter())
+    remote.reindex()
+    _, digest = remote.client.manifest(entry.spec_hash) or ({}, "")
+    # swap the archive's layer for the other archive's bytes, in the registry's own storage
+    stored = logged_in.blob_file(digest)
+    gz, zst = (next(f for f in entry.files if f.name.endswith(ext)) for ext in (".gz", ".zst"))
+    stored.write_text(stored.read_text().replace(gz.sha256, zst.sha256))
+    with pytest.raises(BinaryCacheError, match="altered in the registry's storage"):
+        remote.lookup(entry.spec_hash)
+    other = LocalBinaryCache(tmp_path / "other")
+    assert find(entry.spec_hash, other, [remote]).where == "missing"  # a miss, never used
+    # a blob altered on disk: the digest check refuses it, and no file is left
+    for stored_file in (gz, zst):
+        blob = logged_in.blob_file(f"sha256:{stored_file.sha256}")
+        data = bytearray(blob.read_bytes())
+        data[-1] ^= 0xFF
+        blob.write_bytes(bytes(data))
+    target = tmp_path / "pulled.tar.gz"
+    with pytest.raises(OciError, match="has digest"):
+        remote.client.pull_blob(f"sha256:{gz.sha256}", gz.size, target)
+    assert not target.exists() and not target.with_name(target.name + ".part").exists()
+    with pytest.raises(RelocpyError, match="sha256"):
+        install("3.99", remote.location)
+    assert not home.pythons_dir().exists() or not any(
+        p for p in home.pythons_dir().iterdir() if not p.name.startswith(".")
+    )
+
+
+def test_an_interrupted_push_claims_nothing(
+    logged_in: Registry, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch
+) -> None:
+    local, entry = fake_spec(tmp_path)
+    remote = OciBinaryCache(logged_in.url(repository(request)))
+
+    def cut(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # the job was cancelled after the blobs, before the tag
+
+    monkeypatch.setattr(remote.client, "put_manifest", cut)
+    with pytest.raises(KeyboardInterrupt):
+        remote.push(local, entry, QuietReporter())
+    assert all(remote.client.has_blob(f"sha256:{f.sha256}") for f in entry.files)
+    assert remote.lookup(entry.spec_hash) is None and remote.client.tags() == []
+    monkeypatch.undo()
+    for key, value in logged_in.env().items():
+        monkeypatch.setenv(key, value)
+    OciBinaryCache(remote.location).push(local, entry, QuietReporter())  # the retry completes
+    assert OciBinaryCache(remote.location).lookup(entry.spec_hash) is not None
+
+
+PUSH = """
+import sys
+from pathlib import Path
+from relocpy.core.progress import QuietReporter
+from relocpy.matrix.bincache import LocalBinaryCache, OciBinaryCache
+local = LocalBinaryCache(Path(sys.argv[1]))
+entry = local.lookup(sys.argv[2])
+OciBinaryCache(sys.argv[3]).push(local, entry, QuietReporter())
+"""
+
+
+def test_two_jobs_pushing_one_spec_at_once_are_safe(
+    logged_in: Registry, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    local, entry = fake_spec(tmp_path, "3.99.2")
+    copy = tmp_path / "copy"
+    shutil.copytree(local.root, copy)  # the second job's own cache, the same bytes
+    url = logged_in.url(repository(request))
+    env = {**os.environ, "PYTHONPATH": SRC}
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, "-c", PUSH, str(root), entry.spec_hash, url],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for root in (local.root, copy)
+    ]
+    for job in jobs:
+        assert job.wait(timeout=120) == 0, job.stderr.read() if job.stderr else ""
+    remote = OciBinaryCache(url)
+    found = remote.lookup(entry.spec_hash)
+    assert found is not None and found.files == entry.files
+    for stored in entry.files:
+        pulled = tmp_path / "pulled" / stored.name
+        pulled.parent.mkdir(exist_ok=True)
+        remote.fetch(found, stored.name, pulled, QuietReporter())
+        assert pulled.read_bytes() == (local.root / stored.name).read_bytes()
+
+
+MATRIX = """
+[matrix]
+version = ["3.11", "3.13"]
+toolchain = ["zig"]
+opt = ["noopt"]
+
+[[include]]
+version = "3.13"
+toolchain = "gcc"
+libs = "host"
+"""
+
+
+def test_ci_generate_validates_and_leaves_out_what_the_cache_holds(
+    logged_in: Registry, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    matrix = tmp_path / "m.toml"
+    matrix.write_text(MATRIX)
+    url = logged_in.url(repository(request))
+    planned = plan_file(matrix, url)
+    assert [p.where for p in planned] == ["missing"] * 3
+    # one spec's result is in the shared cache: its job is left out
+    local, entry = fake_spec(tmp_path)
+    cached = planned[0].digest
+    local.store(
+        cached, planned[0].spec.label, planned[0].inputs, [local.root / f.name for f in entry.files]
+    )
+    OciBinaryCache(url).push(local, local.lookup(cached), QuietReporter())  # type: ignore[arg-type]
+    planned = plan_file(matrix, url)
+    assert [p.where for p in planned] == ["registry", "missing", "missing"]
+    for engine, schema in (("github", "vendor.github-workflows"), ("gitlab", "vendor.gitlab-ci")):
+        out = tmp_path / f"{engine}.yml"
+        assert (
+            main(["ci", "generate", str(matrix), f"--{engine}", "--cache", url, "-o", str(out)])
+            == 0
+        )
+        checked = subprocess.run(
+            [
+                Path(sys.executable).parent / "check-jsonschema",
+                "--builtin-schema",
+                schema,
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        document = yaml.safe_load(out.read_text())
+        jobs = document["jobs"] if engine == "github" else document
+        spec_jobs = sorted(k for k in jobs if k.startswith("spec-"))
+        assert spec_jobs == sorted(f"spec-{p.digest[:16]}" for p in planned[1:])
+        libs = [k for k in jobs if k.startswith("libs-")]
+        assert len(libs) == 1  # the zig 3.13 spec builds libraries; the host-library one none
+        zig_job, host_job = (jobs[f"spec-{p.digest[:16]}"] for p in planned[1:])
+        assert zig_job["needs"] == libs and "needs" not in host_job
+        publish = jobs["publish"]
+        assert sorted(publish["needs"]) == spec_jobs
+        text = out.read_text()
+        assert f"--only {planned[1].digest[:16]} --cache {url}" in text
+        assert f"relocpy mirror index {url}" in text
+
+
+def test_only_selects_by_hash_prefix(tmp_path: Path) -> None:
+    matrix = tmp_path / "m.toml"
+    matrix.write_text(MATRIX)
+    planned = plan_file(matrix, tmp_path / "cache")
+    assert select(planned, [planned[1].digest[:12]], "m.toml") == [planned[1]]
+    with pytest.raises(RelocpyError, match=r"no spec of m\.toml has the hash"):
+        select(planned, ["00000000deadbeef"], "m.toml")
+    with pytest.raises(RelocpyError, match="at least 8"):
+        select(planned, [planned[1].digest[:4]], "m.toml")
+    jobs = ci.pipeline_jobs(planned, "m.toml", "oci://h/r")
+    assert [j.name for j in jobs][-1] == "publish"
