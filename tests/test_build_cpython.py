@@ -56,6 +56,7 @@ def test_build_writes_archives_checksums_and_metadata(built_archive) -> None:
             f"{archives.stripped_gz.name}.sha256",
             f"{archives.stripped_zst.name}.sha256",
             archives.metadata.name,
+            f"{stem}.cdx.json",
             built_archive.log.name,
             built_archive.test_suite.name,
             f"{built_archive.test_suite.name}.sha256",
@@ -241,6 +242,38 @@ def test_built_archive_passes_verify(built_archive, which: str) -> None:
     failed = [f"{c.name}: {c.detail}" for c in report.checks if not c.ok]
     assert not failed, failed
     assert len(report.checks) >= 15
+    licences = next(c for c in report.checks if c.name == "licences")
+    assert "PSF-2.0" in licences.detail and "GPL: gdbm (GPL-3.0-or-later)" in licences.detail
+
+
+@pytest.mark.real
+def test_the_sbom_is_in_the_tree_and_beside_and_valid(built_archive) -> None:
+    """CycloneDX, by the official 1.6 schema (cyclonedx-python-lib's strict validator): CPython
+    and every library the metadata lists, each with version, licence, sha256 and purl."""
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    from relocpy.core.sbom import SBOM_PATH
+
+    archives = built_archive.archives
+    assert archives.sbom is not None
+    beside = archives.sbom.read_text()
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(beside) is None
+    for archive in (archives.gz, archives.stripped_gz):
+        with tarfile.open(archive) as tar:
+            member = tar.extractfile(f"python/{SBOM_PATH}")
+            assert member is not None and member.read().decode() == beside
+    meta = json.loads(archives.metadata.read_text())
+    sbom = json.loads(beside)
+    components = {c["name"]: c for c in sbom["components"]}
+    assert set(components) == {"cpython"} | {lib["name"] for lib in meta["bundled_libraries"]}
+    assert components["cpython"]["hashes"][0]["content"] == meta["source"]["sha256"]
+    for lib in meta["bundled_libraries"]:
+        component = components[lib["name"]]
+        assert component["version"] == lib["version"]
+        assert component["hashes"][0]["content"] == lib["source_sha256"]
+        assert component["licenses"] and component["purl"].startswith("pkg:")
+    assert meta["sbom"] == {"file": archives.sbom.name, "in_tree": SBOM_PATH}
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -4,15 +4,21 @@ binary cache serves `relocpy install` and another cache over HTTP."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
+from conftest import link_caches
 from mirror_server import MirrorServer
+from oci_registry import Registry
 from relocpy.cli import main
 from relocpy.core.tree import clean_env
 from relocpy.install.trees import install
+from relocpy.matrix.bincache import OciBinaryCache
 from relocpy.matrix.run import build_file, plan_file
 
 pytestmark = pytest.mark.real
@@ -88,3 +94,95 @@ def test_cache_is_a_mirror_for_install_and_other_caches(matrix_run, tmp_path: Pa
             cache / first[0].entry.archive
         ).read_bytes()
         assert plan_file(path, other)[0].where == "local"
+
+
+def test_generated_ci_jobs_run_independently_and_equal_the_local_build(
+    matrix_run, session_home: Path, tmp_path: Path
+) -> None:
+    """`ci generate`'s jobs, each run as its own process with its own RELOCPY_HOME (sharing
+    only the registry's URL, and the pinned source tarball a runner would download), fill
+    the registry with what one local `matrix build` made: the same spec hashes, records and
+    archive bytes; the failing spec fails in its job too and claims nothing."""
+    path, cache, first = matrix_run
+    with Registry(tmp_path / "registry") as registry:
+        url = registry.url()
+        env = {
+            **os.environ,
+            **registry.env(),
+            "PATH": f"{Path(sys.executable).parent}:" + os.environ["PATH"],
+        }
+        workflow = tmp_path / "relocpy.yml"
+        generated = subprocess.run(
+            [
+                "relocpy",
+                "ci",
+                "generate",
+                str(path),
+                "--github",
+                "--cache",
+                url,
+                "-o",
+                str(workflow),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert "2 of 2 specs to build" in generated.stdout
+        jobs = yaml.safe_load(workflow.read_text())["jobs"]
+        assert not [name for name in jobs if name.startswith("libs-")]  # host libraries
+        runs = {
+            name: job["steps"][-1]["run"] for name, job in jobs.items() if name.startswith("spec-")
+        }
+        assert sorted(runs) == sorted(f"spec-{o.planned.digest[:16]}" for o in first)
+        processes = {}
+        for number, (name, command) in enumerate(sorted(runs.items())):
+            job_home = tmp_path / f"runner-{number}"
+            link_caches(session_home / "cache", job_home / "cache", ("sources",))
+            processes[name] = subprocess.Popen(
+                command,
+                shell=True,
+                env={**env, "RELOCPY_HOME": str(job_home)},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        status = {
+            name: (p.wait(timeout=1800), p.stdout.read() if p.stdout else "")
+            for name, p in processes.items()
+        }
+        good, bad = first
+        assert status[f"spec-{good.planned.digest[:16]}"][0] == 0, status
+        assert status[f"spec-{bad.planned.digest[:16]}"][0] == 1
+        publish = subprocess.run(
+            jobs["publish"]["steps"][-1]["run"],
+            shell=True,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert publish.returncode == 0, publish.stderr
+        remote = OciBinaryCache(url)
+        with_env = {**registry.env()}
+        os.environ.update(with_env)
+        try:
+            assert remote.lookup(bad.planned.digest) is None
+            pushed = json.loads(remote.record_text(good.planned.digest) or "{}")
+            local = json.loads((cache / "specs" / f"{good.planned.digest}.json").read_text())
+            assert pushed["spec_hash"] == local["spec_hash"] == good.planned.digest
+            assert pushed["inputs"] == local["inputs"] and pushed["label"] == local["label"]
+            # every product byte-identical; the build log differs (times, temporary paths)
+            files = {f["name"]: f["sha256"] for f in pushed["files"]}
+            mine = {f["name"]: f["sha256"] for f in local["files"]}
+            assert sorted(files) == sorted(mine)
+            differ = sorted(n for n in files if files[n] != mine[n])
+            assert differ == [n for n in sorted(files) if n.endswith(".log")], differ
+            done = install("3.11", url)
+            result = subprocess.run(
+                [str(done.executable), "-c", "import ssl, sqlite3"], env=clean_env(), check=False
+            )
+            assert result.returncode == 0
+        finally:
+            for key in with_env:
+                os.environ.pop(key, None)

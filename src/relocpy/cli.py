@@ -109,6 +109,11 @@ def _parser() -> argparse.ArgumentParser:
         " or the whole test suite (extended, as Debian does)",
     )
     p.add_argument(
+        "--pybi",
+        action="store_true",
+        help="also write the tree as a PEP 711 .pybi (cpython-VERSION-BUILD-PLATFORM.pybi)",
+    )
+    p.add_argument(
         "--no-pie",
         dest="pie",
         action="store_false",
@@ -582,6 +587,7 @@ def _stages(args: argparse.Namespace) -> int:
             free_threaded=args.free_threaded,
             pgo_training=args.pgo_training,
             pie=args.pie,
+            pybi=args.pybi,
             also_needs=tuple(verify_needs()) if args.verify else (),
         )
         for path in (result.archives.gz, result.archives.zst, result.archives.metadata, result.log):

@@ -40,11 +40,14 @@ from relocpy.package.archives import (
     archive_stem,
     bundled_libraries,
     flavour_name,
+    include_in_install_only,
+    measured_glibc,
     package_tree,
     pin_timestamps,
     target_triple,
     write_test_suite,
 )
+from relocpy.package.pybi import write_pybi
 from relocpy.recipes.cpython import OPT_LEVELS, PGO_TRAININGS
 from relocpy.repair.cacerts import add_ca_fallback
 from relocpy.repair.graft import GRAFTED_ORIGIN
@@ -131,6 +134,7 @@ class BuildResult:
     log: Path
     seconds: float
     test_suite: Path  # CPython's own tests, to unpack over the install_only tree
+    pybi: Path | None = None  # the same tree as a PEP 711 .pybi (`build(pybi=True)`)
 
 
 def build(
@@ -155,6 +159,7 @@ def build(
     pgo_training: str = "pgo",
     pie: bool = True,
     also_needs: tuple[Requirement, ...] = (),
+    pybi: bool = False,
 ) -> BuildResult:
     """Build CPython `request` from its pinned source and write relocatable archives to `out_dir`.
 
@@ -164,6 +169,7 @@ def build(
     triple names the CPU level. `stripped` also writes the install_only_stripped pair.
     `pgo_training` ("pgo" or "extended", see recipes.cpython.PGO_TRAININGS) is what a
     profile-guided build trains on. `pie=False` links a position-dependent executable.
+    `pybi` also writes the install_only tree as a PEP 711 `.pybi`.
     Before anything is created, every program, aclocal macro and header the build needs (plus
     `also_needs`, what the caller does next) is checked, and all that is missing is named.
     Nothing appears in `out_dir` unless every step succeeded.
@@ -290,11 +296,28 @@ def build(
             tests = write_test_suite(
                 tree, partial, build=tag, mtime=epoch, triple=triple, free_threaded=free_threaded
             )
+            pybi_path = None
+            if pybi:
+                reporter.step("writing the .pybi (PEP 711)")
+                pybi_path = write_pybi(
+                    tree.root,
+                    partial,
+                    version=tree.version,
+                    glibc=measured_glibc(tree.root),
+                    include=lambda rel: include_in_install_only(rel, tree.short_version),
+                    mtime=epoch,
+                    build=tag,
+                    free_threaded=free_threaded,
+                )
             shutil.copyfile(log, partial / f"{stem}.log")
             final = _publish(packaged, partial, out_dir)
             reporter.step(f"done in {time.monotonic() - start:.0f} s: {final.gz.name}")
             return BuildResult(
-                final, out_dir / f"{stem}.log", time.monotonic() - start, out_dir / tests.name
+                final,
+                out_dir / f"{stem}.log",
+                time.monotonic() - start,
+                out_dir / tests.name,
+                out_dir / pybi_path.name if pybi_path else None,
             )
         finally:
             shutil.rmtree(partial, ignore_errors=True)
@@ -459,7 +482,11 @@ def _build_metadata(
     host_libraries = bundled_libraries(grafted, grafted_from)
     return {
         "relocpy_version": __version__,
-        "source": {"filename": pin.filename, "sha256": pin.sha256},
+        "source": {
+            "filename": pin.filename,
+            "sha256": pin.sha256,
+            "url": pin.urls[0] if pin.urls else None,
+        },
         "build_options": {
             "opt": spec.opt,
             "configure_args": spec.configure_args,
@@ -502,6 +529,7 @@ def _publish(packaged: PackagedArchives, partial: Path, out_dir: Path) -> Packag
         packaged.info,
         out_dir / packaged.stripped_gz.name if packaged.stripped_gz else None,
         out_dir / packaged.stripped_zst.name if packaged.stripped_zst else None,
+        out_dir / packaged.sbom.name if packaged.sbom else None,
     )
 
 
@@ -529,7 +557,7 @@ def read_build_output(out_dir: Path) -> BuildResult:
     if gz is None or zst is None:
         raise RelocpyError(f"{out_dir} lacks the archives its {metadata[0].name} names")
     archives = PackagedArchives(
-        gz, zst, metadata[0], info, stripped(".tar.gz"), stripped(".tar.zst")
+        gz, zst, metadata[0], info, stripped(".tar.gz"), stripped(".tar.zst"), beside(".cdx.json")
     )
     return BuildResult(
         archives,

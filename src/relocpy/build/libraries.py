@@ -362,7 +362,7 @@ def _all_depends(recipe: LibraryRecipe) -> list[str]:
     return [r.name for r in dependency_closure(recipe.depends)]
 
 
-def describe(libraries: list[BuiltLibrary]) -> list[dict[str, str]]:
+def describe(libraries: list[BuiltLibrary]) -> list[dict[str, object]]:
     """Name, version, licence and source hash of each library (for metadata and SBOMs)."""
     return [
         {
@@ -371,6 +371,9 @@ def describe(libraries: list[BuiltLibrary]) -> list[dict[str, str]]:
             "license": lib.recipe.license,
             "source": lib.recipe.source.filename,
             "source_sha256": lib.recipe.source.sha256,
+            "source_urls": list(lib.recipe.source.urls),
+            "debian_package": lib.recipe.source.debian_package,
+            "debian_version": lib.recipe.source.debian_version or lib.recipe.version,
             "key": lib.key,
         }
         for lib in libraries

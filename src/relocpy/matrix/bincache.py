@@ -47,6 +47,7 @@ _BUILD_LOGIC = (
     "build",
     "core/archive.py",
     "core/runner.py",
+    "core/sbom.py",
     "core/textfix.py",
     "core/tree.py",
     "elf",

@@ -210,6 +210,7 @@ def build_planned(
             archives = result.archives
             stripped = [p for p in (archives.stripped_gz, archives.stripped_zst) if p is not None]
             files = [archives.gz, archives.zst, *stripped, archives.metadata, result.test_suite]
+            files += [archives.sbom] if archives.sbom else []
             files.append(result.log)
             entry = cache.store(digest, spec.label, planned.inputs, files, extra)
             return SpecOutcome(planned, "built", time.monotonic() - start, log, None, entry)

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from relocpy.core.archive import GZIP_LEVEL_SMALLEST, iter_tree, write_archives, write_gz
 from relocpy.core.checksums import sha256_file
 from relocpy.core.errors import ToolFailedError
+from relocpy.core.sbom import SBOM_PATH, make_sbom
 from relocpy.core.tree import InterpreterTree
 from relocpy.elf.policy import policy_for_glibc
 from relocpy.elf.read import iter_elf_files
@@ -232,6 +233,7 @@ class PackagedArchives:
     info: dict[str, object]
     stripped_gz: Path | None = None
     stripped_zst: Path | None = None
+    sbom: Path | None = None  # the CycloneDX SBOM beside the archives (also inside the tree)
 
 
 def strip_tree(root: Path) -> int:
@@ -270,6 +272,22 @@ def package_tree(
     stem = archive_stem(tree.version, build, flavour_name("install_only", free_threaded), triple)
     gz = out_dir / f"{stem}.tar.gz"
     zst = out_dir / f"{stem}.tar.zst"
+    sbom = out_dir / f"{stem}.cdx.json"
+    source = metadata.get("source")
+    text = make_sbom(
+        metadata,
+        tree.version,
+        triple,
+        mtime if mtime is not None else 0,
+        source.get("url") if isinstance(source, dict) else None,
+    )
+    inside = tree.root / SBOM_PATH
+    inside.parent.mkdir(parents=True, exist_ok=True)
+    inside.write_text(text)
+    sbom.write_text(text)
+    if mtime is not None:
+        for path in (inside, inside.parent, inside.parent.parent):
+            os.utime(path, (mtime, mtime))
 
     def include(rel: str) -> bool:
         return include_in_install_only(rel, tree.short_version)
@@ -311,6 +329,7 @@ def package_tree(
         "glibc_floor": ".".join(map(str, glibc)) if glibc else None,
         "policy": policy_for_glibc(glibc).name,
         **metadata,
+        "sbom": {"file": sbom.name, "in_tree": SBOM_PATH},
         "archives": {},
     }
     archives: dict[str, object] = {}
@@ -323,4 +342,6 @@ def package_tree(
     meta_tmp = meta_path.with_name(meta_path.name + ".part")
     meta_tmp.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     os.replace(meta_tmp, meta_path)
-    return PackagedArchives(gz, zst, meta_path, info, *(written[2:4] if stripped else (None, None)))
+    return PackagedArchives(
+        gz, zst, meta_path, info, *(written[2:4] if stripped else (None, None)), sbom
+    )

@@ -562,6 +562,34 @@ _METADATA_FIELDS: dict[str, object] = {
 }
 
 
+def audit_licences(root: Path, own: bool) -> Check:
+    """The licences the tree's SBOM names, copyleft ones flagged (gdbm, and readline where a
+    build chose it, are GPL: whoever ships the tree takes on the GPL's terms). A tree that
+    relocpy built must carry its SBOM; another (a repaired prefix) need not."""
+    from relocpy.core.sbom import SBOM_PATH, read_sbom
+
+    path = root / SBOM_PATH
+    if not path.is_file():
+        return Check(
+            "licences", not own, f"no SBOM at python/{SBOM_PATH}" + (": missing" if own else "")
+        )
+    try:
+        found = read_sbom(path)
+    except (ValueError, KeyError, TypeError) as exc:
+        return Check("licences", False, f"python/{SBOM_PATH} is malformed: {exc}")
+    unknown = [c.name for c in found if not c.license and not c.origin.startswith("grafted")]
+    if unknown:
+        return Check("licences", False, f"no licence for {', '.join(unknown)} in the SBOM")
+    counts: dict[str, int] = {}
+    for component in found:
+        key = component.license or "not recorded (grafted from the host)"
+        counts[key] = counts.get(key, 0) + 1
+    listed = ", ".join(f"{k} ×{v}" if v > 1 else k for k, v in sorted(counts.items()))
+    gpl = [f"{c.name} ({c.license})" for c in found if c.copyleft]
+    flag = f"; GPL: {', '.join(gpl)}" if gpl else "; no GPL component"
+    return Check("licences", True, f"{len(found)} components: {listed}{flag}")
+
+
 def grafted_files(metadata: dict[str, object]) -> frozenset[str]:
     """The tree's files that a build grafted from the host, as its metadata lists them."""
     bundled = metadata.get("bundled_libraries")
@@ -691,6 +719,7 @@ def verify(
             report.checks.append(audit_self_contained(root, infos))
         report.checks.append(audit_leftovers(root, forbidden))
         own = bool(metadata.get("relocpy_version"))
+        report.checks.append(audit_licences(root, own))
         pie = not (isinstance(options, dict) and options.get("pie") is False)
         report.checks.append(
             audit_hardening(root, infos, _build_cflags(tree), own, pie, grafted_files(metadata))

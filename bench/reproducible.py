@@ -1,0 +1,192 @@
+"""Reproducible bytes: one spec built twice from clean caches, every output compared.
+
+Usage: .venv/bin/python bench/reproducible.py --work DIR [--version 3.13] [--opt noopt]
+           [--toolchain zig] [--glibc 2.17] [--keep-libraries] [--build-tag 20260101]
+
+Each run gets its own empty RELOCPY_HOME (no library, source or toolchain cache; with
+`--keep-libraries` the second run reuses the first run's library cache, for a quicker check of
+CPython's own determinism) and its own output directory, and builds with `relocpy build`. Then
+every archive, the SBOM and the metadata are compared by sha256; where two differ, the members
+that differ are listed, and for ELF members the sections that differ, with a likely cause.
+Results: stdout and bench/results/reproducible.md (appended).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+RELOCPY = Path(sys.executable).parent / "relocpy"
+RESULTS = Path(__file__).parent / "results" / "reproducible.md"
+
+# what usually makes an ELF section differ between two builds
+CAUSES = {
+    ".text": "code generation (PGO profile counts, or link order)",
+    ".gnu.build-id": "follows from any other difference in the file",
+    ".debug_info": "debug info: build paths or ordering",
+    ".debug_str": "debug strings: build paths",
+    ".debug_line": "line tables: build paths",
+    ".data": "initialised data (e.g. embedded timestamps or paths)",
+    ".rodata": "constant data (e.g. __DATE__/__TIME__, paths)",
+    ".dynstr": "dynamic strings (RUNPATH, symbol names)",
+    ".note.gnu.property": "toolchain properties",
+}
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def build(number: int, args: argparse.Namespace) -> tuple[Path, float]:
+    run = args.work / f"run-{number}"
+    home = run / "home"
+    dist = run / "dist"
+    if run.exists():
+        shutil.rmtree(run)
+    home.mkdir(parents=True)
+    if args.keep_libraries and number == 2:
+        first = args.work / "run-1" / "home" / "cache"
+        for kind in ("libs", "sources", "toolchains", "apt"):
+            if (first / kind).is_dir():
+                (home / "cache").mkdir(exist_ok=True)
+                subprocess.run(
+                    ["cp", "-al", str(first / kind), str(home / "cache" / kind)], check=True
+                )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTHON", "PIP_", "RELOCPY_", "SSL_CERT"))
+    }
+    env["RELOCPY_HOME"] = str(home)
+    cmd = [str(RELOCPY), "build", args.version, "--out", str(dist), "--opt", args.opt]
+    cmd += ["--toolchain", args.toolchain, "--build-tag", args.build_tag]
+    if args.glibc:
+        cmd += ["--glibc", args.glibc]
+    if args.no_pie:
+        cmd += ["--no-pie"]
+    print(f"run {number}: {' '.join(cmd)}", flush=True)
+    start = time.monotonic()
+    with (run / "build.out").open("w") as out:
+        subprocess.run(cmd, env=env, check=True, stdout=out, stderr=subprocess.STDOUT)
+    return dist, time.monotonic() - start
+
+
+def members(path: Path) -> dict[str, bytes]:
+    """Member name → content (symlink target, or file bytes) of a .tar.gz or .tar.zst."""
+    if path.name.endswith(".zst"):
+        import zstandard
+
+        data = zstandard.ZstdDecompressor().decompressobj().decompress(path.read_bytes())
+    else:
+        import gzip
+
+        data = gzip.decompress(path.read_bytes())
+    out = {}
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        for member in tar.getmembers():
+            if member.isfile():
+                handle = tar.extractfile(member)
+                out[member.name] = handle.read() if handle else b""
+            else:
+                out[member.name] = f"{member.type!r} {member.linkname} {member.mode:o}".encode()
+    return out
+
+
+def elf_sections(data: bytes) -> dict[str, bytes]:
+    from elftools.elf.elffile import ELFFile
+
+    elf = ELFFile(io.BytesIO(data))
+    return {s.name: s.data() for s in elf.iter_sections() if s.header.sh_type != "SHT_NOBITS"}
+
+
+def explain(name: str, one: bytes, two: bytes) -> str:
+    if one[:4] == b"\x7fELF" and two[:4] == b"\x7fELF":
+        a, b = elf_sections(one), elf_sections(two)
+        differ = sorted(s for s in set(a) | set(b) if a.get(s) != b.get(s))
+        return "ELF sections " + ", ".join(
+            f"{s} ({CAUSES.get(s, 'see the section')})" for s in differ
+        )
+    if name.endswith(".pyc"):
+        return "bytecode (a source or marshal difference)"
+    return f"{len(one)} vs {len(two)} bytes"
+
+
+def compare(one: Path, two: Path) -> list[tuple[str, str, str]]:
+    rows = []
+    for path in sorted(one.iterdir()):
+        if path.name.endswith((".log", ".sha256")):
+            continue
+        other = two / path.name
+        if not other.is_file():
+            rows.append((path.name, "missing in run 2", ""))
+            continue
+        same = sha256(path) == sha256(other)
+        detail = ""
+        if not same and ".tar." in path.name:
+            a, b = members(path), members(other)
+            differ = sorted(n for n in set(a) | set(b) if a.get(n) != b.get(n))
+            detail = "; ".join(
+                f"{n}: {explain(n, a.get(n, b''), b.get(n, b''))}" for n in differ[:20]
+            ) + (f"; … {len(differ) - 20} more" if len(differ) > 20 else "")
+        elif not same and path.name.endswith(".json"):
+            a, b = json.loads(path.read_text()), json.loads(other.read_text())
+            detail = "keys " + ", ".join(k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
+        rows.append((path.name, "identical" if same else "DIFFERS", detail or sha256(path)[:16]))
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--version", default="3.13")
+    parser.add_argument("--opt", default="noopt")
+    parser.add_argument("--toolchain", default="zig")
+    parser.add_argument("--glibc")
+    parser.add_argument("--no-pie", action="store_true")
+    parser.add_argument("--build-tag", default="20260101")
+    parser.add_argument("--keep-libraries", action="store_true")
+    parser.add_argument("--compare-only", action="store_true", help="compare existing runs")
+    args = parser.parse_args()
+    args.work = args.work.absolute()
+    times = []
+    if not args.compare_only:
+        for number in (1, 2):
+            times.append(build(number, args)[1])
+    rows = compare(args.work / "run-1" / "dist", args.work / "run-2" / "dist")
+    spec = f"{args.version} {args.opt} {args.toolchain}" + (
+        f" glibc {args.glibc}" if args.glibc else ""
+    )
+    spec += " no-pie" if args.no_pie else ""
+    clean = "library cache shared" if args.keep_libraries else "every cache empty"
+    lines = [
+        f"\n## {spec} ({clean}), {time.strftime('%Y-%m-%d')}\n",
+        f"`{' '.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}`"
+        + (f": builds of {times[0] / 60:.1f} and {times[1] / 60:.1f} min" if times else ""),
+        "",
+        "| file | result | sha256 or what differs |",
+        "| --- | --- | --- |",
+        *(f"| {n} | {r} | {d} |" for n, r, d in rows),
+    ]
+    same = sum(r == "identical" for _, r, _ in rows)
+    lines.append(f"\n{same} of {len(rows)} files identical.")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    RESULTS.parent.mkdir(exist_ok=True)
+    if not RESULTS.exists():
+        RESULTS.write_text("# Reproducible builds: one spec built twice from clean caches\n")
+    with RESULTS.open("a") as handle:
+        handle.write(text)
+    return 0 if same == len(rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
