@@ -382,6 +382,8 @@ def test_ci_generate_validates_and_leaves_out_what_the_cache_holds(
         text = out.read_text()
         assert f"--only {planned[1].digest[:16]} --cache {url}" in text
         assert f"relocpy mirror index {url}" in text
+        # a fresh runner gets every Debian package the builds need (the preflight's names)
+        assert "libltdl-dev" in text and "python3-venv" in text
 
 
 def test_only_selects_by_hash_prefix(tmp_path: Path) -> None:

@@ -171,7 +171,9 @@ def _parser() -> argparse.ArgumentParser:
     engine.add_argument("--gitlab", dest="engine", action="store_const", const="gitlab")
     g.add_argument("--cache", required=True, help="the shared binary cache, oci://HOST[:PORT]/REPO")
     g.add_argument(
-        "--setup", help="the command that installs relocpy on a runner (default: pip install)"
+        "--setup",
+        help="the command that installs relocpy into the runner's /opt/relocpy virtualenv"
+        " (default: /opt/relocpy/bin/pip install relocpy==VERSION)",
     )
     g.add_argument("-o", "--output", type=Path, help="write the pipeline here (default: stdout)")
 
