@@ -397,3 +397,72 @@ def test_only_selects_by_hash_prefix(tmp_path: Path) -> None:
         select(planned, [planned[1].digest[:4]], "m.toml")
     jobs = ci.pipeline_jobs(planned, "m.toml", "oci://h/r")
     assert [j.name for j in jobs][-1] == "publish"
+
+
+class _TokenRegistry:
+    """A stand-in for a registry behind a token service (as Docker Hub, GHCR and Harbor are):
+    /v2/ answers 401 with a Bearer challenge; /token trades basic credentials for a token."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        seen: list[str] = []
+        self.seen = seen
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _send(self, code: int, body: dict[str, object], **headers: str) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                for key, value in headers.items():
+                    self.send_header(key.replace("_", "-"), value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                auth = self.headers.get("Authorization", "")
+                seen.append(f"{self.path} {auth.split(' ')[0]}")
+                if self.path.startswith("/token"):
+                    good = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+                    if auth == f"Basic {good}" and "scope=repository" in self.path:
+                        self._send(200, {"token": "t0k3n"})
+                    else:
+                        self._send(401, {})
+                    return
+                if auth in ("Bearer t0k3n", "Bearer given-token"):
+                    self._send(200, {"name": "relocpy", "tags": ["index"]})
+                    return
+                port = self.server.server_address[1]
+                challenge = (
+                    f'Bearer realm="http://127.0.0.1:{port}/token",service="test",'
+                    'scope="repository:relocpy:pull"'
+                )
+                self._send(401, {"errors": [{"code": "UNAUTHORIZED"}]}, WWW_Authenticate=challenge)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"oci://127.0.0.1:{self.server.server_address[1]}/relocpy"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_token_realms_and_tokens_from_the_environment(monkeypatch, tmp_path: Path) -> None:
+    registry = _TokenRegistry()
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    monkeypatch.delenv("RELOCPY_OCI_TOKEN", raising=False)
+    monkeypatch.setenv("RELOCPY_OCI_USERNAME", USER)
+    monkeypatch.setenv("RELOCPY_OCI_PASSWORD", PASSWORD)
+    try:
+        assert OciClient(registry.url).tags() == ["index"]  # basic credentials → a token
+        assert [s.split(" ")[1] for s in registry.seen] == ["", "Basic", "Bearer"]
+        monkeypatch.setenv("RELOCPY_OCI_PASSWORD", "wrong")
+        with pytest.raises(OciError, match=r"token service .* refused the credentials"):
+            OciClient(registry.url).tags()
+        monkeypatch.setenv("RELOCPY_OCI_TOKEN", "given-token")  # a token is used as it is
+        registry.seen.clear()
+        assert OciClient(registry.url).tags() == ["index"]
+        assert registry.seen == ["/v2/relocpy/tags/list?n=1000 Bearer"]
+    finally:
+        registry.server.shutdown()
