@@ -466,3 +466,32 @@ def test_token_realms_and_tokens_from_the_environment(monkeypatch, tmp_path: Pat
         assert registry.seen == ["/v2/relocpy/tags/list?n=1000 Bearer"]
     finally:
         registry.server.shutdown()
+
+
+def test_the_release_matrix_pipelines_validate(logged_in: Registry, tmp_path: Path) -> None:
+    """examples/release.toml (3 versions, gcc pgo+lto for glibc 2.17): one library job and one
+    spec job per version, a publish job, each engine's file valid by its official schema."""
+    release = Path(__file__).resolve().parent.parent / "examples" / "release.toml"
+    url = logged_in.url("relocpy/release")
+    for engine, schema in (("github", "vendor.github-workflows"), ("gitlab", "vendor.gitlab-ci")):
+        out = tmp_path / f"{engine}.yml"
+        assert (
+            main(["ci", "generate", str(release), f"--{engine}", "--cache", url, "-o", str(out)])
+            == 0
+        )
+        checked = subprocess.run(
+            [
+                Path(sys.executable).parent / "check-jsonschema",
+                "--builtin-schema",
+                schema,
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        document = yaml.safe_load(out.read_text())
+        jobs = document["jobs"] if engine == "github" else document
+        names = [k for k in jobs if k.startswith(("libs-", "spec-", "publish"))]
+        assert len([n for n in names if n.startswith("libs-")]) == 3
+        assert len([n for n in names if n.startswith("spec-")]) == 3 and "publish" in names
