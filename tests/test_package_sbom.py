@@ -34,7 +34,7 @@ def metadata_for(readline: str = "libedit") -> dict[str, object]:
         for r in libraries_for((3, 13, 15), readline)
     ]
     grafted = {"soname": "libz.so.1", "file": "lib/libz.so.1", "package": "zlib1g",
-               "version": "1:1.2.13.dfsg-1", "origin": "grafted from the build host"}  # fmt: skip
+               "version": "1:1.2.13.dfsg-1", "origin": "host (grafted)"}  # fmt: skip
     return {"source": {"sha256": "ab" * 32, "url": URL}, "bundled_libraries": [*libraries, grafted]}
 
 
