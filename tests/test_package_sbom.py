@@ -33,9 +33,16 @@ def metadata_for(readline: str = "libedit") -> dict[str, object]:
         }
         for r in libraries_for((3, 13, 15), readline)
     ]
-    grafted = {"soname": "libz.so.1", "file": "lib/libz.so.1", "package": "zlib1g",
-               "version": "1:1.2.13.dfsg-1", "origin": "host (grafted)"}  # fmt: skip
-    return {"source": {"sha256": "ab" * 32, "url": URL}, "bundled_libraries": [*libraries, grafted]}
+    grafted = [
+        {"soname": "libz.so.1", "file": "lib/libz.so.1", "package": "zlib1g",
+         "version": "1:1.2.13.dfsg-1", "license": "Zlib", "origin": "host (grafted)"},
+        {"soname": "libreadline.so.8", "file": "lib/libreadline.so.8", "package": "libreadline8",
+         "version": "8.2-1.3", "license": "GPL-3+", "origin": "host (grafted)"},
+    ]  # fmt: skip
+    return {
+        "source": {"sha256": "ab" * 32, "url": URL},
+        "bundled_libraries": [*libraries, *grafted],
+    }
 
 
 def test_the_sbom_is_valid_complete_and_deterministic() -> None:
@@ -47,11 +54,14 @@ def test_the_sbom_is_valid_complete_and_deterministic() -> None:
     assert data["metadata"]["timestamp"].startswith("2026-01-01T00:00:00")
     names = {c["name"] for c in data["components"]}
     recipes = libraries_for((3, 13, 15), "libedit")
-    assert names == {"cpython", "zlib1g", *(r.name for r in recipes)}
+    assert names == {"cpython", "zlib1g", "libreadline8", *(r.name for r in recipes)}
     for component in data["components"]:
         assert component["version"] and component["purl"].startswith("pkg:"), component
         if component["name"] == "zlib1g":
             assert component["purl"] == "pkg:deb/debian/zlib1g@1:1.2.13.dfsg-1?arch=amd64"
+            continue
+        if component["name"] == "libreadline8":  # Debian's short name, not an SPDX id
+            assert component["licenses"] == [{"license": {"name": "GPL-3+"}}]
             continue
         assert component["licenses"], component["name"]
         assert len(component["hashes"][0]["content"]) == 64
@@ -71,7 +81,8 @@ def test_the_sbom_is_valid_complete_and_deterministic() -> None:
 
 
 @pytest.mark.parametrize(
-    ("readline", "gpl"), [("libedit", ["gdbm"]), ("readline", ["gdbm", "readline"])]
+    ("readline", "gpl"),
+    [("libedit", ["gdbm", "libreadline8"]), ("readline", ["gdbm", "libreadline8", "readline"])],
 )
 def test_verify_reports_licences_and_flags_gpl(
     tmp_path: Path, readline: str, gpl: list[str]
@@ -81,8 +92,13 @@ def test_verify_reports_licences_and_flags_gpl(
     (tmp_path / SBOM_PATH).write_text(text)
     assert sorted(c.name for c in read_sbom(tmp_path / SBOM_PATH) if c.copyleft) == gpl
     check = audit_licences(tmp_path, own=True)
-    assert check.ok and "GPL: " + ", ".join(f"{n} (GPL-3.0-or-later)" for n in gpl) in check.detail
-    assert "PSF-2.0" in check.detail and "23 components" in check.detail
+    licences = {
+        "gdbm": "GPL-3.0-or-later",
+        "readline": "GPL-3.0-or-later",
+        "libreadline8": "GPL-3+",
+    }
+    assert check.ok and "GPL: " + ", ".join(f"{n} ({licences[n]})" for n in gpl) in check.detail
+    assert "PSF-2.0" in check.detail and "24 components" in check.detail
 
 
 def test_a_tree_without_an_sbom() -> None:

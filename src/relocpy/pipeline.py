@@ -507,6 +507,7 @@ def _build_metadata(
                 "file": f"lib/{lib.file}",
                 "package": lib.package,
                 "version": lib.version,
+                "license": lib.license,
                 "origin": GRAFTED_ORIGIN,
             }
             for lib in host_libraries

@@ -21,7 +21,7 @@ from typing import Any
 SBOM_PATH = "share/relocpy/sbom.cdx.json"
 SPEC_VERSION = "1.6"
 # Licences that oblige whoever distributes the tree (flagged by `relocpy verify`).
-COPYLEFT = re.compile(r"^A?GPL-")  # LGPL (libxcrypt) is linked, not flagged
+COPYLEFT = re.compile(r"^A?GPL")  # LGPL (libxcrypt) is linked, not flagged
 # NVD vendor:product of the components that have one.
 CPES = {
     "cpython": "python:python",
@@ -134,7 +134,7 @@ def components(
                 SbomComponent(
                     package,
                     version,
-                    None,
+                    item.get("license"),  # Debian's short name (GPL-3+), from its copyright file
                     None,
                     None,
                     _purl("deb", package, version, arch="amd64"),

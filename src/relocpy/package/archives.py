@@ -181,18 +181,39 @@ class BundledLibrary:
     file: str
     package: str | None
     version: str | None
+    license: str | None = None  # Debian's short name for the package's main licence
 
 
 def bundled_libraries(grafted: dict[str, str], host_paths: dict[str, str]) -> list[BundledLibrary]:
-    """Grafted libraries with the Debian package and version they came from (dpkg, if present)."""
+    """Grafted libraries with the Debian package, version and licence they came from (dpkg and
+    the package's machine-readable copyright file, where present)."""
     libraries = []
     for soname, file in sorted(grafted.items()):
         package = version = None
         host = host_paths.get(soname)
         if host:
             package, version = _dpkg_owner(host)
-        libraries.append(BundledLibrary(soname, file, package, version))
+        licence = (
+            debian_license(Path("/usr/share/doc") / package / "copyright") if package else None
+        )
+        libraries.append(BundledLibrary(soname, file, package, version, licence))
     return libraries
+
+
+def debian_license(copyright_file: Path) -> str | None:
+    """The `License:` of the `Files: *` paragraph of a DEP-5 copyright file (`GPL-3+`,
+    `Apache-2.0`, Debian's short names), or None where the file is not machine-readable."""
+    try:
+        text = copyright_file.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for paragraph in re.split(r"\n\s*\n", text):
+        fields = dict(
+            line.split(":", 1) for line in paragraph.splitlines() if re.match(r"^[A-Za-z-]+:", line)
+        )
+        if fields.get("Files", "").split()[:1] == ["*"] and fields.get("License", "").strip():
+            return fields["License"].strip()
+    return None
 
 
 def _dpkg_owner(path: str) -> tuple[str | None, str | None]:
