@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from relocpy.cli import main
 from relocpy.core.tree import clean_env
 from relocpy.package.archives import include_in_install_only
 from relocpy.package.pybi import (
@@ -101,6 +102,9 @@ def test_the_reader_installs_it(tmp_path: Path) -> None:
     assert (tmp_path / "installed" / "bin" / "python3").readlink() == Path("python3.13")
     with pytest.raises(PybiError, match="exists"):
         install_pybi(path, tmp_path / "installed")
+    assert main(["pybi", "install", str(path), str(tmp_path / "by-cli")]) == 0
+    assert (tmp_path / "by-cli" / "pybi-info" / "METADATA").is_file()
+    assert main(["pybi", "install", str(path), str(tmp_path / "by-cli")]) == 2  # exists
 
 
 def rewrite(path: Path, change) -> Path:  # type: ignore[no-untyped-def]

@@ -159,6 +159,12 @@ def _parser() -> argparse.ArgumentParser:
                 help="build only the specs' third-party libraries, into the library cache",
             )
 
+    p = sub.add_parser("pybi", help="PEP 711 interpreter files (.pybi)")
+    pybi_sub = p.add_subparsers(dest="pybi_command", required=True, metavar="{install}")
+    g = pybi_sub.add_parser("install", help="unpack a .pybi into a new directory, checked")
+    g.add_argument("file", type=Path, help="a cpython-*.pybi (relocpy build --pybi)")
+    g.add_argument("dest", type=Path, help="a directory that does not exist yet")
+
     p = sub.add_parser("ci", help="CI pipelines for a build matrix")
     ci_sub = p.add_subparsers(dest="ci_command", required=True, metavar="{generate}")
     g = ci_sub.add_parser(
@@ -529,6 +535,12 @@ def _stages(args: argparse.Namespace) -> int:
     reporter = console_reporter()
     if args.command == "matrix":
         return _matrix(args, console, reporter)
+    if args.command == "pybi":
+        from relocpy.package.pybi import install_pybi
+
+        info = install_pybi(args.file, args.dest)
+        print(f"installed CPython {info.version} into {args.dest}: {args.dest}/bin/python")
+        return 0
     if args.command == "ci":
         from relocpy.matrix import ci
         from relocpy.matrix.run import plan_file
