@@ -163,10 +163,10 @@ def test_generated_ci_jobs_run_independently_and_equal_the_local_build(
             text=True,
         )
         assert publish.returncode == 0, publish.stderr
-        remote = OciBinaryCache(url)
         with_env = {**registry.env()}
         os.environ.update(with_env)
         try:
+            remote = OciBinaryCache(url)
             assert remote.lookup(bad.planned.digest) is None
             pushed = json.loads(remote.record_text(good.planned.digest) or "{}")
             local = json.loads((cache / "specs" / f"{good.planned.digest}.json").read_text())
