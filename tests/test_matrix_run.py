@@ -16,6 +16,7 @@ from conftest import link_caches
 from mirror_server import MirrorServer
 from oci_registry import Registry
 from relocpy.cli import main
+from relocpy.core.progress import QuietReporter
 from relocpy.core.tree import clean_env
 from relocpy.install.trees import install
 from relocpy.matrix.bincache import OciBinaryCache
@@ -177,7 +178,16 @@ def test_generated_ci_jobs_run_independently_and_equal_the_local_build(
             mine = {f["name"]: f["sha256"] for f in local["files"]}
             assert sorted(files) == sorted(mine)
             differ = sorted(n for n in files if files[n] != mine[n])
-            assert differ == [n for n in sorted(files) if n.endswith(".log")], differ
+            run_specific = [n for n in sorted(files) if n.endswith((".log", "install_only.json"))]
+            assert differ == run_specific, differ
+            # the metadata differs only in what names the run: its time and its temporary dirs
+            [meta] = [n for n in differ if n.endswith(".json")]
+            entry = remote.lookup(good.planned.digest)
+            assert entry is not None
+            remote.fetch(entry, meta, tmp_path / meta, QuietReporter())
+            theirs, ours = (json.loads(p.read_text()) for p in (tmp_path / meta, cache / meta))
+            keys = sorted(k for k in {*theirs, *ours} if theirs.get(k) != ours.get(k))
+            assert keys == ["build_paths", "build_seconds"], keys
             done = install("3.11", url)
             result = subprocess.run(
                 [str(done.executable), "-c", "import ssl, sqlite3"], env=clean_env(), check=False
