@@ -56,7 +56,9 @@ def build(number: int, args: argparse.Namespace) -> tuple[Path, float]:
     if run.exists():
         shutil.rmtree(run)
     home.mkdir(parents=True)
-    if args.keep_libraries and number == 2:
+    if args.same_home and number == 2:
+        home = args.work / "run-1" / "home"  # CPython's own determinism: the same paths
+    elif args.keep_libraries and number == 2:
         first = args.work / "run-1" / "home" / "cache"
         for kind in ("libs", "sources", "toolchains", "apt"):
             if (first / kind).is_dir():
@@ -161,23 +163,36 @@ def main() -> int:
     parser.add_argument("--no-pie", action="store_true")
     parser.add_argument("--build-tag", default="20260101")
     parser.add_argument("--keep-libraries", action="store_true")
+    parser.add_argument(
+        "--same-home",
+        action="store_true",
+        help="run 2 uses run 1's RELOCPY_HOME (its toolchain and library caches, at the same"
+        " paths): what differs then is CPython's own build, PGO included",
+    )
+    parser.add_argument("--skip-run1", action="store_true", help="keep an existing run 1")
     parser.add_argument("--compare-only", action="store_true", help="compare existing runs")
     args = parser.parse_args()
     args.work = args.work.absolute()
     times = []
     if not args.compare_only:
-        for number in (1, 2):
+        for number in (2,) if args.skip_run1 else (1, 2):
             times.append(build(number, args)[1])
     rows = compare(args.work / "run-1" / "dist", args.work / "run-2" / "dist")
     spec = f"{args.version} {args.opt} {args.toolchain}" + (
         f" glibc {args.glibc}" if args.glibc else ""
     )
     spec += " no-pie" if args.no_pie else ""
-    clean = "library cache shared" if args.keep_libraries else "every cache empty"
+    clean = (
+        "run 2 in run 1's RELOCPY_HOME"
+        if args.same_home
+        else "library cache shared"
+        if args.keep_libraries
+        else "every cache empty"
+    )
     lines = [
         f"\n## {spec} ({clean}), {time.strftime('%Y-%m-%d')}\n",
         f"`{' '.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}`"
-        + (f": builds of {times[0] / 60:.1f} and {times[1] / 60:.1f} min" if times else ""),
+        + (f": builds of {', '.join(f'{s / 60:.1f}' for s in times)} min" if times else ""),
         "",
         "| file | result | sha256 or what differs |",
         "| --- | --- | --- |",
