@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -113,16 +114,26 @@ def elf_sections(data: bytes) -> dict[str, bytes]:
     return {s.name: s.data() for s in elf.iter_sections() if s.header.sh_type != "SHT_NOBITS"}
 
 
+def only_in(one: bytes, two: bytes) -> str:
+    """A string run 1's bytes hold and run 2's do not: usually the cause itself (a path)."""
+    found = set(re.findall(rb"[\x20-\x7e]{8,}", one)) - set(re.findall(rb"[\x20-\x7e]{8,}", two))
+    if not found:
+        return ""
+    sample = min(found, key=len).decode()
+    return f' e.g. "{sample[:90]}"'
+
+
 def explain(name: str, one: bytes, two: bytes) -> str:
     if one[:4] == b"\x7fELF" and two[:4] == b"\x7fELF":
         a, b = elf_sections(one), elf_sections(two)
         differ = sorted(s for s in set(a) | set(b) if a.get(s) != b.get(s))
         return "ELF sections " + ", ".join(
-            f"{s} ({CAUSES.get(s, 'see the section')})" for s in differ
+            f"{s} ({CAUSES.get(s, 'see the section')}{only_in(a.get(s, b''), b.get(s, b''))})"
+            for s in differ
         )
     if name.endswith(".pyc"):
-        return "bytecode (a source or marshal difference)"
-    return f"{len(one)} vs {len(two)} bytes"
+        return "bytecode (a source or marshal difference)" + only_in(one, two)
+    return f"{len(one)} vs {len(two)} bytes" + only_in(one, two)
 
 
 def compare(one: Path, two: Path) -> list[tuple[str, str, str]]:
