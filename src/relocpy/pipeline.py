@@ -41,7 +41,6 @@ from relocpy.package.archives import (
     bundled_libraries,
     flavour_name,
     include_in_install_only,
-    measured_glibc,
     package_tree,
     pin_timestamps,
     target_triple,
@@ -303,7 +302,7 @@ def build(
                     tree.root,
                     partial,
                     version=tree.version,
-                    glibc=measured_glibc(tree.root),
+                    glibc=_floor(packaged.info.get("glibc_floor")),
                     include=lambda rel: include_in_install_only(rel, tree.short_version),
                     mtime=epoch,
                     build=tag,
@@ -516,6 +515,11 @@ def _build_metadata(
         "build_paths": build_paths,
         "build_seconds": round(seconds, 1),
     }
+
+
+def _floor(text: object) -> tuple[int, ...] | None:
+    """package_tree's measured `glibc_floor` ("2.17") as numbers (not measured twice)."""
+    return tuple(int(p) for p in text.split(".")) if isinstance(text, str) else None
 
 
 def _publish(packaged: PackagedArchives, partial: Path, out_dir: Path) -> PackagedArchives:

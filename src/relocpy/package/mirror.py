@@ -16,6 +16,7 @@ import re
 import urllib.parse
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from relocpy.core.checksums import sha256_file
 from relocpy.core.errors import ChecksumMismatchError, RelocpyError
@@ -28,6 +29,9 @@ from relocpy.core.records import (
     read_json,
     require_format,
 )
+
+if TYPE_CHECKING:
+    from relocpy.package.oci import OciClient
 
 INDEX_NAME = "index.json"
 UV_INDEX_NAME = "uv-downloads.json"
@@ -547,6 +551,7 @@ class Mirror:
         self.url = _mirror_url(location)
         self.timeout = timeout
         self._oci_layers: dict[str, dict[str, object]] | None = None
+        self._oci_client: OciClient | None = None
 
     @property
     def is_local(self) -> bool:
@@ -591,7 +596,9 @@ class Mirror:
         `download`, against the index entry that names it, or by reading it whole)."""
         from relocpy.package.oci import OciClient, OciError, titled_layers
 
-        client = OciClient(self.url, timeout=self.timeout)
+        if self._oci_client is None:  # one client: its token serves every later request
+            self._oci_client = OciClient(self.url, timeout=self.timeout)
+        client = self._oci_client
         try:
             if self._oci_layers is None:
                 found = client.manifest(OCI_INDEX_TAG)
