@@ -335,6 +335,27 @@ libs = "host"
 """
 
 
+SCHEMAS = {"github": "vendor.github-workflows", "gitlab": "vendor.gitlab-ci"}
+
+
+def generate_and_validate(
+    matrix: Path, url: str, engine: str, tmp_path: Path
+) -> tuple[Path, dict[str, object]]:
+    """`relocpy ci generate` for `engine`, checked by check-jsonschema against the engine's
+    official schema; the file and its jobs."""
+    out = tmp_path / f"{engine}.yml"
+    assert main(["ci", "generate", str(matrix), f"--{engine}", "--cache", url, "-o", str(out)]) == 0
+    checked = subprocess.run(
+        [Path(sys.executable).parent / "check-jsonschema", "--builtin-schema", SCHEMAS[engine],
+         str(out)],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    document = yaml.safe_load(out.read_text())
+    return out, document["jobs"] if engine == "github" else document
+
+
 def test_ci_generate_validates_and_leaves_out_what_the_cache_holds(
     logged_in: Registry, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -352,25 +373,8 @@ def test_ci_generate_validates_and_leaves_out_what_the_cache_holds(
     OciBinaryCache(url).push(local, local.lookup(cached), QuietReporter())  # type: ignore[arg-type]
     planned = plan_file(matrix, url)
     assert [p.where for p in planned] == ["registry", "missing", "missing"]
-    for engine, schema in (("github", "vendor.github-workflows"), ("gitlab", "vendor.gitlab-ci")):
-        out = tmp_path / f"{engine}.yml"
-        assert (
-            main(["ci", "generate", str(matrix), f"--{engine}", "--cache", url, "-o", str(out)])
-            == 0
-        )
-        checked = subprocess.run(
-            [
-                Path(sys.executable).parent / "check-jsonschema",
-                "--builtin-schema",
-                schema,
-                str(out),
-            ],
-            capture_output=True,
-            text=True,
-        )
-        assert checked.returncode == 0, checked.stdout + checked.stderr
-        document = yaml.safe_load(out.read_text())
-        jobs = document["jobs"] if engine == "github" else document
+    for engine in ("github", "gitlab"):
+        out, jobs = generate_and_validate(matrix, url, engine, tmp_path)
         spec_jobs = sorted(k for k in jobs if k.startswith("spec-"))
         assert spec_jobs == sorted(f"spec-{p.digest[:16]}" for p in planned[1:])
         libs = [k for k in jobs if k.startswith("libs-")]
@@ -473,25 +477,8 @@ def test_the_release_matrix_pipelines_validate(logged_in: Registry, tmp_path: Pa
     spec job per version, a publish job, each engine's file valid by its official schema."""
     release = Path(__file__).resolve().parent.parent / "examples" / "release.toml"
     url = logged_in.url("relocpy/release")
-    for engine, schema in (("github", "vendor.github-workflows"), ("gitlab", "vendor.gitlab-ci")):
-        out = tmp_path / f"{engine}.yml"
-        assert (
-            main(["ci", "generate", str(release), f"--{engine}", "--cache", url, "-o", str(out)])
-            == 0
-        )
-        checked = subprocess.run(
-            [
-                Path(sys.executable).parent / "check-jsonschema",
-                "--builtin-schema",
-                schema,
-                str(out),
-            ],
-            capture_output=True,
-            text=True,
-        )
-        assert checked.returncode == 0, checked.stdout + checked.stderr
-        document = yaml.safe_load(out.read_text())
-        jobs = document["jobs"] if engine == "github" else document
+    for engine in ("github", "gitlab"):
+        _, jobs = generate_and_validate(release, url, engine, tmp_path)
         names = [k for k in jobs if k.startswith(("libs-", "spec-", "publish"))]
         assert len([n for n in names if n.startswith("libs-")]) == 3
         assert len([n for n in names if n.startswith("spec-")]) == 3 and "publish" in names
