@@ -1,13 +1,16 @@
 """Reproducible bytes: one spec built twice from clean caches, every output compared.
 
 Usage: .venv/bin/python bench/reproducible.py --work DIR [--version 3.13] [--opt noopt]
-           [--toolchain zig] [--glibc 2.17] [--keep-libraries] [--build-tag 20260101]
+           [--toolchain zig] [--glibc 2.17] [--no-pie] [--keep-libraries] [--same-home]
+           [--reuse-profile] [--build-tag 20260101]
 
-Each run gets its own empty RELOCPY_HOME (no library, source or toolchain cache; with
-`--keep-libraries` the second run reuses the first run's library cache, for a quicker check of
-CPython's own determinism) and its own output directory, and builds with `relocpy build`. Then
-every archive, the SBOM and the metadata are compared by sha256; where two differ, the members
-that differ are listed, and for ELF members the sections that differ, with a likely cause.
+Each run gets its own empty RELOCPY_HOME (the two of different path lengths; no library,
+source or toolchain cache; with `--keep-libraries` the second run reuses the first run's
+library cache, for a quicker check of CPython's own determinism) and its own output directory,
+and builds with `relocpy build`. With `--reuse-profile` (a PGO spec), the second run is given
+the profile the first one wrote (`--pgo-profile`) instead of training again. Then every
+archive, the SBOM and the metadata are compared by sha256; where two differ, the members that
+differ are listed, and for ELF members the sections that differ, with a likely cause.
 Results: stdout and bench/results/reproducible.md (appended).
 """
 
@@ -52,7 +55,8 @@ def sha256(path: Path) -> str:
 
 def build(number: int, args: argparse.Namespace) -> tuple[Path, float]:
     run = args.work / f"run-{number}"
-    home = run / "home"
+    # homes of different lengths: a path that leaks shows as content, not only as an order
+    home = run / ("home" if number == 1 else "second-home")
     dist = run / "dist"
     if run.exists():
         shutil.rmtree(run)
@@ -79,6 +83,11 @@ def build(number: int, args: argparse.Namespace) -> tuple[Path, float]:
         cmd += ["--glibc", args.glibc]
     if args.no_pie:
         cmd += ["--no-pie"]
+    if args.reuse_profile and number == 2:
+        profiles = sorted((args.work / "run-1" / "dist").glob("*.pgo-profile.tar.zst"))
+        if len(profiles) != 1:
+            sys.exit(f"run 1 wrote {len(profiles)} PGO profiles, not one: is --opt a PGO one?")
+        cmd += ["--pgo-profile", str(profiles[0])]
     print(f"run {number}: {' '.join(cmd)}", flush=True)
     start = time.monotonic()
     with (run / "build.out").open("w") as out:
@@ -155,6 +164,9 @@ def compare(one: Path, two: Path) -> list[tuple[str, str, str]]:
             ) + (f"; … {len(differ) - 20} more" if len(differ) > 20 else "")
         elif not same and path.name.endswith(".json"):
             a, b = json.loads(path.read_text()), json.loads(other.read_text())
+            for info in (a, b):  # whether the PGO profile was trained or given: a run's fact
+                if isinstance(info.get("pgo_profile"), dict):
+                    info["pgo_profile"].pop("given", None)
             keys = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
             detail = "keys " + ", ".join(keys)
             if set(keys) <= RUN_FACTS:
@@ -180,6 +192,11 @@ def main() -> int:
         help="run 2 uses run 1's RELOCPY_HOME (its toolchain and library caches, at the same"
         " paths): what differs then is CPython's own build, PGO included",
     )
+    parser.add_argument(
+        "--reuse-profile",
+        action="store_true",
+        help="run 2 compiles with the PGO profile run 1 wrote instead of training again",
+    )
     parser.add_argument("--skip-run1", action="store_true", help="keep an existing run 1")
     parser.add_argument("--compare-only", action="store_true", help="compare existing runs")
     args = parser.parse_args()
@@ -194,7 +211,9 @@ def main() -> int:
     )
     spec += " no-pie" if args.no_pie else ""
     clean = (
-        "run 2 in run 1's RELOCPY_HOME"
+        "run 2 given run 1's PGO profile, every cache empty"
+        if args.reuse_profile and not (args.same_home or args.keep_libraries)
+        else "run 2 in run 1's RELOCPY_HOME"
         if args.same_home
         else "library cache shared"
         if args.keep_libraries

@@ -109,6 +109,13 @@ def _parser() -> argparse.ArgumentParser:
         " or the whole test suite (extended, as Debian does)",
     )
     p.add_argument(
+        "--pgo-profile",
+        type=Path,
+        metavar="FILE",
+        help="the .pgo-profile.tar.zst an earlier build of the same spec wrote: compile with"
+        " its counts instead of training, and get that build's bytes again",
+    )
+    p.add_argument(
         "--pybi",
         action="store_true",
         help="also write the tree as a PEP 711 .pybi (cpython-VERSION-BUILD-PLATFORM.pybi)",
@@ -602,10 +609,13 @@ def _stages(args: argparse.Namespace) -> int:
             pgo_training=args.pgo_training,
             pie=args.pie,
             pybi=args.pybi,
+            pgo_profile=args.pgo_profile,
             also_needs=tuple(verify_needs()) if args.verify else (),
         )
         for path in (result.archives.gz, result.archives.zst, result.archives.metadata, result.log):
             print(path)
+        if result.pgo_profile is not None:
+            print(result.pgo_profile)
         if args.verify:
             report = verify(result.archives.gz, reporter=reporter)
             print_report(report, console)

@@ -27,9 +27,12 @@ from relocpy.build.libraries import (
     library_cflags,
     spec_cflags,
 )
+from relocpy.build.profile import SUFFIX as PROFILE_SUFFIX
+from relocpy.build.profile import read_identity as read_profile_identity
 from relocpy.build.toolchain import HOST_LIBRARY_HEADERS, Toolchain, host_toolchain
 from relocpy.build.zig import DEFAULT_GLIBC, zig_toolchain
 from relocpy.core import home
+from relocpy.core.checksums import sha256_file
 from relocpy.core.errors import BuildFailedError, ChecksumMismatchError, RelocpyError
 from relocpy.core.preflight import Requirement, header, program, require
 from relocpy.core.progress import QuietReporter, Reporter
@@ -134,6 +137,7 @@ class BuildResult:
     seconds: float
     test_suite: Path  # CPython's own tests, to unpack over the install_only tree
     pybi: Path | None = None  # the same tree as a PEP 711 .pybi (`build(pybi=True)`)
+    pgo_profile: Path | None = None  # a PGO build's profile, to rebuild the same bytes from
 
 
 def build(
@@ -159,6 +163,7 @@ def build(
     pie: bool = True,
     also_needs: tuple[Requirement, ...] = (),
     pybi: bool = False,
+    pgo_profile: Path | None = None,
 ) -> BuildResult:
     """Build CPython `request` from its pinned source and write relocatable archives to `out_dir`.
 
@@ -168,7 +173,9 @@ def build(
     triple names the CPU level. `stripped` also writes the install_only_stripped pair.
     `pgo_training` ("pgo" or "extended", see recipes.cpython.PGO_TRAININGS) is what a
     profile-guided build trains on. `pie=False` links a position-dependent executable.
-    `pybi` also writes the install_only tree as a PEP 711 `.pybi`.
+    `pybi` also writes the install_only tree as a PEP 711 `.pybi`. A PGO build writes its
+    profile beside the archives (`<stem>.pgo-profile.tar.zst`); given as `pgo_profile` to a
+    build of the same spec, it replaces the training and the build repeats those bytes.
     Before anything is created, every program, aclocal macro and header the build needs (plus
     `also_needs`, what the caller does next) is checked, and all that is missing is named.
     Nothing appears in `out_dir` unless every step succeeded.
@@ -192,6 +199,18 @@ def build(
             f"--pgo-training {pgo_training} trains a profile-guided build, and --opt {opt} is not",
             hint="add --opt pgo+lto, or drop --pgo-training",
         )
+    if pgo_profile is not None:
+        if not opt.startswith("pgo"):
+            raise RelocpyError(
+                f"--pgo-profile gives a profile-guided build its counts, and --opt {opt} is not",
+                hint="add --opt pgo+lto (the spec the profile was trained on)",
+            )
+        if not Path(pgo_profile).is_file():
+            raise RelocpyError(
+                f"no PGO profile at {pgo_profile}",
+                hint=f"give the {PROFILE_SUFFIX} file an earlier build wrote beside its archives",
+            )
+        read_profile_identity(Path(pgo_profile))  # not a profile at all: say so before building
     check_toolchain_choice(toolchain, glibc, libs, opt)
     pin = resolve_reachable(request, reporter)
     needs = build_needs(pin, toolchain, glibc, libs, readline, march, cflags, stripped)
@@ -219,6 +238,7 @@ def build(
             free_threaded,
             pgo_training,
             pie,
+            Path(pgo_profile).resolve() if pgo_profile is not None else None,
         )
         target = f"glibc {tools.glibc}" if tools.glibc else "this host's glibc"
         reporter.step(
@@ -279,6 +299,15 @@ def build(
                 staged.seconds,
                 libraries,
             )
+            profile_path = None
+            if staged.profile is not None:
+                profile_path = partial / f"{stem}{PROFILE_SUFFIX}"
+                shutil.copyfile(staged.profile, profile_path)
+                metadata["pgo_profile"] = {
+                    "file": profile_path.name,
+                    "sha256": sha256_file(profile_path),
+                    "given": pgo_profile is not None,
+                }
             tree = inspect_tree(staged.prefix_dir)
             epoch = source_date_epoch(tag)
             pin_timestamps(tree.root, epoch)
@@ -317,6 +346,7 @@ def build(
                 time.monotonic() - start,
                 out_dir / tests.name,
                 out_dir / pybi_path.name if pybi_path else None,
+                out_dir / profile_path.name if profile_path else None,
             )
         finally:
             shutil.rmtree(partial, ignore_errors=True)

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from relocpy.build.libraries import spec_cflags
+from relocpy.build.profile import SUFFIX as PROFILE_SUFFIX
+from relocpy.build.profile import load_profile, save_profile
 from relocpy.build.toolchain import Toolchain
 from relocpy.core.errors import BuildFailedError
 from relocpy.core.progress import Reporter, append_log
@@ -76,6 +78,9 @@ class BuildSpec:
     # with LTO the interpreter's code is generated without PIC: 3% fewer instructions on the
     # issue 6 workloads (callgrind). True keeps the toolchain's default, a PIE.
     pie: bool = True
+    # A profile an earlier PGO build of this spec wrote (see build.profile): compiled with
+    # its counts instead of training again, so the output is the same bytes as that build's.
+    pgo_profile: Path | None = None
 
     @property
     def make_variables(self) -> list[str]:
@@ -93,6 +98,24 @@ class BuildSpec:
         return list(spec_cflags(self.march, self.cflags))
 
 
+def profile_identity(spec: BuildSpec, toolchain: Toolchain) -> dict[str, object]:
+    """What a PGO profile must have been trained on to be reused: the same source, compiler
+    and everything that changes what is compiled."""
+    return {
+        "cpython": spec.pin.version,
+        "source_sha256": spec.pin.sha256,
+        "compiler": toolchain.identity,
+        "opt": spec.opt,
+        "configure_args": list(spec.configure_args),
+        "cflags": list(spec.extra_cflags),
+        "libs": spec.libs,
+        "readline": spec.readline,
+        "free_threaded": spec.free_threaded,
+        "pie": spec.pie,
+        "pgo_training": spec.pgo_training,
+    }
+
+
 @dataclass(frozen=True)
 class StagedBuild:
     """The result of `make install DESTDIR=stage`: the prefix lives at `stage/install`."""
@@ -102,6 +125,7 @@ class StagedBuild:
     stage_dir: Path
     log: Path
     seconds: float
+    profile: Path | None = None  # the PGO profile the build trained or was given
 
     @property
     def prefix_dir(self) -> Path:
@@ -151,7 +175,11 @@ def build_cpython(
     # directory instead of this random one. CFLAGS_NODIST reaches CPython's own compiles but not
     # the flags sysconfig hands to extension builds.
     env["SOURCE_DATE_EPOCH"] = str(epoch)
-    env["CFLAGS_NODIST"] = " ".join(prefix_map_flags({str(workdir): BUILD_DIR_IN_DEBUG_INFO}))
+    remap = " ".join(prefix_map_flags({str(workdir): BUILD_DIR_IN_DEBUG_INFO}))
+    env["CFLAGS_NODIST"] = remap
+    # An LTO link compiles again and writes the debug info then, naming the directory it runs
+    # in: without the map there, the strings differ per work directory and so does their order.
+    env["LDFLAGS_NODIST"] = remap
     # Compiler temp files live in the work dir, so nothing outlives an interrupted build.
     env["TMPDIR"] = str(workdir / "tmp")
     (workdir / "tmp").mkdir(exist_ok=True)
@@ -168,6 +196,9 @@ def build_cpython(
             hint=f"CPython's configure chooses them by the compiler's name ({toolchain.cc});"
             f" the log has its output: {log}",
         )
+    if spec.pgo_profile is not None:
+        reporter.step(f"PGO: counts from {spec.pgo_profile.name}, no training run")
+        load_profile(spec.pgo_profile, source, profile_identity(spec, toolchain))
     reporter.step(f"make -j{spec.jobs}")
     run_logged(
         [toolchain.make, f"-j{spec.jobs}", *spec.make_variables],
@@ -178,6 +209,10 @@ def build_cpython(
         env,
         PGO_MILESTONES,
     )
+    profile = None
+    if spec.opt.startswith("pgo"):
+        profile = workdir / f"profile{PROFILE_SUFFIX}"
+        save_profile(source, profile, profile_identity(spec, toolchain), epoch)
     reporter.step("linking python with libpython inside")
     run = MakeRun(source, workdir, toolchain.make, log, reporter, env)
     static_python = link_static_python(run, spec.pie)
@@ -185,7 +220,7 @@ def build_cpython(
     run_logged(
         [toolchain.make, "install", f"DESTDIR={stage}"], source, log, reporter, "make install", env
     )
-    staged = StagedBuild(spec, source, stage, log, time.monotonic() - start)
+    staged = StagedBuild(spec, source, stage, log, time.monotonic() - start, profile)
     install_static_python(static_python, staged.prefix_dir, spec.pin.version_tuple)
     if deps is not None:
         share_openssl(run, staged.prefix_dir)

@@ -16,16 +16,25 @@ from pathlib import Path
 from filelock import FileLock
 
 from relocpy.build.toolchain import Toolchain, compiler_identity
-from relocpy.build.zig import HOST_DIRS, ZIG_VERSION, ensure_zig, parse_glibc
-from relocpy.core import home
+from relocpy.build.zig import (
+    HOST_DIRS,
+    ZIG_VERSION,
+    ensure_zig,
+    parse_glibc,
+    toolchain_prefix_map,
+    toolchains_dir,
+    zig_command,
+)
 from relocpy.core.errors import MissingToolError, RelocpyError
 from relocpy.core.progress import QuietReporter, Reporter, append_log
 
 _ARCH = "x86_64"
 # Bumped when the cc wrapper changes what it compiles or links (it enters the identity, and
 # with it every library key). 3: links libm, libpthread and libdl where needed; 4: named
-# gcc, which CPython's configure needs to see to use its PGO and LTO flags.
-_WRAPPER_VERSION = 4
+# gcc, which CPython's configure needs to see to use its PGO and LTO flags. 5: no
+# RELOCPY_HOME path in debug info (the toolchains directory mapped, zig's start files built
+# with its library directory as /dev/fd/9): builds in different homes are byte-identical.
+_WRAPPER_VERSION = 5
 # zig's header directories for x86_64 glibc, most specific first (as zig cc passes them)
 _HEADER_DIRS = ("x86-linux-gnu", "generic-glibc", "x86-linux-any", "any-linux-any")
 # What the sysroot's lib/ holds: zig's start files, libc_nonshared.a and one stub per library
@@ -55,7 +64,8 @@ int main(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);
 
 
 def sysroot_dir(glibc: str) -> Path:
-    return home.cache_dir() / "toolchains" / f"sysroot-{_ARCH}-linux-gnu.{glibc}"
+    # versioned: a sysroot made by an older wrapper holds start files with home paths
+    return toolchains_dir() / f"sysroot-{_ARCH}-linux-gnu.{glibc}-{_WRAPPER_VERSION}"
 
 
 def _gcc_file(name: str) -> str:
@@ -76,9 +86,9 @@ def ensure_sysroot(glibc: str, reporter: Reporter | None = None, log: Path | Non
         if (root / "lib" / "libc.so").is_file():
             return root
         reporter.step(f"assembling a glibc {glibc} sysroot for gcc from zig's glibc stubs")
-        # A fixed name (the lock makes it ours): zig records the directory it compiles its
-        # glibc start files from in their debug info, which every program linked with the
-        # sysroot then carries.
+        # A fixed name (the lock makes it ours). What zig records in the start files' debug
+        # info, which every program linked with the sysroot carries, is kept free of home
+        # paths by zig_command (its library directory as /dev/fd/9) and by running it in `/`.
         staging = root.with_name(f".{root.name}.staging")
         shutil.rmtree(staging, ignore_errors=True)
         scratch = staging / "zig-cache"
@@ -93,9 +103,10 @@ def ensure_sysroot(glibc: str, reporter: Reporter | None = None, log: Path | Non
             }
             libs = [f"-l{name}" for name in _LINK_NAMES]
             for pie in (["-fPIE", "-pie"], ["-fno-PIE", "-no-pie"]):
-                cmd = [str(zig), "cc", "-target", f"{_ARCH}-linux-gnu.{glibc}", *pie, str(probe),
-                       "-o", str(staging / "probe"), *libs]  # fmt: skip
-                result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+                cmd = zig_command(zig, "cc", "-target", f"{_ARCH}-linux-gnu.{glibc}", *pie,
+                                  str(probe), "-o", str(staging / "probe"), *libs)  # fmt: skip
+                # from `/`: zig records the directory it runs in inside its start files
+                result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd="/")
                 append_log(log, f"$ {' '.join(cmd)}\n{result.stdout}{result.stderr}")
                 if result.returncode != 0:
                     raise RelocpyError(
@@ -174,6 +185,9 @@ def gcc_glibc_toolchain(
         'if [ $link = yes ]; then set -- "$@" -Wl,--push-state,--as-needed -lm -lpthread -ldl'
         " -Wl,--pop-state; fi\n"
         f"exec gcc -nostdinc {includes} -D__GLIBC_MINOR__={glibc.split('.')[1]} "
+        # headers and start files live in RELOCPY_HOME: debug info names them the same in
+        # every home (given to the link too, which is where LTO writes its debug info)
+        f"{toolchain_prefix_map()} "
         f'-B"{root / "lib"}" -L"{root / "lib"}" -static-libgcc "$@"\n'
     )
     # configure scripts (CPython's PGO and LTO flags among them) recognise gcc by name

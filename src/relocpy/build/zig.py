@@ -24,6 +24,17 @@ ZIG_VERSION = "0.17.1"
 ZIG_WHEEL_SHA256 = "ea6cc5d87b033cf0aedfbc8f9549a908cae6c50ac31f1698188fa48a74524b54"
 DEFAULT_GLIBC = "2.17"
 _ARCH = "x86_64"
+# Bumped when the wrappers change what zig compiles or records (it enters the identity, and
+# with it every library key and spec hash). 2: zig's library directory named /dev/fd/9 and
+# the toolchain directory mapped, so no RELOCPY_HOME path reaches the debug info.
+_WRAPPER_VERSION = 2
+# zig names its library directory (clang's headers, the glibc sources of its start files) in
+# the debug info of everything it compiles, its own start files and compiler-rt included,
+# where no -ffile-prefix-map reaches. Handed that directory open on a fixed descriptor, as
+# ZIG_LIB_DIR=/dev/fd/9, it records that name instead of a path inside RELOCPY_HOME: builds in
+# different homes are then byte-identical.
+ZIG_LIB_FD = 9
+TOOLCHAINS_IN_DEBUG_INFO = "/relocpy/toolchains"
 
 
 HOST_DIRS = "|".join(
@@ -52,11 +63,32 @@ def parse_glibc(value: str) -> str:
 
 def zig_identity(glibc: str = DEFAULT_GLIBC) -> str:
     """What names this toolchain in build hashes (the same string `zig_toolchain` records)."""
-    return f"zig {ZIG_VERSION} {_ARCH}-linux-gnu.{parse_glibc(glibc)}"
+    return f"zig {ZIG_VERSION} {_ARCH}-linux-gnu.{parse_glibc(glibc)}, wrapper {_WRAPPER_VERSION}"
+
+
+def toolchains_dir() -> Path:
+    """Where zig, its wrappers and the gcc sysroots live (inside RELOCPY_HOME's cache)."""
+    return home.cache_dir() / "toolchains"
 
 
 def zig_root(version: str = ZIG_VERSION) -> Path:
-    return home.cache_dir() / "toolchains" / f"ziglang-{version}"
+    return toolchains_dir() / f"ziglang-{version}"
+
+
+def zig_lib_prelude(zig: Path) -> str:
+    """Shell lines that make a following `exec zig ...` see its library directory as
+    /dev/fd/9 (see ZIG_LIB_FD)."""
+    return f'exec {ZIG_LIB_FD}<"{zig.parent / "lib"}"\nexport ZIG_LIB_DIR=/dev/fd/{ZIG_LIB_FD}\n'
+
+
+def zig_command(zig: Path, *args: str) -> list[str]:
+    """argv for `zig ARGS` with its library directory named /dev/fd/9."""
+    return ["/bin/sh", "-c", zig_lib_prelude(zig) + 'exec "$0" "$@"', str(zig), *args]
+
+
+def toolchain_prefix_map() -> str:
+    """The flag that names the toolchains directory the same in every RELOCPY_HOME."""
+    return f"-ffile-prefix-map={toolchains_dir()}={TOOLCHAINS_IN_DEBUG_INFO}"
 
 
 def ensure_zig(reporter: Reporter | None = None, log: Path | None = None) -> Path:
@@ -105,9 +137,10 @@ def _prime_libc(bindir: Path, reporter: Reporter, log: Path | None) -> None:
 
     zig compiles them the first time a link needs them, caches them, and records the directory
     it was run from in their debug info, which every program it links then carries: without
-    this, that would be whichever library build happened to link first.
+    this, that would be whichever library build happened to link first. They are built from
+    `/`, the one directory whose name is the same in every RELOCPY_HOME.
     """
-    stamp = bindir / ".libc-primed"
+    stamp = bindir / f".libc-primed-{_WRAPPER_VERSION}"
     if stamp.is_file():
         return
     with FileLock(str(bindir / ".prime.lock")):
@@ -117,13 +150,14 @@ def _prime_libc(bindir: Path, reporter: Reporter, log: Path | None) -> None:
         prime = bindir / "prime"
         prime.mkdir(exist_ok=True)
         (prime / "prime.c").write_text("int main(void) { return 0; }\n")
+        src = str(prime / "prime.c")
         for args in (
-            ["prime.c", "-o", "exe"],
-            ["-fPIE", "-pie", "prime.c", "-o", "pie"],
-            ["-fPIC", "-shared", "prime.c", "-o", "lib.so"],
+            [src, "-o", str(prime / "exe")],
+            ["-fPIE", "-pie", src, "-o", str(prime / "pie")],
+            ["-fPIC", "-shared", src, "-o", str(prime / "lib.so")],
         ):
             result = subprocess.run(
-                [str(bindir / "cc"), *args], cwd=prime, capture_output=True, text=True
+                [str(bindir / "cc"), *args], cwd="/", capture_output=True, text=True
             )
             if log is not None:
                 append_log(log, f"zig cc {' '.join(args)}: {result.stdout}{result.stderr}")
@@ -147,7 +181,8 @@ def zig_toolchain(
     target = f"{_ARCH}-linux-gnu.{glibc}"
     bindir = zig.parent.parent / f"bin-{target}"
     bindir.mkdir(parents=True, exist_ok=True)
-    cache = home.cache_dir() / "toolchains" / "zig-cache"
+    # A new cache for a new wrapper version: the old one holds start files with home paths.
+    cache = toolchains_dir() / f"zig-cache-{_WRAPPER_VERSION}"
     # configure scripts ask the compiler for its linker (`-print-prog-name=ld`) and then ask
     # that for GNU ld's version; zig's clang cannot answer with a versioned triple, but its
     # linker takes GNU ld's options, so the wrappers answer `ld`.
@@ -172,9 +207,12 @@ def zig_toolchain(
         'set -- "$@" "$arg"; done\n'
         f'if [ $shared = yes ] && [ $inputs = no ]; then set -- "$@" "{empty}"; fi\n'
     )
+    # Header paths inside the toolchains directory (the sysroot's, a user's -I) are written as
+    # /relocpy/toolchains/... in debug info; zig's own headers are /dev/fd/9/... (ZIG_LIB_FD).
+    remap = toolchain_prefix_map()
     for name, command, prelude in (
-        ("cc", f"cc -target {target}", linker_query),
-        ("c++", f"c++ -target {target}", linker_query),
+        ("cc", f"cc -target {target} {remap}", linker_query),
+        ("c++", f"c++ -target {target} {remap}", linker_query),
         ("ar", "ar", ""),
         ("ranlib", "ranlib", ""),
     ):
@@ -183,6 +221,7 @@ def zig_toolchain(
             "#!/bin/sh\n"
             f'export ZIG_GLOBAL_CACHE_DIR="${{ZIG_GLOBAL_CACHE_DIR:-{cache}}}"\n'
             f"{prelude}"
+            f"{zig_lib_prelude(zig)}"
             f'exec "{zig}" {command} "$@"\n',
         )
     _prime_libc(bindir, reporter or QuietReporter(), log)

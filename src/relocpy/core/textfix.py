@@ -114,6 +114,34 @@ def strip_prefix_link_flags(value: str, prefix: str) -> str:
     return " ".join(shlex.quote(t) if t and " " in t else t for t in kept)
 
 
+# Variables that name a build tool, possibly by absolute path; and CONFIG_ARGS, which repeats
+# the CC=/AR=... that configure was given.
+TOOL_VARS = (*COMPILER_VARS, "AR", "RANLIB", "LLVM_AR", "LLVM_PROFDATA")
+
+
+def tool_dirs(values: dict[str, str | int], prefix: str) -> tuple[str, ...]:
+    """Directories that build tools were named in by absolute path (a toolchain's wrappers,
+    `/usr/bin/gcc`), outside `prefix`; longest first."""
+    found = set()
+    for key in TOOL_VARS:
+        value = values.get(key)
+        if not isinstance(value, str) or not value.strip():
+            continue
+        word = value.split()[0]
+        directory = word.rsplit("/", 1)[0]
+        if word.startswith("/") and directory and not (word + "/").startswith(prefix + "/"):
+            found.add(directory)
+    return tuple(sorted(found, key=len, reverse=True))
+
+
+def drop_tool_dirs(value: str, dirs: tuple[str, ...]) -> str:
+    """`/build/machine/bin/ar` -> `ar` for each of `dirs`: on another machine the tool is
+    found on PATH by its name, and the build machine's directory means nothing there."""
+    for directory in dirs:
+        value = re.sub(re.escape(directory) + r"/(?=[^/\s'\"]+(?:[\s'\"]|$))", "", value)
+    return value
+
+
 def portable_compiler(key: str, value: str) -> str:
     """`/opt/zig/zig cc -target ...` -> `cc`; keep the arguments that are plain flags."""
     try:
@@ -156,9 +184,12 @@ def relocate_sysconfig_vars(
 ) -> dict[str, str | int]:
     """Map `prefix` and `build_dirs` to the placeholder and make compiler entries portable."""
     out: dict[str, str | int] = {}
+    tools = tool_dirs(values, prefix)
     for key, value in values.items():
         if isinstance(value, str):
             value = strip_prefix_maps(value)
+            if key in TOOL_VARS or key == "CONFIG_ARGS":
+                value = drop_tool_dirs(value, tools)
             if prefix != PLACEHOLDER:
                 value = replace_path(value, prefix, PLACEHOLDER)
             for build_dir in build_dirs:
@@ -190,10 +221,15 @@ def relocatable_sysconfigdata(text: str, prefix: str, build_dirs: tuple[str, ...
 def relocatable_makefile(text: str, prefix: str, build_dirs: tuple[str, ...] = ()) -> str:
     """`config-X.Y/Makefile`: prefix computed from the Makefile's own location by GNU make."""
     lines = []
+    assigned = dict(re.findall(r"^(\w+)\s*=[ \t]*(\S[^\n]*)?$", text, re.MULTILINE))
+    tools = tool_dirs(assigned, prefix)
     for line in text.splitlines(keepends=True):
         if re.match(r"^prefix\s*=", line):
             lines.append("prefix=\t\t$(abspath $(dir $(lastword $(MAKEFILE_LIST)))../../..)\n")
             continue
+        name = re.match(r"^(\w+)\s*=", line)
+        if name and (name.group(1) in TOOL_VARS or name.group(1) == "CONFIG_ARGS"):
+            line = drop_tool_dirs(line, tools)
         if re.match(
             r"^(LDFLAGS|CONFIGURE_LDFLAGS|LDSHARED|BLDSHARED|LIBS|SHLIBS|CPPFLAGS|"
             r"CONFIGURE_CPPFLAGS|PY_LDFLAGS|PY_LDFLAGS_NOLTO|PY_CORE_LDFLAGS)\s*=",

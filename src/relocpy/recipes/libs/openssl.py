@@ -6,7 +6,18 @@ ssl module adds a fallback over the other distributions' bundle paths at run tim
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from relocpy.core.textfix import strip_prefix_maps
 from relocpy.recipes.library import LIBRARY_PREFIX, LibraryBuild, LibraryRecipe, debian_source
+
+PLATFORM = "linux-x86_64"
+
+
+def compiler_string(cc: str, cflags: str) -> str:
+    """What `OpenSSL_version(OPENSSL_CFLAGS)` reports: the compiler's name and the flags, with
+    no path (a work directory or RELOCPY_HOME would make the bytes differ per build)."""
+    return " ".join([Path(cc).name, *strip_prefix_maps(cflags).split()])
 
 
 def build_openssl(build: LibraryBuild) -> None:
@@ -14,7 +25,7 @@ def build_openssl(build: LibraryBuild) -> None:
         [
             "perl",
             "./Configure",
-            "linux-x86_64",
+            PLATFORM,
             "no-shared",
             "no-tests",
             "no-docs",
@@ -23,6 +34,19 @@ def build_openssl(build: LibraryBuild) -> None:
             "--libdir=lib",
             "--openssldir=/etc/ssl",
             *build.env["CFLAGS"].split(),
+        ]
+    )
+    # OpenSSL generates crypto/buildinf.h from "$(CC) $(LIB_CFLAGS) $(CPPFLAGS_Q)": the
+    # wrapper's path, the prefix maps and -I of the work directory. Written first, with the
+    # same generator, make keeps it (it is newer than configdata.pm).
+    build.run(
+        [
+            "sh",
+            "-c",
+            'perl util/mkbuildinf.pl "$1" "$2" > crypto/buildinf.h',
+            "mkbuildinf",
+            compiler_string(build.env.get("CC", "cc"), build.env["CFLAGS"]),
+            PLATFORM,
         ]
     )
     build.run(["make", f"-j{build.jobs}", "build_libs"])
