@@ -4,7 +4,6 @@ without training; a profile of another build, or one that is not a profile, is r
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -81,7 +80,7 @@ def test_the_profile_file_is_deterministic(trained, tmp_path: Path) -> None:
 
 def test_a_profile_of_another_build_is_refused(trained, tmp_path: Path) -> None:
     _, profile, _ = trained
-    with pytest.raises(ProfileMismatchError, match="compiler 'gcc 12.2.0'.*'clang 19'"):
+    with pytest.raises(ProfileMismatchError, match=r"compiler 'gcc 12\.2\.0'.*'clang 19'"):
         load_profile(profile, tmp_path, {**IDENTITY, "compiler": "clang 19"})
     assert not list(tmp_path.iterdir())
 
@@ -89,7 +88,7 @@ def test_a_profile_of_another_build_is_refused(trained, tmp_path: Path) -> None:
 def test_a_build_without_counts_fails(tmp_path: Path) -> None:
     from relocpy.core.errors import BuildFailedError
 
-    with pytest.raises(BuildFailedError, match="no .gcda profile"):
+    with pytest.raises(BuildFailedError, match=r"no \.gcda profile"):
         save_profile(tmp_path, tmp_path / "p.tar.zst", IDENTITY, mtime=0)
 
 
@@ -130,5 +129,5 @@ def test_a_profile_that_is_not_only_counts_is_refused(tmp_path: Path, kind: str)
 def test_a_file_that_is_no_profile_says_so(tmp_path: Path) -> None:
     junk = tmp_path / "junk.pgo-profile.tar.zst"
     junk.write_bytes(b"not zstd at all")
-    with pytest.raises(BadArchiveError, match="junk.pgo-profile.tar.zst"):
+    with pytest.raises(BadArchiveError, match=r"junk\.pgo-profile\.tar\.zst"):
         read_identity(junk)
