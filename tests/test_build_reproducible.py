@@ -34,12 +34,12 @@ int main(void) { return shout("hi") > 0 ? 0 : 1; }
 
 @pytest.fixture(scope="module")
 def second_home(session_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Another RELOCPY_HOME, with a longer path, holding a hard-linked copy of the session's
-    zig (so nothing is downloaded twice) and nothing else: wrappers, zig's cache of start
-    files and the sysroot are made again there."""
+    """Another RELOCPY_HOME, with a longer path and spaces in it, holding a hard-linked copy of
+    the session's zig (so nothing is downloaded twice) and nothing else: wrappers, zig's cache
+    of start files and the sysroot are made again there."""
     os.environ["RELOCPY_HOME"] = str(session_home)
     zig = ensure_zig()
-    home = tmp_path_factory.mktemp("another-relocpy-home-with-a-longer-name")
+    home = tmp_path_factory.mktemp("another relocpy home, longer")
     copy = home / zig_root().relative_to(session_home) / "ziglang"
     copy.parent.mkdir(parents=True)
     shutil.copytree(zig.parent, copy, copy_function=os.link, symlinks=True)

@@ -127,8 +127,9 @@ def ensure_sysroot(glibc: str, reporter: Reporter | None = None, log: Path | Non
             lib = root / "lib"  # the final location: linker scripts name absolute paths
             (staging / "lib" / "libc.so").write_text(
                 f"/* relocpy: glibc {glibc} stubs made by zig {ZIG_VERSION} */\n"
-                f"GROUP ( {lib}/libc.so.6 {lib}/libc_nonshared.a"
-                f" AS_NEEDED ( {lib}/ld-linux-x86-64.so.2 ) )\n"
+                # quoted: RELOCPY_HOME may hold spaces
+                f'GROUP ( "{lib}/libc.so.6" "{lib}/libc_nonshared.a"'
+                f' AS_NEEDED ( "{lib}/ld-linux-x86-64.so.2" ) )\n'
             )
             for name, soname in _LINK_NAMES.items():
                 (staging / "lib" / f"lib{name}.so").symlink_to(soname)
@@ -187,7 +188,7 @@ def gcc_glibc_toolchain(
         f"exec gcc -nostdinc {includes} -D__GLIBC_MINOR__={glibc.split('.')[1]} "
         # headers and start files live in RELOCPY_HOME: debug info names them the same in
         # every home (given to the link too, which is where LTO writes its debug info)
-        f"{toolchain_prefix_map()} "
+        f'"{toolchain_prefix_map()}" '
         f'-B"{root / "lib"}" -L"{root / "lib"}" -static-libgcc "$@"\n'
     )
     # configure scripts (CPython's PGO and LTO flags among them) recognise gcc by name

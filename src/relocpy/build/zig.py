@@ -211,8 +211,8 @@ def zig_toolchain(
     # /relocpy/toolchains/... in debug info; zig's own headers are /dev/fd/9/... (ZIG_LIB_FD).
     remap = toolchain_prefix_map()
     for name, command, prelude in (
-        ("cc", f"cc -target {target} {remap}", linker_query),
-        ("c++", f"c++ -target {target} {remap}", linker_query),
+        ("cc", f'cc -target {target} "{remap}"', linker_query),
+        ("c++", f'c++ -target {target} "{remap}"', linker_query),
         ("ar", "ar", ""),
         ("ranlib", "ranlib", ""),
     ):

@@ -211,6 +211,8 @@ def build_planned(
             stripped = [p for p in (archives.stripped_gz, archives.stripped_zst) if p is not None]
             files = [archives.gz, archives.zst, *stripped, archives.metadata, result.test_suite]
             files += [archives.sbom] if archives.sbom else []
+            # a PGO build's profile: what a rebuild needs to repeat its bytes (--pgo-profile)
+            files += [result.pgo_profile] if result.pgo_profile else []
             files.append(result.log)
             entry = cache.store(digest, spec.label, planned.inputs, files, extra)
             return SpecOutcome(planned, "built", time.monotonic() - start, log, None, entry)
