@@ -130,7 +130,7 @@ def installs(args: argparse.Namespace, url: str, env: dict[str, str], registry_e
     for number in range(args.installs):
         home = args.work / "install" / f"home-{number}"
         shutil.rmtree(home, ignore_errors=True)
-        cmd = ["relocpy", "install", args.install, "--mirror", url]
+        cmd = ["relocpy", "install", args.install, "--mirror", url, "--no-build"]
         job_env = {**env, **registry_env, "RELOCPY_HOME": str(home)}
         for times in (cold, warm):  # the second: the same home, the tree already there
             start = time.monotonic()
@@ -138,9 +138,9 @@ def installs(args: argparse.Namespace, url: str, env: dict[str, str], registry_e
             times.append(time.monotonic() - start)
             if done.returncode != 0:
                 sys.exit(f"install failed:\n{done.stdout}{done.stderr}")
-        python = sorted(home.rglob("bin/python3"))[0]
+        python = done.stdout.split()[0]  # install prints the interpreter it installed
         probe = subprocess.run(
-            [str(python), "-c", "import ssl, sqlite3, sys; print(sys.version.split()[0])"],
+            [python, "-c", "import ssl, sqlite3, sys; print(sys.version.split()[0])"],
             env={"PATH": "/usr/bin:/bin"},
             capture_output=True,
             text=True,
