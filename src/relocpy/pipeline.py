@@ -247,13 +247,7 @@ def build(
         )
         libraries = None
         if libs == "source":
-            libraries = build_libraries(
-                libraries_for(pin.version_tuple, readline),
-                tools,
-                reporter,
-                spec.jobs,
-                library_cflags(spec.extra_cflags),
-            )
+            libraries = _source_libraries(pin, spec, tools, reporter)
 
         tarball = fetch(pin, mirrors=mirrors, reporter=reporter, log=log)
         workdir = Path(tempfile.mkdtemp(prefix=f"relocpy-build-{pin.version}-"))
@@ -383,12 +377,24 @@ def build_libraries_for(
     log = logs / f"libraries-{pin.version}.{os.getpid()}.log"
     log.write_text(f"relocpy {__version__}: the libraries of CPython {pin.version}\n")
     tools = select_toolchain(toolchain, glibc, "source", reporter, log, opt)
+    spec = BuildSpec(
+        pin, opt, jobs or max(1, os.cpu_count() or 1), readline=readline, march=march,
+        cflags=tuple(cflags),
+    )  # fmt: skip
+    return _source_libraries(pin, spec, tools, reporter)
+
+
+def _source_libraries(
+    pin: SourcePin, spec: BuildSpec, tools: Toolchain, reporter: Reporter
+) -> list[BuiltLibrary]:
+    """The libraries a `spec` build of `pin` links, each built (or found in the library cache)
+    with `tools`: one step that `build` and `build_libraries_for` share."""
     return build_libraries(
-        libraries_for(pin.version_tuple, readline),
+        libraries_for(pin.version_tuple, spec.readline),
         tools,
         reporter,
-        jobs or max(1, os.cpu_count() or 1),
-        library_cflags(spec_cflags(march, cflags)),
+        spec.jobs,
+        library_cflags(spec.extra_cflags),
     )
 
 

@@ -180,20 +180,11 @@ def build_planned(
             result = build(
                 spec.version,
                 out,
-                opt=spec.opt,
                 jobs=jobs,
                 build_tag=tag,
                 reporter=reporter,
-                toolchain=spec.toolchain,
-                glibc=spec.glibc,
-                libs=spec.libs,
-                readline=spec.readline,
-                march=spec.march,
-                cflags=spec.cflags,
-                free_threaded=spec.free_threaded,
-                pgo_training=spec.pgo_training,
-                pie=spec.pie,
                 log=log,
+                **spec.build_options(),
             )
             extra: dict[str, object] = {"build_seconds": round(result.seconds, 1)}
             if verify:
@@ -239,16 +230,7 @@ def build_libraries_only(planned: list[PlannedSpec], reporter: Reporter | None =
         if spec.libs != "source":
             reporter.step(f"{spec.label}: links the host's libraries; nothing to build")
             continue
-        build_libraries_for(
-            spec.version,
-            toolchain=spec.toolchain,
-            glibc=spec.glibc,
-            readline=spec.readline,
-            march=spec.march,
-            cflags=spec.cflags,
-            opt=spec.opt,
-            reporter=reporter,
-        )
+        build_libraries_for(spec.version, reporter=reporter, **spec.library_options())
         count += 1
     return count
 

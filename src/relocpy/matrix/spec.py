@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from relocpy.core.errors import RelocpyError
 from relocpy.recipes.cpython import OPT_LEVELS, PGO_TRAININGS
@@ -77,6 +78,28 @@ class MatrixSpec:
         if not self.pie:
             parts.append("no-pie")
         return " ".join(parts)
+
+    def build_options(self) -> dict[str, Any]:
+        """`pipeline.build`'s keyword arguments for this spec (its version apart): the one
+        place a spec's axes become build options."""
+        return {
+            "opt": self.opt,
+            "toolchain": self.toolchain,
+            "glibc": self.glibc,
+            "libs": self.libs,
+            "readline": self.readline,
+            "march": self.march,
+            "cflags": self.cflags,
+            "free_threaded": self.free_threaded,
+            "pgo_training": self.pgo_training,
+            "pie": self.pie,
+        }
+
+    def library_options(self) -> dict[str, Any]:
+        """`pipeline.build_libraries_for`'s keyword arguments: what decides the libraries."""
+        keys = ("toolchain", "glibc", "readline", "march", "cflags", "opt")
+        options = self.build_options()
+        return {key: options[key] for key in keys}
 
     def as_dict(self) -> dict[str, object]:
         return {
