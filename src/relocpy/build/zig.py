@@ -26,14 +26,18 @@ DEFAULT_GLIBC = "2.17"
 _ARCH = "x86_64"
 # Bumped when the wrappers change what zig compiles or records (it enters the identity, and
 # with it every library key and spec hash). 2: zig's library directory named /dev/fd/9 and
-# the toolchain directory mapped, so no RELOCPY_HOME path reaches the debug info.
-_WRAPPER_VERSION = 2
+# the toolchain directory mapped, so no RELOCPY_HOME path reaches the debug info. 3: its cache
+# directory named /dev/fd/8 (compiler-rt's debug info names it).
+_WRAPPER_VERSION = 3
 # zig names its library directory (clang's headers, the glibc sources of its start files) in
 # the debug info of everything it compiles, its own start files and compiler-rt included,
 # where no -ffile-prefix-map reaches. Handed that directory open on a fixed descriptor, as
 # ZIG_LIB_DIR=/dev/fd/9, it records that name instead of a path inside RELOCPY_HOME: builds in
 # different homes are then byte-identical.
 ZIG_LIB_FD = 9
+# The same for zig's cache directory, where compiler-rt's generated sources live: every
+# program that needs a compiler-rt routine (128-bit division in _decimal) names it.
+ZIG_CACHE_FD = 8
 TOOLCHAINS_IN_DEBUG_INFO = "/relocpy/toolchains"
 
 
@@ -210,6 +214,7 @@ def zig_toolchain(
     # Header paths inside the toolchains directory (the sysroot's, a user's -I) are written as
     # /relocpy/toolchains/... in debug info; zig's own headers are /dev/fd/9/... (ZIG_LIB_FD).
     remap = toolchain_prefix_map()
+    cache.mkdir(parents=True, exist_ok=True)
     for name, command, prelude in (
         ("cc", f'cc -target {target} "{remap}"', linker_query),
         ("c++", f'c++ -target {target} "{remap}"', linker_query),
@@ -219,7 +224,9 @@ def zig_toolchain(
         _write_wrapper(
             bindir / name,
             "#!/bin/sh\n"
-            f'export ZIG_GLOBAL_CACHE_DIR="${{ZIG_GLOBAL_CACHE_DIR:-{cache}}}"\n'
+            f'exec {ZIG_CACHE_FD}<"${{ZIG_GLOBAL_CACHE_DIR:-{cache}}}"\n'
+            f"export ZIG_GLOBAL_CACHE_DIR=/dev/fd/{ZIG_CACHE_FD}"
+            f" ZIG_LOCAL_CACHE_DIR=/dev/fd/{ZIG_CACHE_FD}\n"
             f"{prelude}"
             f"{zig_lib_prelude(zig)}"
             f'exec "{zig}" {command} "$@"\n',
