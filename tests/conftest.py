@@ -76,8 +76,9 @@ def pyenv_prefix():
 
 @pytest.fixture(scope="session")
 def built_archive(tmp_path_factory: pytest.TempPathFactory, session_home: Path):
-    """A real CPython 3.13 built from its pinned source (noopt), once per session: in CI, the
-    one `scripts/build` made in a fresh root (the same defaults, and tag 20260101)."""
+    """A real CPython 3.13 built from its pinned source (noopt, with its .pybi), once per
+    session: in CI, the one `scripts/build` made in a fresh root (the same defaults, and tag
+    20260101)."""
     from relocpy.pipeline import build, read_build_output
 
     out = tmp_path_factory.mktemp("dist")
@@ -85,7 +86,7 @@ def built_archive(tmp_path_factory: pytest.TempPathFactory, session_home: Path):
         for path in (Path(FRESH_BUILD) / "dist").iterdir():
             os.link(path, out / path.name)
         return read_build_output(out)
-    return build("3.13", out, opt="noopt", build_tag="20260101")
+    return build("3.13", out, opt="noopt", build_tag="20260101", pybi=True)
 
 
 @pytest.fixture(scope="session")

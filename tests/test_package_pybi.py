@@ -186,15 +186,14 @@ def test_the_reader_refuses_what_pep_711_forbids(tmp_path: Path, kind: str) -> N
 
 
 @pytest.mark.real
-def test_a_real_interpreter_runs_from_its_installed_pybi(built_tree, tmp_path: Path) -> None:
-    path = write_pybi(
-        built_tree.root,
-        tmp_path,
-        version=built_tree.version,
-        glibc=(2, 17),
-        include=lambda rel: include_in_install_only(rel, built_tree.short_version),
-        mtime=1767225600,
-        build="20260101",
+def test_a_real_interpreter_runs_from_its_installed_pybi(
+    built_archive, built_tree, tmp_path: Path
+) -> None:
+    """The .pybi `relocpy build --pybi` wrote (in CI: the README's first command's) installs
+    and runs."""
+    path = built_archive.pybi
+    assert path is not None and path.name == (
+        f"cpython-{built_tree.version}-20260101-manylinux_2_17_x86_64.pybi"
     )
     info, record = read_info(path)
     assert info.marker_variables["python_full_version"] == built_tree.version

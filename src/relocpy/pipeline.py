@@ -600,9 +600,13 @@ def read_build_output(out_dir: Path) -> BuildResult:
     archives = PackagedArchives(
         gz, zst, metadata[0], info, stripped(".tar.gz"), stripped(".tar.zst"), beside(".cdx.json")
     )
+    pybis = sorted(out_dir.glob("*.pybi"))
+    profile = beside(PROFILE_SUFFIX)
     return BuildResult(
         archives,
         out_dir / f"{stem}.log",
         float(info.get("build_seconds", 0.0)),
         out_dir / f"{stem.removesuffix('-install_only')}-test_suite.tar.gz",
+        pybis[0] if len(pybis) == 1 else None,
+        profile,
     )
