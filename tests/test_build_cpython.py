@@ -60,6 +60,7 @@ def test_build_writes_archives_checksums_and_metadata(built_archive) -> None:
             built_archive.log.name,
             built_archive.test_suite.name,
             f"{built_archive.test_suite.name}.sha256",
+            built_archive.pybi.name,  # the session's build, like scripts/build, asks for it
         ]
     )
     with tarfile.open(built_archive.test_suite) as tar:
