@@ -131,3 +131,15 @@ def test_a_file_that_is_no_profile_says_so(tmp_path: Path) -> None:
     junk.write_bytes(b"not zstd at all")
     with pytest.raises(BadArchiveError, match=r"junk\.pgo-profile\.tar\.zst"):
         read_identity(junk)
+
+
+@pytest.mark.real  # resolves the 3.13 source and checks the host toolchain
+def test_build_refuses_a_profile_of_another_spec_before_building(trained, tmp_path: Path) -> None:
+    from relocpy.pipeline import build
+
+    _, profile, _ = trained  # trained on IDENTITY, not on this spec
+    out = tmp_path / "out"
+    expected = r"trained on another build: .*opt 'pgo\+lto' \(this build: 'pgo'\)"
+    with pytest.raises(ProfileMismatchError, match=expected):
+        build("3.13", out, opt="pgo", toolchain="gcc", libs="host", pgo_profile=profile)
+    assert not out.exists()  # nothing built, nothing left

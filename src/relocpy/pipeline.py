@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from relocpy import __version__
-from relocpy.build.cpython import BuildSpec, build_cpython
+from relocpy.build.cpython import BuildSpec, build_cpython, profile_identity
 from relocpy.build.libraries import (
     BuiltLibrary,
     build_libraries,
@@ -28,6 +28,7 @@ from relocpy.build.libraries import (
     spec_cflags,
 )
 from relocpy.build.profile import SUFFIX as PROFILE_SUFFIX
+from relocpy.build.profile import check_identity as check_profile_identity
 from relocpy.build.profile import read_identity as read_profile_identity
 from relocpy.build.toolchain import HOST_LIBRARY_HEADERS, Toolchain, host_toolchain
 from relocpy.build.zig import DEFAULT_GLIBC, zig_toolchain
@@ -240,6 +241,8 @@ def build(
             pie,
             Path(pgo_profile).resolve() if pgo_profile is not None else None,
         )
+        if spec.pgo_profile is not None:  # before the libraries are built, not after
+            check_profile_identity(spec.pgo_profile, profile_identity(spec, tools))
         target = f"glibc {tools.glibc}" if tools.glibc else "this host's glibc"
         reporter.step(
             f"building CPython {pin.version} ({opt}, {tools.name}, {target}, {libs} libraries); "

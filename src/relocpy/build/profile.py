@@ -86,10 +86,8 @@ def read_identity(path: Path) -> dict[str, object]:
     return manifest
 
 
-def load_profile(path: Path, build_dir: Path, identity: dict[str, object]) -> None:
-    """Put the counts of profile `path` into the configured `build_dir` and mark the training
-    done, so CPython's `make` goes straight to the optimised build. The profile must have
-    been trained on `identity`; anything else in it is refused (see core.archive)."""
+def check_identity(path: Path, identity: dict[str, object]) -> None:
+    """Refuse profile `path` unless it was trained on `identity` (every field equal)."""
     manifest = read_identity(path)
     differs = [
         f"{key} {manifest.get(key)!r} (this build: {value!r})"
@@ -102,6 +100,13 @@ def load_profile(path: Path, build_dir: Path, identity: dict[str, object]) -> No
             hint="give the profile that the build of this exact spec wrote, or drop"
             " --pgo-profile to train one",
         )
+
+
+def load_profile(path: Path, build_dir: Path, identity: dict[str, object]) -> None:
+    """Put the counts of profile `path` into the configured `build_dir` and mark the training
+    done, so CPython's `make` goes straight to the optimised build. The profile must have
+    been trained on `identity`; anything else in it is refused (see core.archive)."""
+    check_identity(path, identity)
     with tempfile.TemporaryDirectory(prefix="relocpy-profile-") as tmp:
         unpacked = Path(tmp) / "out"
         extract_archive(path, unpacked, top=TOP)
