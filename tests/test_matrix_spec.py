@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from relocpy.cli import main
-from relocpy.matrix.spec import MatrixError, expand, load_matrix, parse_matrix
+from relocpy.matrix.spec import MatrixError, MatrixSpec, expand, load_matrix, parse_matrix
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -173,3 +173,20 @@ def test_a_huge_matrix_is_refused_at_once_with_its_count() -> None:
         specs_of(text)
     assert "3 version × 4 opt × 100 cflags × 4 march × 2 readline × 3 glibc" in str(caught.value)
     assert "split it into several files" in (caught.value.hint or "")
+
+
+def test_a_spec_maps_onto_the_build_functions_arguments() -> None:
+    """Every axis reaches `pipeline.build` by one mapping, under the parameter's own name."""
+    import inspect
+
+    from relocpy.pipeline import build, build_libraries_for
+
+    spec = MatrixSpec("3.13.15", "pgo+lto", "gcc", "2.17", cflags=("-O2",), pie=False)
+    options = spec.build_options()
+    assert set(options) <= set(inspect.signature(build).parameters)
+    fields = set(spec.as_dict()) - {"version"}
+    assert set(options) == fields  # nothing left out
+    assert options["pie"] is False and options["cflags"] == ("-O2",)
+    libraries = spec.library_options()
+    assert set(libraries) <= set(inspect.signature(build_libraries_for).parameters)
+    assert all(libraries[k] == options[k] for k in libraries)
