@@ -39,3 +39,14 @@ def test_zig_compiles_for_glibc_217(tmp_path: Path) -> None:
     assert subprocess.run([str(exe)], capture_output=True, text=True).stdout == "2.718\n"
     assert read_elf(exe).max_glibc <= (2, 17)
     assert toolchain.identity == zig_identity("2.17") and "gnu.2.17" in toolchain.identity
+
+
+def test_a_missing_dev_fd_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """zig gets its directories as /dev/fd/8 and /dev/fd/9: a root without /proc says so."""
+    from relocpy.build import zig
+    from relocpy.core.errors import MissingToolError
+
+    real = Path.is_dir
+    monkeypatch.setattr(Path, "is_dir", lambda p: False if str(p) == "/dev/fd" else real(p))
+    with pytest.raises(MissingToolError, match="/dev/fd is missing"):
+        zig.zig_toolchain("2.17")

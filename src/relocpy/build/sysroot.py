@@ -21,6 +21,7 @@ from relocpy.build.zig import (
     ZIG_VERSION,
     ensure_zig,
     parse_glibc,
+    require_dev_fd,
     toolchain_prefix_map,
     toolchains_dir,
     zig_command,
@@ -80,6 +81,7 @@ def ensure_sysroot(glibc: str, reporter: Reporter | None = None, log: Path | Non
     root = sysroot_dir(glibc)
     if (root / "lib" / "libc.so").is_file():
         return root
+    require_dev_fd()
     zig = ensure_zig(reporter, log)
     root.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(root.parent / f".{root.name}.lock")):

@@ -79,6 +79,17 @@ def zig_root(version: str = ZIG_VERSION) -> Path:
     return toolchains_dir() / f"ziglang-{version}"
 
 
+def require_dev_fd() -> None:
+    """zig is handed its directories as /dev/fd/N (see ZIG_LIB_FD): say so where that is
+    missing (a chroot without /proc), instead of zig failing to find its own headers."""
+    if not Path("/dev/fd").is_dir():
+        raise MissingToolError(
+            "/dev/fd is missing here: relocpy hands zig its directories as /dev/fd/8 and"
+            " /dev/fd/9 (so no home path reaches the build's debug info)",
+            hint="mount /proc (/dev/fd is a link to /proc/self/fd), or use --toolchain gcc",
+        )
+
+
 def zig_lib_prelude(zig: Path) -> str:
     """Shell lines that make a following `exec zig ...` see its library directory as
     /dev/fd/9 (see ZIG_LIB_FD)."""
@@ -181,6 +192,7 @@ def zig_toolchain(
     Configure scripts want one word for CC, so the target lives in a wrapper, not in CC.
     """
     glibc = parse_glibc(glibc)
+    require_dev_fd()
     zig = ensure_zig(reporter, log)
     target = f"{_ARCH}-linux-gnu.{glibc}"
     bindir = zig.parent.parent / f"bin-{target}"
