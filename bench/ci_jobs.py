@@ -37,6 +37,8 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
+from _results import report  # noqa: E402
+
 from oci_registry import Registry  # noqa: E402
 
 RESULTS = HERE / "results" / "ci_jobs.md"
@@ -210,12 +212,7 @@ def main() -> int:
         f"{statistics.median(warm):.2f} s",
     ]
     text = "\n".join(lines) + "\n"
-    print(text)
-    RESULTS.parent.mkdir(exist_ok=True)
-    if not RESULTS.exists():
-        RESULTS.write_text("# A matrix's CI jobs run as independent processes\n")
-    with RESULTS.open("a") as handle:
-        handle.write(text)
+    report(RESULTS, "A matrix's CI jobs run as independent processes", text)
     return 0 if all(r["status"] == 0 for r in results) else 1
 
 

@@ -26,6 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from _results import report
+
 from oci_registry import Registry
 from relocpy.core.progress import QuietReporter
 from relocpy.matrix.bincache import LocalBinaryCache, OciBinaryCache
@@ -104,11 +106,7 @@ def main() -> int:
         f"oci cold / directory cold: {median['oci cold'] / median['dir cold']:.2f}×.",
     ]
     text = "\n".join(lines) + "\n"
-    print(text)
-    if not RESULTS.exists():
-        RESULTS.write_text("# relocpy install from an OCI registry\n")
-    with RESULTS.open("a") as handle:
-        handle.write(text)
+    report(RESULTS, "relocpy install from an OCI registry", text)
     return 0
 
 

@@ -29,6 +29,8 @@ import tarfile
 import time
 from pathlib import Path
 
+from _results import report
+
 RELOCPY = Path(sys.executable).parent / "relocpy"
 RESULTS = Path(__file__).parent / "results" / "reproducible.md"
 # metadata keys that describe the run rather than the product: its duration and the temporary
@@ -231,12 +233,7 @@ def main() -> int:
     same = sum(r.startswith("identical") for _, r, _ in rows)
     lines.append(f"\n{same} of {len(rows)} files identical.")
     text = "\n".join(lines) + "\n"
-    print(text)
-    RESULTS.parent.mkdir(exist_ok=True)
-    if not RESULTS.exists():
-        RESULTS.write_text("# Reproducible builds: one spec built twice from clean caches\n")
-    with RESULTS.open("a") as handle:
-        handle.write(text)
+    report(RESULTS, "Reproducible builds: one spec built twice from clean caches", text)
     return 0 if same == len(rows) else 1
 
 
