@@ -114,9 +114,10 @@ def strip_prefix_link_flags(value: str, prefix: str) -> str:
     return " ".join(shlex.quote(t) if t and " " in t else t for t in kept)
 
 
-# Variables that name a build tool, possibly by absolute path; and CONFIG_ARGS, which repeats
-# the CC=/AR=... that configure was given.
+# Variables that name a build tool, possibly by absolute path; and those whose tool paths are
+# rewritten: these and CONFIG_ARGS, which repeats the CC=/AR=... that configure was given.
 TOOL_VARS = (*COMPILER_VARS, "AR", "RANLIB", "LLVM_AR", "LLVM_PROFDATA")
+_NAMING_TOOLS = (*TOOL_VARS, "CONFIG_ARGS")
 
 
 def tool_dirs(values: dict[str, str | int], prefix: str) -> tuple[str, ...]:
@@ -188,7 +189,7 @@ def relocate_sysconfig_vars(
     for key, value in values.items():
         if isinstance(value, str):
             value = strip_prefix_maps(value)
-            if key in TOOL_VARS or key == "CONFIG_ARGS":
+            if key in _NAMING_TOOLS:
                 value = drop_tool_dirs(value, tools)
             if prefix != PLACEHOLDER:
                 value = replace_path(value, prefix, PLACEHOLDER)
@@ -228,7 +229,7 @@ def relocatable_makefile(text: str, prefix: str, build_dirs: tuple[str, ...] = (
             lines.append("prefix=\t\t$(abspath $(dir $(lastword $(MAKEFILE_LIST)))../../..)\n")
             continue
         name = re.match(r"^(\w+)\s*=", line)
-        if name and (name.group(1) in TOOL_VARS or name.group(1) == "CONFIG_ARGS"):
+        if name and name.group(1) in _NAMING_TOOLS:
             line = drop_tool_dirs(line, tools)
         if re.match(
             r"^(LDFLAGS|CONFIGURE_LDFLAGS|LDSHARED|BLDSHARED|LIBS|SHLIBS|CPPFLAGS|"
