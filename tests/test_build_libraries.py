@@ -153,3 +153,13 @@ def test_zstd_builds_static_for_glibc_2_17(built_archive) -> None:
     assert archive.is_file() and not list(zstd.prefix.glob("lib/*.so*"))
     pc = (zstd.prefix / "lib" / "pkgconfig" / "libzstd.pc").read_text()
     assert "prefix=${pcfiledir}/../.." in pc and "/install" not in pc
+
+
+def test_openssl_compiler_string_names_no_path() -> None:
+    """OpenSSL bakes its compiler command line into libcrypto (`OpenSSL_version`): the
+    wrapper's path and the work directory's prefix map would differ per RELOCPY_HOME."""
+    from relocpy.recipes.libs.openssl import compiler_string
+
+    cc = "/home/u/.cache/relocpy/toolchains/ziglang-0.17.1/bin-x86_64-linux-gnu.2.17/cc"
+    flags = "-O2 -ffile-prefix-map=/home/u/.cache/relocpy/libs/.work/openssl=/relocpy/openssl -fPIC"
+    assert compiler_string(cc, flags) == "cc -O2 -fPIC"

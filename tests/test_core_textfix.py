@@ -273,3 +273,32 @@ def test_prefix_maps_of_the_build_do_not_reach_sysconfig() -> None:
     for line in (f"CONFIGURE_CFLAGS_NODIST= {flag} -std=c11", f"CONFIGURE_CFLAGS_NODIST={flag} -g"):
         makefile = relocatable_makefile(f"prefix=/install\n{line}\n", "/install")
         assert "prefix-map" not in makefile and "CONFIGURE_CFLAGS_NODIST=" in makefile, makefile
+
+
+def test_build_machine_tool_paths_become_tool_names() -> None:
+    """AR, CC and CONFIG_ARGS named the build machine's toolchain wrappers by absolute path
+    (zig's inside RELOCPY_HOME): another machine finds the tools on PATH by their names."""
+    from relocpy.core.textfix import relocatable_makefile, relocate_sysconfig_vars
+
+    bindir = "/home/u/.cache/relocpy/toolchains/ziglang-0.17.1/bin-x86_64-linux-gnu.2.17"
+    values = relocate_sysconfig_vars(
+        {
+            "AR": f"{bindir}/ar",
+            "CONFIG_ARGS": f"'--prefix=/install' 'CC={bindir}/cc' 'AR={bindir}/ar'",
+            "BINDIR": "/install/bin",
+            "LIBPL": "/install/lib/python3.13/config-3.13-x86_64-linux-gnu",
+            "OTHER": f"{bindir}/ar",  # not a tool variable: left as it is
+        },
+        "/install",
+    )
+    assert values["AR"] == "ar"
+    assert values["CONFIG_ARGS"] == "'--prefix=/install' 'CC=cc' 'AR=ar'"
+    assert values["BINDIR"] == "/install/bin" and values["OTHER"] == f"{bindir}/ar"
+    makefile = relocatable_makefile(
+        f"prefix=\t\t/install\nCC=\t\t{bindir}/cc\nAR=\t\t{bindir}/ar\n"
+        f"CONFIG_ARGS=\t '--prefix=/install' 'CC={bindir}/cc'\nLIBDIR=\t\t$(prefix)/lib\n",
+        "/install",
+    )
+    assert bindir not in makefile
+    assert "CC=\t\tcc\n" in makefile and "AR=\t\tar\n" in makefile
+    assert "'CC=cc'" in makefile and "LIBDIR=\t\t$(prefix)/lib\n" in makefile
