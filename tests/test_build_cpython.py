@@ -100,8 +100,12 @@ def test_stripped_flavour_is_smaller_and_works(built_archive, tmp_path: Path) ->
         check=True,
     ).stdout
     assert ".debug_info" not in sections and ".symtab" not in sections
-    # no bytecode, as python-build-standalone: modules compile on first import
-    assert not list(root.rglob("*.pyc"))
+    # the plain bytecode of the standard library (valid: see
+    # test_stripped_bytecode_is_valid_after_extraction),
+    # none of -O/-OO, none of tests
+    assert (root / "lib/python3.13/__pycache__/os.cpython-313.pyc").is_file()
+    assert not list(root.rglob("*.opt-?.pyc"))
+    assert not list(root.glob("lib/python3.13/**/idle_test/__pycache__"))
     # nor the Windows launchers of pip and setuptools; install_only keeps them
     assert not list(root.glob("lib/python3.13/site-packages/**/*.exe"))
     with tarfile.open(archives.gz) as tar:
@@ -116,6 +120,27 @@ def test_stripped_flavour_is_smaller_and_works(built_archive, tmp_path: Path) ->
     assert result.returncode == 0 and result.stdout.strip() == "1", result.stderr
     report = verify(archives.stripped_gz, runtime=False)
     assert report.ok, [f"{c.name}: {c.detail}" for c in report.checks if not c.ok]
+
+
+def test_stripped_bytecode_is_valid_after_extraction(built_archive, tmp_path: Path) -> None:
+    """The stripped flavour's bytecode is valid after extraction: importing the standard
+    library rewrites no .pyc (CPython rewrites a stale one where it can, and compiles it at
+    every start where it cannot: a read-only tree). bench/startup.py measures the times."""
+    from relocpy.core.archive import extract_archive
+    from relocpy.core.tree import clean_env
+
+    extract_archive(built_archive.archives.stripped_zst, tmp_path / "t")
+    root = tmp_path / "t" / "python"
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*.pyc")}
+    assert len(before) > 500
+    code = "import json, ssl, asyncio, sqlite3, decimal, email.message, venv"
+    python = str(root / "bin" / "python3")
+    subprocess.run([python, "-c", code], env=clean_env(), check=True)
+    after = {p: p.stat().st_mtime_ns for p in root.rglob("*.pyc")}
+    assert after == before, (
+        sorted(str(p) for p in after.keys() ^ before.keys())[:5]
+        or [str(p) for p in after if after[p] != before[p]][:5]
+    )
 
 
 def _debug_strings(path: Path) -> bytes:

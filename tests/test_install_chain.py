@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from fake_tree import make_fake_archives, write_unchecked_index
+from mirror_server import MirrorServer
 from relocpy.core.errors import ChecksumMismatchError, RelocpyError
 from relocpy.install import chain
 from relocpy.install.config import (
@@ -209,7 +210,11 @@ def test_cache_sizes_and_prune(home: Path, tmp_path: Path) -> None:
 
     mirror = _mirror(tmp_path, "mirror", "3.99.0", "3.98.0")
     chain.provide("3.99", mirrors=[str(mirror)], machine=HERE, links=False)
-    chain.provide("3.98", mirrors=[str(mirror)], machine=HERE, links=False)
+    usage = {u.kind: u for u in cachedirs.usage()}
+    # a local mirror's archive is unpacked as it is read: no copy in the cache
+    assert usage["unpacked"].entries == 1 and usage["archives"].entries == 0
+    with MirrorServer(mirror) as server:  # a remote one's download is kept
+        chain.provide("3.98", mirrors=[server.url], machine=HERE, links=False)
     usage = {u.kind: u for u in cachedirs.usage()}
     assert usage["unpacked"].entries == 2 and usage["archives"].bytes > 0
     from relocpy.install.trees import uninstall

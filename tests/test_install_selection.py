@@ -133,3 +133,26 @@ def test_the_fast_run_path_matches_as_the_chain_does() -> None:
                 assert fastrun.matches(version, variant, request) is expected, (version, request)
     for bad in ("three", "3.x", "3.15a1", "", "3.13.5.1", "t"):
         assert fastrun.matches("3.13.5", "default", bad) is None, bad
+
+
+def test_stripped_with_bytecode_comes_first() -> None:
+    """Of one build, the stripped archive that holds the bytecode, then install_only, then a
+    stripped archive without bytecode; .tar.zst before .tar.gz within each."""
+    entries = [
+        entry("3.13.15", flavour="install_only_stripped", bytecode=None),
+        entry("3.13.15", ext="tar.gz", bytecode=True),
+        entry("3.13.15", bytecode=True),
+        entry("3.13.15", flavour="install_only_stripped", bytecode=True, ext="tar.gz"),
+        entry("3.13.15", flavour="install_only_stripped", bytecode=True),
+    ]
+    ranked = [
+        (c.entry.flavour, c.entry.bytecode, c.entry.compression)
+        for c in explain("3.13", entries, V3_HOST)
+    ]
+    assert ranked == [
+        ("install_only_stripped", True, "zst"),
+        ("install_only_stripped", True, "gz"),
+        ("install_only", True, "zst"),
+        ("install_only", True, "gz"),
+        ("install_only_stripped", None, "zst"),
+    ]

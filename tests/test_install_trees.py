@@ -281,6 +281,32 @@ def test_checksum_mismatch_installs_nothing(relocpy_home: Path, fake_mirror: Pat
     _assert_nothing_installed()
 
 
+def test_a_download_cut_while_unpacking_resumes(relocpy_home: Path, tmp_path: Path) -> None:
+    """An install unpacks while it downloads: a connection cut halfway leaves nothing
+    installed and nothing in the store, but the bytes that came stay in the download's .part;
+    the next install resumes from there (a Range request) and checks the whole file's sha256."""
+    mirror = tmp_path / "m"
+    mirror.mkdir()
+    make_fake_archives(mirror, payload=3_000_000, files=300)
+    write_index(mirror)
+    with MirrorServer(mirror) as server:
+        server.cut_after = 1_500_000
+        with pytest.raises(MirrorError, match="resume"):
+            install("3.99", server.url)
+        _assert_nothing_installed()
+        store = home.cache_dir() / "unpacked"
+        assert not store.exists() or not list(store.iterdir())
+        parts = list((home.cache_dir() / "archives").glob("*.part"))
+        assert len(parts) == 1 and 0 < parts[0].stat().st_size <= 1_500_000
+        server.cut_after = None
+        done = install("3.99", server.url)
+    assert (done.root / "payload.bin").read_bytes() == (
+        mirror / "tree-3.99.0-20260101" / "payload.bin"
+    ).read_bytes()
+    assert not list((home.cache_dir() / "archives").glob("*.part"))
+    assert server.gets.total() == 2 + 2  # the index and the archive, each twice
+
+
 def test_truncated_archive_installs_nothing(relocpy_home: Path, tmp_path: Path) -> None:
     mirror = tmp_path / "m"
     mirror.mkdir()
@@ -303,12 +329,21 @@ def test_full_disk_installs_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         monkeypatch.setenv("RELOCPY_HOME", str(small))
         mirror = tmp_path / "m"
         mirror.mkdir()
-        make_fake_archives(mirror, payload=4_000_000)  # random bytes: 4 MB compressed too
+        make_fake_archives(mirror, payload=8_000_000)  # random bytes: 8 MB compressed too
         write_index(mirror)
         with pytest.raises(InstallError, match="no space left"):
             install("3.99", str(mirror))
         _assert_nothing_installed()
         assert not list((small / "data" / "pythons").glob(".tmp-*"))
+        # small files, written by the extractor's threads: their error reaches the install
+        many = tmp_path / "many"
+        many.mkdir()
+        make_fake_archives(many, "3.98.0", files=3000)  # 10 MB of modules
+        write_index(many)
+        with pytest.raises(InstallError, match="no space left"):
+            install("3.98", str(many))
+        _assert_nothing_installed()
+        assert not list((small / "cache" / "unpacked").iterdir())
     finally:
         subprocess.run(["umount", str(small)], check=True)
 

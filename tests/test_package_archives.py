@@ -47,9 +47,12 @@ def test_install_only_filter(rel: str, included: bool) -> None:
 @pytest.mark.parametrize(
     ("rel", "included"),
     [
-        ("lib/python3.13/__pycache__", False),
-        ("lib/python3.13/__pycache__/os.cpython-313.pyc", False),
-        ("lib/python3.13/site-packages/pip/__pycache__/__init__.cpython-313.pyc", False),
+        ("lib/python3.13/__pycache__", True),
+        ("lib/python3.13/__pycache__/os.cpython-313.pyc", True),
+        ("lib/python3.13/__pycache__/os.cpython-313.opt-1.pyc", False),
+        ("lib/python3.13/__pycache__/os.cpython-313.opt-2.pyc", False),
+        ("lib/python3.13/site-packages/pip/__pycache__/__init__.cpython-313.pyc", True),
+        ("lib/python3.13/unittest/test/__pycache__/test_case.cpython-313.pyc", False),
         ("lib/python3.13/os.py", True),
         ("lib/python3.13/test/test_os.py", False),
         ("lib/python3.13/lib-dynload/_ssl.cpython-313-x86_64-linux-gnu.so", True),
@@ -68,7 +71,7 @@ def test_install_only_filter(rel: str, included: bool) -> None:
         ("bin/tool.exe", True),
     ],
 )
-def test_stripped_filter_leaves_out_bytecode_and_tests(rel: str, included: bool) -> None:
+def test_stripped_filter_keeps_plain_bytecode_but_no_tests(rel: str, included: bool) -> None:
     assert include_in_stripped(rel, "3.13") is included
 
 
@@ -140,6 +143,7 @@ def test_package_tree_and_test_suite_split_a_tree(tmp_path: Path) -> None:
     files = [
         "lib/python3.13/os.py",
         "lib/python3.13/__pycache__/os.cpython-313.pyc",
+        "lib/python3.13/__pycache__/os.cpython-313.opt-1.pyc",
         "lib/python3.13/test/test_os.py",
         "lib/python3.13/ctypes/util.py",
         "lib/python3.13/ctypes/test/test_x.py",
@@ -188,8 +192,10 @@ def test_package_tree_and_test_suite_split_a_tree(tmp_path: Path) -> None:
     assert stripped[hashlib_so].issym() and stripped[hashlib_so].linkname == ssl_so.split("/")[-1]
     exe_rel = "lib/python3.13/site-packages/pip/_vendor/distlib/t64.exe"
     assert "lib/python3.13/__pycache__/os.cpython-313.pyc" in full and exe_rel in full
+    assert "lib/python3.13/__pycache__/os.cpython-313.opt-1.pyc" in full
+    assert "lib/python3.13/__pycache__/os.cpython-313.pyc" in stripped  # plain bytecode kept
     for left in (
-        "lib/python3.13/__pycache__/os.cpython-313.pyc",
+        "lib/python3.13/__pycache__/os.cpython-313.opt-1.pyc",
         "lib/python3.13/ctypes/test/test_x.py",
         "lib/python3.13/lib-dynload/_testcapi.cpython-313-x86_64-linux-gnu.so",
         exe_rel,

@@ -4,6 +4,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -62,7 +63,8 @@ def test_index_and_uv_downloads(tmp_path: Path) -> None:
     assert list(uv) == ["cpython-3.99.0-linux-x86_64-gnu"]
     entry = uv["cpython-3.99.0-linux-x86_64-gnu"]
     assert entry["build"] == "20260202"  # newest build wins the version's key
-    assert entry["url"].endswith("%2B20260202-x86_64-unknown-linux-gnu-install_only.tar.gz")
+    # what `relocpy install` takes: .tar.zst (uv unpacks it too)
+    assert entry["url"].endswith("%2B20260202-x86_64-unknown-linux-gnu-install_only.tar.zst")
     assert entry["url"].startswith("http://mirror.test/py/cpython-3.99.0%2B20260202")
     assert (entry["os"], entry["libc"], entry["arch"]["family"]) == ("linux", "gnu", "x86_64")
     assert (entry["major"], entry["minor"], entry["patch"]) == (3, 99, 0)
@@ -248,3 +250,32 @@ def test_python_build_standalone_layout_and_uv_json_mirrors(tmp_path: Path) -> N
     bad = dataclasses.replace(from_uv, sha256="1" * 64)
     with pytest.raises(ChecksumMismatchError):
         Mirror(str(uv)).download(bad, tmp_path / "bad.tar.gz")
+
+
+def test_stripped_archives_with_bytecode_are_offered_first(tmp_path: Path) -> None:
+    """A stripped archive whose build's metadata says it holds the bytecode is what the uv JSON
+    lists and `relocpy install` takes; one that does not say is ranked after install_only."""
+    from relocpy.install.selection import Machine, select
+
+    gz, zst = make_fake_archives(tmp_path, "3.99.0", "20260101")
+    stripped = zst.with_name(zst.name.replace("install_only", "install_only_stripped"))
+    shutil.copyfile(zst, stripped)
+    machine = Machine("x86_64", "gnu", (2, 36), "")
+    entries = write_index(tmp_path)
+    assert select("3.99", entries, machine).name == zst.name  # bytecode unknown: install_only
+    uv = json.loads((tmp_path / "uv-downloads.json").read_text())
+    assert uv["cpython-3.99.0-linux-x86_64-gnu"]["url"].endswith(zst.name.replace("+", "%2B"))
+    metadata = {
+        "python_version": "3.99.0",
+        "glibc_floor": "2.17",
+        "build_options": {"opt": "lto"},
+        "stripped_bytecode": "plain",
+        "archives": {p.name: {} for p in (gz, zst, stripped)},
+    }
+    zst.with_name(zst.name.removesuffix(".tar.zst") + ".json").write_text(json.dumps(metadata))
+    entries = write_index(tmp_path)
+    chosen = select("3.99", entries, machine)
+    assert (chosen.name, chosen.bytecode, chosen.opt) == (stripped.name, True, "lto")
+    assert chosen.glibc_floor == "2.17"  # the build's metadata describes both flavours
+    uv = json.loads((tmp_path / "uv-downloads.json").read_text())
+    assert uv["cpython-3.99.0-linux-x86_64-gnu"]["url"].endswith(stripped.name.replace("+", "%2B"))

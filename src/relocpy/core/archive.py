@@ -13,12 +13,16 @@ import gzip
 import io
 import lzma
 import os
+import queue
 import shutil
 import stat
 import struct
 import tarfile
+import threading
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -161,21 +165,114 @@ class _ZstdStream(io.RawIOBase):
         super().close()
 
 
+class _ReadAhead(io.RawIOBase):
+    """`source` read by a thread of its own, a few chunks ahead of the reader: decompression
+    (and a download's hashing and writing) runs beside the reader's work (zstd and hashlib
+    release the GIL). The thread's error is raised by the read that reaches it."""
+
+    _CHUNK = 1 << 20
+    _END = object()
+
+    def __init__(self, source: BinaryIO, depth: int = 8) -> None:
+        self._source = source
+        self._queue: queue.Queue[object] = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._chunk = memoryview(b"")
+        self._done = False
+        self._thread = threading.Thread(target=self._run, name="relocpy-read", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            while chunk := self._source.read(self._CHUNK):
+                if not self._put(chunk):
+                    return
+            self._put(self._END)
+        except BaseException as exc:  # handed to the reader
+            self._put(exc)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: bytearray) -> int:  # type: ignore[override]
+        while not self._chunk:
+            if self._done:
+                return 0
+            item = self._queue.get()
+            if item is self._END:
+                self._done = True
+                return 0
+            if isinstance(item, BaseException):
+                self._done = True
+                raise item
+            self._chunk = memoryview(item)  # type: ignore[arg-type]
+        size = min(len(target), len(self._chunk))
+        target[:size] = self._chunk[:size]
+        self._chunk = self._chunk[size:]
+        return size
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._source.close()
+        super().close()
+
+
+class _Prefixed(io.RawIOBase):
+    """`head` (bytes already read from `raw`) followed by the rest of `raw`."""
+
+    def __init__(self, head: bytes, raw: BinaryIO) -> None:
+        self._head, self._raw = head, raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: bytearray) -> int:  # type: ignore[override]
+        if self._head:
+            size = min(len(target), len(self._head))
+            target[:size] = self._head[:size]
+            self._head = self._head[size:]
+            return size
+        chunk = self._raw.read(len(target))
+        target[: len(chunk)] = chunk
+        return len(chunk)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def decompressing(raw: BinaryIO) -> BinaryIO:
+    """A decompressing stream over `raw` (which need not seek: a download, a pipe), for a tar
+    file compressed with gzip, zstd, xz or bzip2, or none (told apart by their magic bytes,
+    not by a name)."""
+    head = b""
+    while len(head) < 6 and (chunk := raw.read(6 - len(head))):
+        head += chunk
+    source = _Prefixed(head, raw)
+    if head[:2] == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=source)  # type: ignore[return-value]
+    if head == b"\xfd7zXZ\x00":
+        return lzma.LZMAFile(source)  # type: ignore[return-value]
+    if head[:3] == b"BZh":
+        return bz2.BZ2File(source)  # type: ignore[return-value]
+    if head[:4] == b"\x28\xb5\x2f\xfd":
+        return io.BufferedReader(_ZstdStream(source), 1 << 20)  # type: ignore[return-value]
+    return io.BufferedReader(source, 1 << 20)  # type: ignore[return-value]
+
+
 def open_archive_stream(path: Path) -> BinaryIO:
-    """A decompressing stream for a tar file compressed with gzip, zstd, xz or bzip2, or none
-    (told apart by their magic bytes, not by the file's name)."""
-    raw = path.open("rb")
-    magic = raw.read(6)
-    raw.seek(0)
-    if magic[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
-    if magic == b"\xfd7zXZ\x00":
-        return lzma.LZMAFile(raw)  # type: ignore[return-value]
-    if magic[:3] == b"BZh":
-        return bz2.BZ2File(raw)  # type: ignore[return-value]
-    if magic[:4] == b"\x28\xb5\x2f\xfd":
-        return io.BufferedReader(_ZstdStream(raw), 1 << 20)  # type: ignore[return-value]
-    return raw
+    """A decompressing stream of the archive at `path` (see `decompressing`)."""
+    return decompressing(path.open("rb"))
 
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -243,6 +340,81 @@ def resolve_link(link: str, kinds: dict[str, str], targets: dict[str, str]) -> s
     return None if resolved is None else "/".join(resolved)
 
 
+# Writing the files: on a settled disk a file costs this VM's ext4 about 70 us, but while
+# earlier writes are written back, 300-600 us, nearly all of it waiting. Writer threads overlap
+# the waits; files go to them in batches, since a thread hand-over per file costs more than the
+# file on tmpfs or a settled disk. The stripped 3.13 tree, 2,724 files, extracted in-process,
+# median of 5: written by the reading thread, 0.35 s on tmpfs and 1.29 s on the busy disk; in
+# batches by 4 threads, 0.33 s and 0.92 s; one thread per file, 0.45 s on tmpfs.
+_WRITERS = 4
+_BATCH_FILES = 64
+_BATCH_BYTES = 4 << 20
+_POOLED_SIZE = 4 << 20  # larger files are streamed to disk by the reading thread
+_IN_FLIGHT_BYTES = 64 << 20  # memory held by writes not done yet
+_TAR_BUFFER = 64 << 10  # tarfile's reads (its default, 10 KiB, costs a Python call per 10 KiB)
+
+
+def _write_new_file(dir_fd: int, base: str, mode: int, data: bytes, mtime: int) -> None:
+    fd = os.open(base, _O_NEW_FILE, mode, dir_fd=dir_fd)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.utime(fd, (mtime, mtime))
+    finally:
+        os.close(fd)
+
+
+def _write_batch(batch: list[tuple[int, str, int, bytes, int]]) -> None:
+    for job in batch:
+        _write_new_file(*job)
+
+
+class _Writes:
+    """File writes handed to a pool of threads in batches (one hand-over per batch: a thread
+    switch per file costs more than a file on a settled disk), with a bound on the bytes
+    they hold."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(_WRITERS, thread_name_prefix="relocpy-extract")
+        self._pending: deque[tuple[Future[None], int]] = deque()
+        self._bytes = 0
+        self._batch: list[tuple[int, str, int, bytes, int]] = []
+        self._batch_bytes = 0
+
+    def submit(self, dir_fd: int, base: str, mode: int, data: bytes, mtime: int) -> None:
+        self._batch.append((dir_fd, base, mode, data, mtime))
+        self._batch_bytes += len(data)
+        if len(self._batch) >= _BATCH_FILES or self._batch_bytes >= _BATCH_BYTES:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        if not self._batch:
+            return
+        size = self._batch_bytes
+        while self._pending and self._bytes + size > _IN_FLIGHT_BYTES:
+            self._wait_oldest()
+        self._pending.append((self._pool.submit(_write_batch, self._batch), size))
+        self._bytes += size
+        self._batch, self._batch_bytes = [], 0
+
+    def _wait_oldest(self) -> None:
+        future, size = self._pending.popleft()
+        self._bytes -= size
+        future.result()  # a write's error (a full disk) is raised here
+
+    def drain(self) -> None:
+        """Wait for every write handed over so far."""
+        self._hand_over()
+        while self._pending:
+            self._wait_oldest()
+
+    def close(self) -> None:
+        """Stop: writes not started are dropped, running ones finish (before any clean-up)."""
+        self._batch = []
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 class _Extraction:
     """One archive written below one directory, no link ever followed.
 
@@ -250,7 +422,9 @@ class _Extraction:
     files are created with O_EXCL|O_NOFOLLOW, and symlinks are made only after every other
     member is written and each one's target resolves inside the destination. A member whose
     path runs through a link, or that names a path twice, is refused. `kinds` is what the
-    archive made so far: path -> "dir", "file" or "link".
+    archive made so far: path -> "dir", "file" or "link". Every check runs in the reading
+    thread, before a write is handed to the pool; the pool only creates checked names in
+    directories opened here.
     """
 
     def __init__(self, dest: Path, archive_name: str) -> None:
@@ -260,8 +434,10 @@ class _Extraction:
         self.kinds: dict[str, str] = {}
         self.targets: dict[str, str] = {}
         self.dir_times: list[tuple[str, int]] = []
+        self.writes = _Writes()
 
     def close(self) -> None:
+        self.writes.close()
         for fd in self.fds.values():
             os.close(fd)
         self.fds = {}
@@ -284,6 +460,7 @@ class _Extraction:
             os.mkdir(base, 0o755, dir_fd=parent_fd)
             self.kinds[path] = "dir"
         if len(self.fds) > 256:  # a bounded number of open directories
+            self.writes.drain()  # (pending writes use them)
             for key in [k for k in self.fds if k]:
                 os.close(self.fds.pop(key))
             parent_fd = self.directory(parent, name)
@@ -316,6 +493,7 @@ class _Extraction:
                 raise self._refuse(
                     member.name, f"a hard link to {member.linkname!r}, not a file written before"
                 )
+            self.writes.drain()  # the file it links to is written
             source_parent, _, source_base = source.rpartition("/")
             source_fd = self.directory(source_parent, member.name)
             parent_fd, base = self._new_name(path, member.name)
@@ -327,19 +505,28 @@ class _Extraction:
         elif member.isreg():
             parent_fd, base = self._new_name(path, member.name)
             mode = 0o755 if member.mode & 0o111 else 0o644
-            fd = os.open(base, _O_NEW_FILE, mode, dir_fd=parent_fd)
+            mtime = int(member.mtime)
             self.kinds[path] = "file"
+            source = tar.extractfile(member)
+            if member.size <= _POOLED_SIZE:
+                data = source.read() if source is not None else b""
+                if len(data) != member.size:
+                    raise EOFError(f"{member.name}: the archive ends inside this member")
+                self.writes.submit(parent_fd, base, mode, data, mtime)
+                return
+            fd = os.open(base, _O_NEW_FILE, mode, dir_fd=parent_fd)
             with os.fdopen(fd, "wb") as out:
-                source = tar.extractfile(member)
                 if source is not None:
                     shutil.copyfileobj(source, out, 1 << 20)
                 out.flush()  # a later flush would set the mtime again
-                os.utime(out.fileno(), (member.mtime, member.mtime))
+                os.utime(out.fileno(), (mtime, mtime))
         else:
             raise self._refuse(member.name, "a device, fifo or other special file")
 
     def finish(self) -> None:
-        """Check every link's target against the whole archive, then make the links."""
+        """Wait for the writes; check every link's target against the whole archive, then
+        make the links."""
+        self.writes.drain()
         for link in sorted(self.targets):
             if resolve_link(link, self.kinds, self.targets) is None:
                 raise self._refuse(
@@ -354,22 +541,31 @@ class _Extraction:
 
 
 def extract_archive(path: Path, dest: Path, top: str | None = None) -> None:
-    """Stream-extract `path` into the new or empty directory `dest`, refusing unsafe members.
+    """Extract the archive at `path` into the new or empty directory `dest` (see
+    `extract_stream`)."""
+    with path.open("rb") as raw:
+        extract_stream(raw, dest, path.name, top)
+
+
+def extract_stream(raw: BinaryIO, dest: Path, name: str, top: str | None = None) -> None:
+    """Stream-extract the archive read from `raw` (named `name` in errors) into the new or
+    empty directory `dest`, refusing unsafe members.
 
     Nothing is ever written outside `dest`: no link is followed (see `_Extraction`), and no
     link that leads outside is made. With `top`, every member must lie under that directory.
     On any failure, what was extracted is removed again, and `dest` too if this made it.
     A corrupt or hostile archive raises BadArchiveError; a destination that cannot be written
-    (a full disk) raises the OSError.
+    (a full disk) raises the OSError; an error of `raw` that is a RelocpyError (a download
+    that failed) is raised as it is.
     """
     made = not dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
     if not made and any(dest.iterdir()):
-        raise RelocpyError(f"cannot extract {path.name} into {dest}: it is not empty")
-    job = _Extraction(dest, path.name)
+        raise RelocpyError(f"cannot extract {name} into {dest}: it is not empty")
+    job = _Extraction(dest, name)
     try:
-        with open_archive_stream(path) as stream:
-            with tarfile.open(fileobj=stream, mode="r|") as tar:
+        with io.BufferedReader(_ReadAhead(decompressing(raw)), 1 << 20) as stream:
+            with tarfile.open(fileobj=stream, mode="r|", bufsize=_TAR_BUFFER) as tar:
                 for member in tar:
                     if top is not None and member_name(member.name).split("/")[0] != top:
                         raise job._refuse(member.name, f"it lies outside {top}/")
@@ -383,12 +579,12 @@ def extract_archive(path: Path, dest: Path, top: str | None = None) -> None:
         if isinstance(exc, OSError) and exc.errno is not None:
             if exc.errno in _DESTINATION_ERRNOS:
                 raise
-            raise BadArchiveError(f"{path.name} cannot be extracted safely: {exc}") from exc
+            raise BadArchiveError(f"{name} cannot be extracted safely: {exc}") from exc
         corrupt = (
             OSError, tarfile.TarError, EOFError, zstandard.ZstdError, ValueError, lzma.LZMAError
         )  # fmt: skip
         if isinstance(exc, corrupt):  # ValueError: an mtime or size no file can have
-            raise BadArchiveError(f"{path.name} is corrupt or truncated: {exc}") from exc
+            raise BadArchiveError(f"{name} is corrupt or truncated: {exc}") from exc
         raise
     job.close()
 

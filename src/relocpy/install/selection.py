@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from relocpy.core.errors import UnknownVersionError
 from relocpy.core.versions import Request, matches, parse_request, version_key
 from relocpy.elf.policy import host_glibc
+from relocpy.package.mirror import install_rank
 
 if TYPE_CHECKING:
     from relocpy.package.mirror import MirrorEntry
@@ -92,17 +93,19 @@ def why_not_here(entry: MirrorEntry, machine: Machine) -> str | None:
 def rank(entry: MirrorEntry) -> tuple[object, ...]:
     """The documented order among builds that match a request and run here, best last:
     1. the newest release;
-    2. install_only over install_only_stripped (the stripped flavour ships no bytecode);
+    2. the flavour (`install_rank`): install_only_stripped where it holds the standard
+       library's bytecode (smaller, as fast to start), then install_only, then a stripped
+       archive without bytecode;
     3. the most optimised build: pgo+lto, pgo, lto, noopt, then builds that do not say;
     4. the highest x86-64 level (every level that reached this point runs on this CPU);
     5. the newest build tag;
-    6. .tar.zst over .tar.gz (faster to unpack);
+    6. .tar.zst over .tar.gz (faster to unpack: `install_rank` again);
     7. the file name, so that the choice never depends on the order of an index.
     """
     opt = OPT_ORDER.index(entry.opt) if entry.opt in OPT_ORDER else -1
     return (
         version_key(entry.version),
-        entry.flavour == "install_only",
+        install_rank(entry)[0],
         opt,
         LEVELS.index(entry.cpu_level or "") if entry.cpu_level in LEVELS else -1,
         entry.build,

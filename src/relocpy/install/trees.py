@@ -16,7 +16,7 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from relocpy.core import home
 from relocpy.core.errors import RelocpyError, UnknownVersionError
@@ -177,10 +177,9 @@ def _install_locked(
         _clean_stale(pythons, key)
         if final.exists():  # a directory without a record is not ours to trust
             shutil.rmtree(final)
-        archive = _fetch_archive(entry, mirror, reporter)
         tmp = pythons / f".tmp-{key}-{os.getpid()}"
         try:
-            unpacked = _unpacked(entry, archive, reporter)
+            unpacked = _unpacked(entry, mirror, reporter)
             tree = tmp / "python"
             mode = _link_tree(unpacked, tree)
             record = {
@@ -253,10 +252,14 @@ def _drop_store(done: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def _unpacked(entry: MirrorEntry, archive: Path, reporter: Reporter) -> Path:
+def _unpacked(entry: MirrorEntry, mirror: Mirror, reporter: Reporter) -> Path:
     """`unpacked/<sha256>/python`: each archive is extracted once; installs link from it. A
-    store whose files changed since (an edit through an install) is extracted again."""
-    from relocpy.core.archive import BadArchiveError, extract_archive
+    store whose files changed since (an edit through an install) is extracted again.
+
+    An archive not downloaded yet is unpacked while it downloads (one pass: no copy to read
+    again, no second pass to hash it); the tree counts only once the download's sha256 matches
+    the index. The hostile-archive checks of `extract_stream` are the same either way."""
+    from relocpy.core.archive import BadArchiveError, extract_archive, extract_stream
     from relocpy.core.tree import inspect_tree
 
     store = _store_dir()
@@ -274,12 +277,33 @@ def _unpacked(entry: MirrorEntry, archive: Path, reporter: Reporter) -> Path:
     for stale in [*store.glob(f".tmp-{entry.sha256}-*"), *store.glob(f".stale-{entry.sha256}-*")]:
         shutil.rmtree(stale, ignore_errors=True)  # left by a killed install (we hold the lock)
     tmp = store / f".tmp-{entry.sha256}-{os.getpid()}"
+    downloads = _download_dir()
+    archive = downloads / f"{entry.sha256}.tar.{entry.compression}"
     try:
-        reporter.step(f"unpacking {entry.name}")
         try:
-            extract_archive(archive, tmp, top="python")
+            if archive.is_file():
+                reporter.step(f"unpacking {entry.name}")
+                extract_archive(archive, tmp, top="python")
+            else:
+
+                def unpack(raw: BinaryIO) -> None:
+                    extract_stream(raw, tmp, entry.name, top="python")
+
+                reporter.step(
+                    f"downloading and unpacking {entry.name} ({entry.size / 2**20:.1f} MiB)"
+                )
+                if mirror.is_local:  # its file stays at hand: no copy in the cache
+                    mirror.consume(entry, unpack, reporter)
+                else:
+                    downloads.mkdir(parents=True, exist_ok=True)
+                    mirror.download(entry, archive, reporter, consume=unpack)
         except BadArchiveError:
             archive.unlink(missing_ok=True)  # do not keep a bad archive around
+            raise
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:  # a partial download would only take space
+                archive.with_name(archive.name + ".part").unlink(missing_ok=True)
+                raise _disk_full(exc, store) from exc
             raise
         try:
             inspect_tree(tmp / "python")
@@ -351,22 +375,6 @@ def _link_tree(source: Path, target: Path) -> str:
             elif name in filenames:
                 shutil.copy2(src, out / name)
     return "copy"
-
-
-def _fetch_archive(entry: MirrorEntry, mirror: Mirror, reporter: Reporter) -> Path:
-    downloads = _download_dir()
-    downloads.mkdir(parents=True, exist_ok=True)
-    target = downloads / f"{entry.sha256}.tar.{entry.compression}"
-    if target.is_file():
-        return target
-    reporter.step(f"downloading {entry.name} ({entry.size / 2**20:.1f} MiB)")
-    try:
-        return mirror.download(entry, target, reporter)
-    except OSError as exc:
-        target.with_name(target.name + ".part").unlink(missing_ok=True)
-        if exc.errno == errno.ENOSPC:
-            raise _disk_full(exc, downloads) from exc
-        raise
 
 
 # ---- launchers in the bin directory ---------------------------------------------------------

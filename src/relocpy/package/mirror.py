@@ -10,13 +10,15 @@ before it is used, and every download is checked against its sha256.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from relocpy.core.checksums import sha256_file
 from relocpy.core.errors import ChecksumMismatchError, RelocpyError
@@ -77,6 +79,9 @@ class MirrorEntry:
     cpu_level: str = ""  # "", "v2", "v3", "v4" (x86_64 only)
     opt: str | None = None  # noopt, lto, pgo, pgo+lto, where the mirror says
     url: str | None = None  # an absolute URL (uv JSON); None: `name` under the mirror
+    # whether the archive holds the standard library's bytecode (None: the mirror does not
+    # say; install_only always does, relocpy's install_only_stripped does since issue 18)
+    bytecode: bool | None = None
 
     @property
     def version_tuple(self) -> tuple[int, ...]:
@@ -226,9 +231,17 @@ def inspect_archive(path: Path) -> ArchiveFacts:
     return ArchiveFacts(version, machine)
 
 
+def _metadata_path(path: Path, fields: dict[str, str]) -> Path:
+    """The build's metadata JSON beside an archive: `<stem>.json`, where the stem is the
+    install_only archive's (one file describes both flavours of a build)."""
+    stem = path.name[: -len(fields["ext"])]
+    return path.with_name(stem.replace("install_only_stripped", "install_only") + ".json")
+
+
 def _metadata(path: Path, fields: dict[str, str]) -> dict[str, object]:
-    """The archive's sibling metadata JSON (relocpy's), checked, or {} when there is none."""
-    metadata_path = path.with_name(path.name[: -len(fields["ext"])] + ".json")
+    """The archive's sibling metadata JSON (relocpy's), checked, or {} when there is none (or
+    it does not list this archive)."""
+    metadata_path = _metadata_path(path, fields)
     if not metadata_path.is_file():
         return {}
     data = read_json(metadata_path, metadata_path.name)
@@ -237,6 +250,8 @@ def _metadata(path: Path, fields: dict[str, str]) -> dict[str, object]:
     for key, hint in (("python_version", str), ("glibc_floor", str | None)):
         if key in data:
             expect(data[key], hint, metadata_path.name, key)
+    if fields["flavour"] != "install_only" and path.name not in (data.get("archives") or {}):
+        return {}  # another build's metadata
     options = data.get("build_options", {})
     expect(options, dict, metadata_path.name, "build_options")
     if "opt" in options:
@@ -263,6 +278,10 @@ def _entry_for(path: Path, fields: dict[str, str]) -> MirrorEntry:
     options = metadata.get("build_options")
     opt = options.get("opt") if isinstance(options, dict) else None
     floor = metadata.get("glibc_floor")
+    if fields["flavour"] == "install_only":
+        bytecode: bool | None = True
+    else:
+        bytecode = metadata.get("stripped_bytecode") == "plain" if metadata else None
     return MirrorEntry(
         name=path.name,
         version=named,
@@ -277,6 +296,7 @@ def _entry_for(path: Path, fields: dict[str, str]) -> MirrorEntry:
         size=path.stat().st_size,
         cpu_level=fields["level"],
         opt=opt if isinstance(opt, str) else None,
+        bytecode=bytecode,
     )
 
 
@@ -314,7 +334,7 @@ def scan_directory(directory: Path) -> list[MirrorEntry]:
             continue  # test_suite, full and debug archives are not interpreters to install
         stat = path.stat()
         stamp = [stat.st_size, stat.st_mtime_ns]
-        meta = path.with_name(path.name[: -len(fields["ext"])] + ".json")
+        meta = _metadata_path(path, fields)
         if meta.is_file():
             stamp += [meta.stat().st_size, meta.stat().st_mtime_ns]
         known = cached.get(path.name) if isinstance(cached, dict) else None
@@ -338,24 +358,34 @@ def scan_directory(directory: Path) -> list[MirrorEntry]:
     return entries
 
 
+def install_rank(entry: MirrorEntry) -> tuple[int, bool]:
+    """Among the archives of one build, the one to install, best highest: the stripped flavour
+    where it holds the bytecode (smaller, as fast to start), then install_only, then a stripped
+    archive without bytecode (its every start compiles where the tree is read-only); `.tar.zst`
+    over `.tar.gz` (faster to unpack)."""
+    stripped = 2 if entry.bytecode else 0
+    return (1 if entry.flavour == "install_only" else stripped), entry.compression == "zst"
+
+
 def uv_download_entries(entries: list[MirrorEntry], base_url: str) -> dict[str, dict[str, object]]:
     """The entries in the shape of uv's python downloads JSON.
 
     uv keys downloads by version, variant and platform (no build): per key the newest build's
-    install_only archive is listed, the `.tar.gz` where both compressions exist. An x86-64-v3
-    build is listed under its own key, with the `v3` arch variant uv selects on such CPUs.
+    archive is listed, the one `relocpy install` would take of that build (`install_rank`:
+    the stripped flavour where it holds bytecode, `.tar.zst`). An x86-64-v3 build is listed
+    under its own key, with the `v3` arch variant uv selects on such CPUs.
     """
     chosen: dict[str, MirrorEntry] = {}
     for entry in entries:
-        if entry.flavour != "install_only":
+        if not entry.flavour.startswith("install_only"):
             continue
         suffix = "" if entry.variant == "default" else f"+{entry.variant}"
         arch = entry.arch + (f"_{entry.cpu_level}" if entry.cpu_level else "")
         key = f"cpython-{entry.version}{suffix}-linux-{arch}-{entry.libc}"
         best = chosen.get(key)
-        if best is None or (entry.build, entry.compression == "gz") > (
+        if best is None or (entry.build, *install_rank(entry)) > (
             best.build,
-            best.compression == "gz",
+            *install_rank(best),
         ):
             chosen[key] = entry
     out: dict[str, dict[str, object]] = {}
@@ -530,6 +560,69 @@ def _open_local(url: str, name: str, mirror: str, offset: int) -> _LocalResponse
         raise MirrorError(f"cannot read {path} from mirror {mirror}: {exc.strerror}") from exc
 
 
+class _Download:
+    """A download read as a stream: each chunk is written to `part`, hashed and reported as it
+    arrives, so that unpacking can run while the bytes come in (`Mirror.download`'s `consume`).
+    A resumed download first replays the `offset` bytes `part` already holds."""
+
+    def __init__(
+        self,
+        response: Any,
+        part: Path | None,
+        offset: int,
+        name: str,
+        size: int,
+        reporter: Reporter,
+    ) -> None:
+        self._response, self._name, self._size, self._reporter = response, name, size, reporter
+        self.sha256 = hashlib.sha256()
+        self.received = 0
+        self._replay = part.open("rb") if offset and part else None
+        self._replay_left = offset
+        self._out = part.open("ab" if offset else "wb") if part else None  # None: no copy
+
+    def read(self, size: int = -1) -> bytes:
+        size = _CHUNK if size < 0 else size
+        if self._replay is not None:
+            chunk = self._replay.read(min(size, self._replay_left))
+            self._replay_left -= len(chunk)
+            if chunk:
+                self.sha256.update(chunk)
+                self.received += len(chunk)
+                return chunk
+            self._replay.close()
+            self._replay = None
+        try:
+            chunk = self._response.read(size)
+        except Exception as exc:  # the network's (a write to `part` below is the disk's)
+            raise MirrorError(
+                f"the download of {self._name} broke off after {self.received} bytes: {exc}",
+                hint="run the same command again to resume the download",
+            ) from exc
+        if chunk:
+            if self._out is not None:
+                self._out.write(chunk)
+            self.sha256.update(chunk)
+            self.received += len(chunk)
+            self._reporter.bytes_done(self._name, self.received, self._size or None)
+        return chunk
+
+    def close(self) -> None:
+        """(A reader's close does not end the download: `finish` does.)"""
+
+    def finish(self) -> None:
+        """Read what the reader left (a tar's padding), then close the file."""
+        while self.read(_CHUNK):
+            pass
+        self.abort()
+
+    def abort(self) -> None:
+        if self._replay is not None:
+            self._replay.close()
+        if self._out is not None:
+            self._out.close()
+
+
 def _mirror_url(mirror: str) -> str:
     if mirror.startswith("oci://"):
         from relocpy.package.oci import parse_location
@@ -688,12 +781,26 @@ class Mirror:
                 hint="run the same command again to resume the download",
             )
 
-    def download(self, entry: MirrorEntry, target: Path, reporter: Reporter | None = None) -> Path:
-        """Fetch `entry` into `target`, resuming a `target.part` left by an earlier attempt."""
+    def download(
+        self,
+        entry: MirrorEntry,
+        target: Path,
+        reporter: Reporter | None = None,
+        consume: Callable[[BinaryIO], None] | None = None,
+    ) -> Path:
+        """Fetch `entry` into `target`, resuming a `target.part` left by an earlier attempt.
+
+        With `consume`, the bytes are also handed to `consume` as they arrive (an install
+        unpacks while it downloads): its result counts only once the size and sha256 are
+        checked here, after it returns. If it fails and the checksum does not match either, the
+        mismatch is the error raised."""
         check_entry(entry, self.location)
         part = target.with_name(target.name + ".part")
-        self.fetch_file(entry.url or entry.name, entry.size, part, reporter)
-        actual = sha256_file(part)
+        if consume is None:
+            self.fetch_file(entry.url or entry.name, entry.size, part, reporter)
+            actual = sha256_file(part)
+        else:
+            actual = self._fetch_consumed(entry, part, reporter or QuietReporter(), consume)
         if actual != entry.sha256:
             part.unlink()
             raise ChecksumMismatchError(
@@ -702,3 +809,75 @@ class Mirror:
             )
         os.replace(part, target)
         return target
+
+    def consume(
+        self,
+        entry: MirrorEntry,
+        consume: Callable[[BinaryIO], None],
+        reporter: Reporter | None = None,
+    ) -> None:
+        """Hand the bytes of `entry` to `consume` as they are read, keeping no copy (for a
+        local mirror, whose file is at hand anyway), with the same checks as `download`."""
+        check_entry(entry, self.location)
+        actual = self._fetch_consumed(entry, None, reporter or QuietReporter(), consume)
+        if actual != entry.sha256:
+            raise ChecksumMismatchError(
+                f"{entry.name} has sha256 {actual}, but the mirror index says {entry.sha256}",
+                hint="the mirror serves a different file than it lists; it was not used",
+            )
+
+    def _fetch_consumed(
+        self,
+        entry: MirrorEntry,
+        part: Path | None,
+        reporter: Reporter,
+        consume: Callable[[BinaryIO], None],
+    ) -> str:
+        """Download into `part` while `consume` reads the bytes; returns their sha256."""
+        name, size = entry.url or entry.name, entry.size
+        offset = part.stat().st_size if part and part.exists() and size else 0
+        if part and offset >= size:
+            part.unlink(missing_ok=True)
+            offset = 0
+        with self.open(name, offset) as response:
+            resumed = offset if offset and getattr(response, "status", 200) == 206 else 0
+            stream = _Download(response, part, resumed, name, size, reporter)
+            try:
+                consume(stream)  # type: ignore[arg-type]
+                stream.finish()
+            except RelocpyError as exc:
+                if isinstance(exc, MirrorError):
+                    stream.abort()
+                    raise  # a broken download: `part` stays, to resume
+                try:
+                    stream.finish()  # was it the file the index lists?
+                except MirrorError:
+                    raise exc from None
+                if size and stream.received < size:  # no: a download that ended early
+                    raise MirrorError(
+                        f"{name}: the mirror sent {stream.received} of {size} bytes",
+                        hint="run the same command again to resume the download",
+                    ) from None
+                if stream.sha256.hexdigest() != entry.sha256 or (size and stream.received != size):
+                    if part:
+                        part.unlink(missing_ok=True)
+                    raise ChecksumMismatchError(
+                        f"{entry.name} has sha256 {stream.sha256.hexdigest()}, but the mirror"
+                        f" index says {entry.sha256} ({exc.message})",
+                        hint="the mirror serves a different file than it lists; it was not used",
+                    ) from None
+                if part:  # the listed file, but it cannot be unpacked
+                    part.unlink(missing_ok=True)
+                raise
+            except BaseException:
+                stream.abort()
+                raise
+        if size and stream.received != size:
+            if part:
+                part.unlink(missing_ok=True)
+            raise MirrorError(
+                f"{name}: got {stream.received} bytes, but the mirror's index says {size}",
+                hint="the file on the mirror is truncated or the index is stale; run the same"
+                " command again, or `relocpy mirror index` on the mirror",
+            )
+        return stream.sha256.hexdigest()
