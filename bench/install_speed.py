@@ -1,14 +1,17 @@
 """Install speed: `relocpy install` vs `uv python install` of the same archive, side by side.
 
 Usage: .venv/bin/python bench/install_speed.py --mirror DIR [--version 3.13] [--runs 5]
-DIR holds relocpy archives indexed by `relocpy mirror index`. Every install goes into an empty
-install directory, alternating which tool goes first:
+DIR holds relocpy archives indexed by `relocpy mirror index`. Both tools install the same
+archive: the one `relocpy install` selects, which the mirror's uv-downloads.json lists (checked
+before anything is timed). Every install goes into an empty install directory, alternating
+which tool goes first:
 - cold: each tool's cache is empty too (fresh XDG dirs for relocpy; fresh UV_* dirs for uv);
 - warm: each tool keeps one cache across runs (relocpy: downloads and the unpacked store, so an
   install is a tree of hard links; uv: its UV_CACHE_DIR).
+Before each timed run, `sync` (untimed) writes the previous run's files back.
 Also: peak memory of a cold relocpy install, where the time of a cold install goes (copy,
 sha256, decompression, file creation), and the overhead of `relocpy run`.
-Results: stdout and bench/results/install_speed.md.
+Results: stdout and bench/results/install_speed.md (appended).
 """
 
 from __future__ import annotations
@@ -26,10 +29,16 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import report
+
 TOOLS = Path(sys.executable).parent
 
 
 def _timed(cmd: list[str], env: dict[str, str]) -> float:
+    # Each run starts on a settled disk: this VM's ext4 creates files 5-10 times slower while
+    # the previous run's 100 MB are written back, and whichever tool runs second paid for it.
+    os.sync()
     start = time.perf_counter()
     subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
@@ -76,6 +85,28 @@ def uv_install(mirror: Path, version: str, cache: Path, root: Path) -> float:
     )
 
 
+def fs_type(path: Path) -> str:
+    done = subprocess.run(["stat", "-f", "-c", "%T", str(path)], capture_output=True, text=True)
+    return done.stdout.strip() or "?"
+
+
+def same_archive(mirror: Path, version: str) -> str:
+    """The archive `relocpy install VERSION` takes from `mirror`, after checking that the
+    mirror's uv JSON lists that same file for uv."""
+    import json
+    import urllib.parse
+
+    from relocpy.install.selection import Machine, select
+    from relocpy.package.mirror import Mirror
+
+    name = select(version, Mirror(str(mirror)).entries(), Machine.current()).name
+    listed = json.loads((mirror / "uv-downloads.json").read_text())
+    urls = [urllib.parse.unquote(v["url"]).rsplit("/", 1)[-1] for v in listed.values()]
+    if name not in urls:
+        sys.exit(f"uv-downloads.json does not list {name} (it lists {urls}): not the same archive")
+    return name
+
+
 def phases(archive: Path, scratch: Path) -> dict[str, float]:
     """Where a fresh install's time goes, measured one phase at a time."""
     from relocpy.core.archive import extract_archive, open_archive_stream
@@ -101,7 +132,7 @@ def phases(archive: Path, scratch: Path) -> dict[str, float]:
     out["decompress + tar parse"] = time.perf_counter() - start
     start = time.perf_counter()
     extract_archive(copy, scratch / "x")
-    out["full extraction (files written)"] = time.perf_counter() - start
+    out["extraction (files written by 4 threads)"] = time.perf_counter() - start
     start = time.perf_counter()
     os.sync()
     out["sync to disk"] = time.perf_counter() - start
@@ -156,11 +187,19 @@ def main() -> int:
     parser.add_argument("--version", default="3.13")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument(
+        "--work",
+        type=Path,
+        help="where caches and installs go (default: under /tmp); a tmpfs"
+        " such as /dev/shm takes the file system's cost of creating files out",
+    )
+    parser.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "install_speed.md"
     )
     args = parser.parse_args()
     mirror = args.mirror.absolute()
-    work = Path(tempfile.mkdtemp(prefix="relocpy-install-bench-"))
+    chosen = same_archive(mirror, args.version)
+    print(f"both tools install {chosen}", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="relocpy-install-bench-", dir=args.work))
     times: dict[str, list[float]] = {
         k: [] for k in ("relocpy cold", "uv cold", "relocpy warm", "uv warm")
     }
@@ -217,8 +256,7 @@ def main() -> int:
         for _ in range(30):
             direct.append(_timed([interpreter, "-c", "pass"], env))
             via_run.append(_timed(run_cmd, env))
-        archives = sorted(mirror.glob(f"cpython-{args.version}*install_only.tar.zst"))
-        breakdown = phases(archives[-1], work / "phases") if archives else {}
+        breakdown = phases(mirror / chosen, work / "phases")
         memory = peak_memory_by_size(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -227,9 +265,15 @@ def main() -> int:
     def row(label: str, values: list[float]) -> str:
         return f"| {label} | {med(values):.3f} s | {', '.join(f'{t:.2f}' for t in values)} |"
 
-    title = f"### install {args.version}: relocpy vs uv (median of {args.runs}, side by side)"
+    title = (
+        f"### install {args.version}: relocpy vs uv (median of {args.runs}, side by side),"
+        f" {time.strftime('%Y-%m-%d')}"
+    )
     lines = [
         title,
+        "",
+        f"both install `{chosen}` ({(mirror / chosen).stat().st_size / 1e6:.1f} MB), into"
+        f" {args.work or '/tmp'} (`{fs_type(work.parent)}`)",
         "",
         "| what | median | runs |",
         "| --- | --- | --- |",
@@ -259,10 +303,11 @@ def main() -> int:
         "| --- | --- |",
         *[f"| {size / 1e6:.0f} MB | {mib:.1f} MiB |" for size, mib in memory.items()],
     ]
-    text = "\n".join(lines)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
-    print(text)
+    report(
+        args.out,
+        "Install speed: relocpy vs uv (bench/install_speed.py)",
+        "\n" + "\n".join(lines) + "\n",
+    )
     return 0
 
 

@@ -39,6 +39,7 @@ RESULTS = Path(__file__).parent / "results" / "oci_install.md"
 
 def timed_install(version: str, mirror: str, home: Path, env: dict[str, str]) -> float:
     cmd = [str(RELOCPY), "install", version, "--mirror", mirror, "--no-build", "--no-links"]
+    os.sync()  # (untimed) the earlier runs' files written back: each run on a settled disk
     start = time.perf_counter()
     subprocess.run(
         cmd, env={**env, "RELOCPY_HOME": str(home)}, check=True, stdout=subprocess.DEVNULL
