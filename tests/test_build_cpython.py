@@ -122,6 +122,7 @@ def test_stripped_flavour_is_smaller_and_works(built_archive, tmp_path: Path) ->
     assert report.ok, [f"{c.name}: {c.detail}" for c in report.checks if not c.ok]
 
 
+@pytest.mark.real
 def test_stripped_bytecode_is_valid_after_extraction(built_archive, tmp_path: Path) -> None:
     """The stripped flavour's bytecode is valid after extraction: importing the standard
     library rewrites no .pyc (CPython rewrites a stale one where it can, and compiles it at
