@@ -10,6 +10,7 @@ before it is used, and every download is checked against its sha256.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -623,6 +624,13 @@ class _Download:
             self._out.close()
 
 
+class _NoBytes:
+    """The response to nothing asked: a `.part` that already holds the whole file."""
+
+    def read(self, size: int = -1) -> bytes:
+        return b""
+
+
 def _mirror_url(mirror: str) -> str:
     if mirror.startswith("oci://"):
         from relocpy.package.oci import parse_location
@@ -752,34 +760,62 @@ class Mirror:
     ) -> None:
         """Download `name` (`size` bytes, 0 if not known) into `part`, resuming what `part`
         already holds."""
-        reporter = reporter or QuietReporter()
-        offset = part.stat().st_size if part.exists() and size else 0
-        if offset > size:
+        self._stream(name, size, part, reporter or QuietReporter())
+
+    def _stream(
+        self,
+        name: str,
+        size: int,
+        part: Path | None,
+        reporter: Reporter,
+        consume: Callable[[BinaryIO], None] | None = None,
+    ) -> tuple[_Download, RelocpyError | None]:
+        """Download `name` into `part` (None: keep no copy), resuming what `part` holds, while
+        `consume` (if given) reads the bytes; checks the size. Returns the finished stream (its
+        sha256) and the error `consume` raised, if any: whether that error or a checksum
+        mismatch is the cause is for the caller to say."""
+        offset = part.stat().st_size if part and part.exists() and size else 0
+        if part and offset > size:
             part.unlink()
             offset = 0
-        if not size or offset < size or not part.exists():
-            with self.open(name, offset) as response:
-                resumed = offset and getattr(response, "status", 200) == 206
-                mode = "ab" if resumed else "wb"
-                done = offset if resumed else 0
-                with part.open(mode) as out:
-                    while chunk := response.read(_CHUNK):
-                        out.write(chunk)
-                        done += len(chunk)
-                        reporter.bytes_done(name, done, size or None)
-        got = part.stat().st_size
-        if size and got != size:
+        failed: RelocpyError | None = None
+        done_already = bool(size) and offset == size  # a complete .part: nothing to ask for
+        opened = contextlib.nullcontext(_NoBytes()) if done_already else self.open(name, offset)
+        with opened as response:
+            resumed = offset if done_already or getattr(response, "status", 200) == 206 else 0
+            stream = _Download(response, part, resumed, name, size, reporter)
+            try:
+                if consume is not None:
+                    try:
+                        consume(stream)  # type: ignore[arg-type]
+                    except MirrorError:
+                        raise  # a broken download: `part` stays, to resume
+                    except RelocpyError as exc:
+                        failed = exc
+                try:
+                    stream.finish()  # (after a failure: was it the file the index lists?)
+                except MirrorError:
+                    if failed is None:
+                        raise
+                    raise failed from None
+            except BaseException:
+                stream.abort()
+                raise
+        if size and stream.received != size:
             if self.is_local:  # a local file does not grow by asking again
-                part.unlink(missing_ok=True)
+                if part:
+                    part.unlink(missing_ok=True)
                 raise MirrorError(
-                    f"{name}: the mirror's copy is {got} bytes, but its index says {size}",
+                    f"{name}: the mirror's copy is {stream.received} bytes, but its index says"
+                    f" {size}",
                     hint="the file on the mirror is truncated, or the index is stale: run"
                     " `relocpy mirror index` on the mirror again, or use another mirror",
                 )
             raise MirrorError(
-                f"{name}: the mirror sent {got} of {size} bytes",
+                f"{name}: the mirror sent {stream.received} of {size} bytes",
                 hint="run the same command again to resume the download",
             )
+        return stream, failed
 
     def download(
         self,
@@ -794,19 +830,8 @@ class Mirror:
         unpacks while it downloads): its result counts only once the size and sha256 are
         checked here, after it returns. If it fails and the checksum does not match either, the
         mismatch is the error raised."""
-        check_entry(entry, self.location)
         part = target.with_name(target.name + ".part")
-        if consume is None:
-            self.fetch_file(entry.url or entry.name, entry.size, part, reporter)
-            actual = sha256_file(part)
-        else:
-            actual = self._fetch_consumed(entry, part, reporter or QuietReporter(), consume)
-        if actual != entry.sha256:
-            part.unlink()
-            raise ChecksumMismatchError(
-                f"{entry.name} has sha256 {actual}, but the mirror index says {entry.sha256}",
-                hint="the mirror serves a different file than it lists; it was not used",
-            )
+        self._fetch_checked(entry, part, reporter, consume)
         os.replace(part, target)
         return target
 
@@ -818,66 +843,28 @@ class Mirror:
     ) -> None:
         """Hand the bytes of `entry` to `consume` as they are read, keeping no copy (for a
         local mirror, whose file is at hand anyway), with the same checks as `download`."""
-        check_entry(entry, self.location)
-        actual = self._fetch_consumed(entry, None, reporter or QuietReporter(), consume)
-        if actual != entry.sha256:
-            raise ChecksumMismatchError(
-                f"{entry.name} has sha256 {actual}, but the mirror index says {entry.sha256}",
-                hint="the mirror serves a different file than it lists; it was not used",
-            )
+        self._fetch_checked(entry, None, reporter, consume)
 
-    def _fetch_consumed(
+    def _fetch_checked(
         self,
         entry: MirrorEntry,
         part: Path | None,
-        reporter: Reporter,
-        consume: Callable[[BinaryIO], None],
-    ) -> str:
-        """Download into `part` while `consume` reads the bytes; returns their sha256."""
-        name, size = entry.url or entry.name, entry.size
-        offset = part.stat().st_size if part and part.exists() and size else 0
-        if part and offset >= size:
+        reporter: Reporter | None,
+        consume: Callable[[BinaryIO], None] | None,
+    ) -> None:
+        """`_stream` for an index entry, and its sha256 checked; `part` is removed where it
+        holds a wrong or unusable file."""
+        check_entry(entry, self.location)
+        name = entry.url or entry.name
+        stream, failed = self._stream(name, entry.size, part, reporter or QuietReporter(), consume)
+        actual = stream.sha256.hexdigest()
+        if part and (actual != entry.sha256 or failed is not None):
             part.unlink(missing_ok=True)
-            offset = 0
-        with self.open(name, offset) as response:
-            resumed = offset if offset and getattr(response, "status", 200) == 206 else 0
-            stream = _Download(response, part, resumed, name, size, reporter)
-            try:
-                consume(stream)  # type: ignore[arg-type]
-                stream.finish()
-            except RelocpyError as exc:
-                if isinstance(exc, MirrorError):
-                    stream.abort()
-                    raise  # a broken download: `part` stays, to resume
-                try:
-                    stream.finish()  # was it the file the index lists?
-                except MirrorError:
-                    raise exc from None
-                if size and stream.received < size:  # no: a download that ended early
-                    raise MirrorError(
-                        f"{name}: the mirror sent {stream.received} of {size} bytes",
-                        hint="run the same command again to resume the download",
-                    ) from None
-                if stream.sha256.hexdigest() != entry.sha256 or (size and stream.received != size):
-                    if part:
-                        part.unlink(missing_ok=True)
-                    raise ChecksumMismatchError(
-                        f"{entry.name} has sha256 {stream.sha256.hexdigest()}, but the mirror"
-                        f" index says {entry.sha256} ({exc.message})",
-                        hint="the mirror serves a different file than it lists; it was not used",
-                    ) from None
-                if part:  # the listed file, but it cannot be unpacked
-                    part.unlink(missing_ok=True)
-                raise
-            except BaseException:
-                stream.abort()
-                raise
-        if size and stream.received != size:
-            if part:
-                part.unlink(missing_ok=True)
-            raise MirrorError(
-                f"{name}: got {stream.received} bytes, but the mirror's index says {size}",
-                hint="the file on the mirror is truncated or the index is stale; run the same"
-                " command again, or `relocpy mirror index` on the mirror",
+        if actual != entry.sha256:
+            raise ChecksumMismatchError(
+                f"{entry.name} has sha256 {actual}, but the mirror index says {entry.sha256}"
+                + (f" ({failed.message})" if failed else ""),
+                hint="the mirror serves a different file than it lists; it was not used",
             )
-        return stream.sha256.hexdigest()
+        if failed is not None:
+            raise failed  # the listed file, but `consume` cannot use it
