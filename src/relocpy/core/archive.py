@@ -134,38 +134,54 @@ def write_gz(
     _write_atomically(gz_path, gzip_bytes(_tar_bytes(root, top, include, mtime)))
 
 
-class _ZstdStream(io.RawIOBase):
-    """Streaming zstd decompression that fails on a truncated frame instead of ending early."""
+class _Chunks(io.RawIOBase):
+    """A raw stream served from the chunks `_next_chunk` returns (b"" at the end); closing it
+    closes `_source`."""
 
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self._decompressor = zstandard.ZstdDecompressor().decompressobj()
-        self._buffer = b""
+    def __init__(self, source: BinaryIO) -> None:
+        self._source = source
+        self._chunk = memoryview(b"")
+
+    def _next_chunk(self) -> bytes:
+        raise NotImplementedError
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, target: bytearray) -> int:  # type: ignore[override]
-        while not self._buffer:
-            chunk = self._raw.read(1 << 20)
-            if not chunk:
-                if not self._decompressor.eof:
-                    raise EOFError("zstd stream ended before the end of its frame")
-                return 0
-            if self._decompressor.eof:
-                raise zstandard.ZstdError("trailing data after the zstd frame")
-            self._buffer = self._decompressor.decompress(chunk)
-        size = min(len(target), len(self._buffer))
-        target[:size] = self._buffer[:size]
-        self._buffer = self._buffer[size:]
+        if not self._chunk:
+            self._chunk = memoryview(self._next_chunk())
+        size = min(len(target), len(self._chunk))
+        target[:size] = self._chunk[:size]
+        self._chunk = self._chunk[size:]
         return size
 
     def close(self) -> None:
-        self._raw.close()
+        self._source.close()
         super().close()
 
 
-class _ReadAhead(io.RawIOBase):
+class _ZstdStream(_Chunks):
+    """Streaming zstd decompression that fails on a truncated frame instead of ending early."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__(raw)
+        self._decompressor = zstandard.ZstdDecompressor().decompressobj()
+
+    def _next_chunk(self) -> bytes:
+        while True:
+            chunk = self._source.read(1 << 20)
+            if not chunk:
+                if not self._decompressor.eof:
+                    raise EOFError("zstd stream ended before the end of its frame")
+                return b""
+            if self._decompressor.eof:
+                raise zstandard.ZstdError("trailing data after the zstd frame")
+            if out := self._decompressor.decompress(chunk):
+                return out
+
+
+class _ReadAhead(_Chunks):
     """`source` read by a thread of its own, a few chunks ahead of the reader: decompression
     (and a download's hashing and writing) runs beside the reader's work (zstd and hashlib
     release the GIL). The thread's error is raised by the read that reaches it."""
@@ -174,10 +190,9 @@ class _ReadAhead(io.RawIOBase):
     _END = object()
 
     def __init__(self, source: BinaryIO, depth: int = 8) -> None:
-        self._source = source
+        super().__init__(source)
         self._queue: queue.Queue[object] = queue.Queue(depth)
         self._stop = threading.Event()
-        self._chunk = memoryview(b"")
         self._done = False
         self._thread = threading.Thread(target=self._run, name="relocpy-read", daemon=True)
         self._thread.start()
@@ -200,55 +215,35 @@ class _ReadAhead(io.RawIOBase):
         except BaseException as exc:  # handed to the reader
             self._put(exc)
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, target: bytearray) -> int:  # type: ignore[override]
-        while not self._chunk:
-            if self._done:
-                return 0
-            item = self._queue.get()
-            if item is self._END:
-                self._done = True
-                return 0
+    def _next_chunk(self) -> bytes:
+        if self._done:
+            return b""
+        item = self._queue.get()
+        if item is self._END or isinstance(item, BaseException):
+            self._done = True
             if isinstance(item, BaseException):
-                self._done = True
                 raise item
-            self._chunk = memoryview(item)  # type: ignore[arg-type]
-        size = min(len(target), len(self._chunk))
-        target[:size] = self._chunk[:size]
-        self._chunk = self._chunk[size:]
-        return size
+            return b""
+        return item  # type: ignore[return-value]
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
-        self._source.close()
         super().close()
 
 
-class _Prefixed(io.RawIOBase):
+class _Prefixed(_Chunks):
     """`head` (bytes already read from `raw`) followed by the rest of `raw`."""
 
     def __init__(self, head: bytes, raw: BinaryIO) -> None:
-        self._head, self._raw = head, raw
+        super().__init__(raw)
+        self._head: bytes | None = head
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, target: bytearray) -> int:  # type: ignore[override]
+    def _next_chunk(self) -> bytes:
         if self._head:
-            size = min(len(target), len(self._head))
-            target[:size] = self._head[:size]
-            self._head = self._head[size:]
-            return size
-        chunk = self._raw.read(len(target))
-        target[: len(chunk)] = chunk
-        return len(chunk)
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
+            head, self._head = self._head, None
+            return head
+        return self._source.read(1 << 20)
 
 
 def decompressing(raw: BinaryIO) -> BinaryIO:
