@@ -34,6 +34,10 @@ def test_build_writes_archives_checksums_and_metadata(built_archive) -> None:
     meta = json.loads(archives.metadata.read_text())
     assert meta["python_version"] == pin.version
     assert meta["build_options"]["opt"] == "noopt"
+    # the default flavour says what it is for, and names the release flavour
+    assert meta["flavour"].startswith("noopt: quick to build")
+    assert "slower than Debian's" in meta["flavour"] and "--opt pgo+lto" in meta["flavour"]
+    assert meta["build_options"]["bolt"] is False
     assert meta["source"]["sha256"] == pin.sha256
     floor = tuple(int(part) for part in meta["glibc_floor"].split("."))
     assert floor <= (2, 17) and meta["policy"] == "manylinux_2_17"
@@ -447,6 +451,22 @@ def test_a_build_fails_when_configure_drops_pgo_or_lto(
     from relocpy.build.cpython import missing_optimisations
 
     assert missing_optimisations(makefile, opt) == missing
+
+
+@pytest.mark.parametrize(
+    ("last_line", "opt", "again"),
+    [
+        ("make: *** [Makefile:906: profile-run-stamp] Error 2", "pgo+lto", True),
+        ("make: *** [Makefile:906: profile-run-stamp] Error 2", "noopt", False),
+        ("make: *** [Makefile:2184: Objects/longobject.o] Error 1", "pgo+lto", False),
+    ],
+)
+def test_only_a_failed_training_is_run_again(last_line: str, opt: str, again: bool) -> None:
+    """A failed --pgo test (3.13 makes that fatal) costs one more training, not the build;
+    a failed compile is not retried."""
+    from relocpy.build.cpython import training_failed
+
+    assert training_failed(f"make failed (exit 2): {last_line}", opt) is again
 
 
 def test_pgo_stages_show_as_steps(tmp_path: Path) -> None:

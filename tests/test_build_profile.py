@@ -88,8 +88,40 @@ def test_a_profile_of_another_build_is_refused(trained, tmp_path: Path) -> None:
 def test_a_build_without_counts_fails(tmp_path: Path) -> None:
     from relocpy.core.errors import BuildFailedError
 
-    with pytest.raises(BuildFailedError, match=r"no \.gcda profile"):
+    with pytest.raises(BuildFailedError, match=r"left no profile \(\.gcda, \.profclangd\)"):
         save_profile(tmp_path, tmp_path / "p.tar.zst", IDENTITY, mtime=0)
+    # BOLT's counts alone are no compiler profile
+    (tmp_path / "relocpy-static-python.fdata").write_text("1 main 0 1 main 4 0 7\n")
+    with pytest.raises(BuildFailedError, match="left no profile"):
+        save_profile(tmp_path, tmp_path / "p.tar.zst", IDENTITY, mtime=0)
+
+
+def test_clang_and_bolt_counts_travel_in_the_profile(tmp_path: Path) -> None:
+    """clang's merged counts and BOLT's come back where the build looks for them; the raw
+    per-process files (.profclangr) and everything else stay out."""
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "code.profclangd").write_bytes(b"\xfflprofi\x81 merged")
+    (build / "code-123.profclangr").write_bytes(b"raw")
+    (build / "relocpy-static-python.fdata").write_text("1 main 0 1 main 4 0 7\n")
+    (build / "python.o").write_bytes(b"object")
+    identity = {**IDENTITY, "compiler": "Debian clang version 19.1.7", "bolt": True}
+    profile = tmp_path / "p.tar.zst"
+    save_profile(build, profile, identity, mtime=0)
+    again = tmp_path / "again"
+    again.mkdir()
+    load_profile(profile, again, identity)
+    assert sorted(p.name for p in again.iterdir()) == [
+        "code.profclangd", "profile-run-stamp", "relocpy-static-python.fdata",
+    ]  # fmt: skip
+    assert (again / "code.profclangd").read_bytes() == b"\xfflprofi\x81 merged"
+    # a build without BOLT takes the profile of one with it (the compiler's counts are the
+    # same); a BOLT build refuses a profile that has no BOLT counts
+    load_profile(profile, tmp_path / "plain", {k: v for k, v in identity.items() if k != "bolt"})
+    plain = tmp_path / "plain.tar.zst"
+    save_profile(tmp_path / "plain", plain, {k: v for k, v in identity.items() if k != "bolt"}, 0)
+    with pytest.raises(ProfileMismatchError, match="bolt"):
+        load_profile(plain, tmp_path / "third", identity)
 
 
 def _profile_with(tmp_path: Path, name: str, member: tarfile.TarInfo, data: bytes) -> Path:

@@ -1,13 +1,20 @@
-"""gcc against zig's glibc 2.17 headers and stubs: old symbol versions, PGO, LTO, no host dirs."""
+"""gcc and clang against zig's glibc 2.17 headers and stubs: old symbol versions, PGO, LTO,
+BOLT, no host dirs."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from relocpy.build.sysroot import gcc_glibc_toolchain, sysroot_identity
+from relocpy.build.bolt import LINK_FLAGS as BOLT_LINK_FLAGS
+from relocpy.build.bolt import BoltRun, bolt_executable
+from relocpy.build.sysroot import clang_glibc_toolchain, gcc_glibc_toolchain, sysroot_identity
+from relocpy.core.progress import QuietReporter
+from relocpy.elf.patch import ElfPatcher
 from relocpy.elf.read import read_elf
 
 pytestmark = pytest.mark.real  # assembles the sysroot once (zig builds its glibc stubs)
@@ -81,3 +88,61 @@ def test_static_libraries_link_without_naming_libpthread(tmp_path: Path) -> None
     info = read_elf(tmp_path / "main")
     assert info is not None and {"libpthread.so.0", "libdl.so.2"} <= set(info.needed)
     assert subprocess.run(["./main"], cwd=tmp_path).returncode == 0
+
+
+def test_clang_builds_for_glibc_217_with_pgo_thinlto_and_bolt(tmp_path: Path) -> None:
+    """clang-19 against the same sysroot: PGO (llvm-profdata of its own release), ThinLTO
+    through lld, then BOLT's three steps on the linked program; the result needs glibc 2.17
+    and still runs after patchelf gives it a RUNPATH, as repair does."""
+    toolchain = clang_glibc_toolchain("2.17")
+    assert toolchain.name == "clang" and toolchain.glibc == "2.17"
+    assert toolchain.identity == sysroot_identity("2.17", "clang")
+    assert toolchain.identity != sysroot_identity("2.17")
+    env = {**os.environ, **toolchain.env()}
+    (tmp_path / "shout.c").write_text(LIBRARY)
+    (tmp_path / "main.c").write_text(PROGRAM)
+    library = tmp_path / "libshout.so"
+    cc = [toolchain.cc, "-O2"]
+    # -Werror as configure's flag checks use it: the link flags must not reach compiles
+    subprocess.run(
+        [*cc, "-Werror", "-fPIC", "-c", "shout.c", "-o", "shout.o"], cwd=tmp_path, check=True
+    )
+    subprocess.run([*cc, "-shared", "shout.o", "-o", str(library)], cwd=tmp_path, check=True)
+    link = ["main.c", "-o", "main", "-ldl", "-lm", "-lpthread", "-I/usr/include", "-no-pie"]
+    subprocess.run([*cc, "-fprofile-instr-generate", *link], cwd=tmp_path, check=True)
+    first = subprocess.run(
+        ["./main", str(library)], cwd=tmp_path, capture_output=True, text=True,
+        env={**env, "LLVM_PROFILE_FILE": str(tmp_path / "main-%p.profraw")},
+    )  # fmt: skip
+    assert first.returncode == 0 and first.stdout == "2.718\nhi!\n", first.stderr
+    raw = sorted(tmp_path.glob("main-*.profraw"))
+    assert raw, "the instrumented program wrote no profile"
+    subprocess.run(
+        [env["LLVM_PROFDATA"], "merge", "-o", "main.profdata", *map(str, raw)],
+        cwd=tmp_path, check=True,
+    )  # fmt: skip
+    subprocess.run(
+        [*cc, "-fprofile-instr-use=main.profdata", "-Werror=profile-instr-missing",
+         "-flto=thin", f"-Wl,{BOLT_LINK_FLAGS.removeprefix('-Wl,')}", *link],
+        cwd=tmp_path, check=True,
+    )  # fmt: skip
+    program = tmp_path / "main"
+    log = tmp_path / "bolt.log"
+    run = BoltRun(tmp_path, log, QuietReporter(), env)
+    fdata = bolt_executable(run, program, [str(library)])
+    assert fdata.is_file() and fdata.stat().st_size > 0
+    assert (tmp_path / "main.prebolt").is_file()
+    assert "BOLT-INFO" in log.read_text()
+    assert program.read_bytes() != (tmp_path / "main.prebolt").read_bytes()
+    info = read_elf(program)
+    assert info is not None and info.max_glibc <= (2, 17), info
+    assert not [n for n in info.needed if n.startswith("libgcc_s")]
+    ElfPatcher().set_runpath(program, "$ORIGIN/lib")
+    after = subprocess.run(["./main", str(library)], cwd=tmp_path, capture_output=True, text=True)
+    assert after.returncode == 0 and after.stdout == "2.718\nhi!\n", after.stderr
+    assert read_elf(program).runpath == ("$ORIGIN/lib",)  # type: ignore[union-attr]
+    # the counts of an earlier run lay the program out again without training
+    again = tmp_path / "again"
+    shutil.copy2(tmp_path / "main.prebolt", again)
+    bolt_executable(run, again, [], fdata)
+    assert subprocess.run(["./again", str(library)], cwd=tmp_path).returncode == 0

@@ -8,7 +8,7 @@ import pytest
 
 from relocpy import pipeline
 from relocpy.core import preflight
-from relocpy.core.errors import MissingToolError
+from relocpy.core.errors import MissingToolError, RelocpyError
 from relocpy.core.preflight import (
     Requirement,
     defined_macros,
@@ -122,3 +122,34 @@ def test_host_library_builds_need_headers() -> None:
     needs = pipeline.build_needs(resolve_cpython("3.13"), "gcc", None, "host", "libedit")
     headers = [r for r in needs if isinstance(r, Requirement) and r.kind == "header"]
     assert ("openssl/ssl.h", "libssl-dev") in {(r.name, r.package) for r in headers}
+
+
+def test_clang_builds_need_llvm_19_and_its_profile_runtime() -> None:
+    pin = resolve_cpython("3.13")
+    needs = pipeline.build_needs(pin, "clang", None, "source", "libedit", bolt=True, opt="pgo+lto")
+    by_package = {r.package for r in needs}
+    assert {"clang-19", "lld-19", "llvm-19", "bolt-19", "libclang-rt-19-dev"} <= by_package
+    runtime = next(r for r in needs if r.package == "libclang-rt-19-dev")
+    assert runtime.kind == "file" and runtime.name.endswith("libclang_rt.profile-x86_64.a")
+    plain = pipeline.build_needs(pin, "clang", None, "source", "libedit", opt="noopt")
+    assert not {"bolt-19", "libclang-rt-19-dev"} & {r.package for r in plain}
+    # a file requirement is met by the file, nothing else
+    absent = Requirement("file", "/nonexistent/libx.a", "libx-dev", "a test")
+    assert missing([absent]) == [absent]
+    assert missing([Requirement("file", __file__, "python3", "a test")]) == []
+
+
+@pytest.mark.parametrize(
+    ("toolchain", "opt", "libs", "message"),
+    [
+        ("gcc", "pgo+lto", "source", "--bolt needs --toolchain clang"),
+        ("zig", "noopt", "source", "--bolt needs --toolchain clang"),
+        ("clang", "lto", "source", "--opt lto is not profile-guided"),
+        ("clang", "pgo+lto", "host", "--libs host"),
+    ],
+)
+def test_bolt_and_clang_refuse_what_cannot_build(
+    toolchain: str, opt: str, libs: str, message: str
+) -> None:
+    with pytest.raises(RelocpyError, match=message):
+        pipeline.check_toolchain_choice(toolchain, None, libs, opt, bolt=libs == "source")

@@ -190,3 +190,19 @@ def test_a_spec_maps_onto_the_build_functions_arguments() -> None:
     libraries = spec.library_options()
     assert set(libraries) <= set(inspect.signature(build_libraries_for).parameters)
     assert all(libraries[k] == options[k] for k in libraries)
+
+
+def test_clang_bolt_specs_default_to_glibc_217_and_need_pgo() -> None:
+    specs = specs_of(
+        '[matrix]\nversion = ["3.13"]\n\n[defaults]\nopt = "pgo+lto"\ntoolchain = "clang"\n'
+        "bolt = true\n"
+    )
+    assert len(specs) == 1
+    spec = specs[0]
+    assert (spec.toolchain, spec.glibc, spec.bolt) == ("clang", "2.17", True)
+    assert spec.label.endswith("bolt") and spec.build_options()["bolt"] is True
+    assert spec.as_dict()["bolt"] is True
+    # BOLT trains on the PGO run, and rewrites what lld links
+    for defaults in ('opt = "lto"\ntoolchain = "clang"', 'opt = "pgo+lto"\ntoolchain = "gcc"'):
+        text = f'[matrix]\nversion = ["3.13"]\n\n[defaults]\n{defaults}\nbolt = true\n'
+        assert "bolt needs toolchain clang and a profile-guided opt" in error_of(text)

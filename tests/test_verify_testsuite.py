@@ -134,3 +134,18 @@ def test_extended_pgo_training_is_the_whole_suite_less_the_slow(built_archive, t
     assert {"test_json", "test_pickle", "test_re", "test_ssl"} <= set(listed)
     # 3.13 lists the packages it splits as test.test_asyncio.test_futures and so on
     assert not set(PGO_EXTENDED_EXCLUDES) & {part for name in listed for part in name.split(".")}
+    # BOLT's training runs the same tests outside the Makefile (no $(TESTTIMEOUT) there)
+    from relocpy.recipes.cpython import tolerant_profile_task, training_args
+
+    assert training_args("extended", 2) == [a for a in args if not a.startswith("--timeout")]
+    pgo = subprocess.run(
+        [str(tree.executable), *training_args("pgo", 2), "--list-tests"],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LC_ALL": "C.UTF-8"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert 30 < len(pgo) < 60 and "test_generators" in pgo, pgo
+    # the retry after a failed training test runs it not stopping for a failure
+    assert tolerant_profile_task("pgo", 2) == "-m test --pgo --timeout=$(TESTTIMEOUT) || true"
+    assert tolerant_profile_task("extended", 2) == f"{task} || true"

@@ -69,13 +69,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-work", action="store_true", help="keep the build directory")
     p.add_argument(
         "--toolchain",
-        choices=("zig", "gcc"),
+        choices=("zig", "gcc", "clang"),
         default="zig",
-        help="zig (default) or gcc; with --glibc, gcc uses zig's glibc headers and stubs",
+        help="zig (default), gcc or clang (Debian's clang-19 and lld; PGO, ThinLTO, --bolt);"
+        " gcc with --glibc and clang use zig's glibc headers and stubs",
     )
     p.add_argument(
         "--glibc",
-        help="the oldest glibc to run on (zig default: 2.17; gcc default: this host's)",
+        help="the oldest glibc to run on (zig and clang default: 2.17; gcc default: this host's)",
     )
     p.add_argument(
         "--libs",
@@ -119,6 +120,12 @@ def _parser() -> argparse.ArgumentParser:
         "--pybi",
         action="store_true",
         help="also write the tree as a PEP 711 .pybi (cpython-VERSION-BUILD-PLATFORM.pybi)",
+    )
+    p.add_argument(
+        "--bolt",
+        action="store_true",
+        help="with --toolchain clang and --opt pgo+lto: lay out bin/python's code by BOLT's"
+        " profile of the PGO training (llvm-bolt-19)",
     )
     p.add_argument(
         "--no-pie",
@@ -610,6 +617,7 @@ def _stages(args: argparse.Namespace) -> int:
             pie=args.pie,
             pybi=args.pybi,
             pgo_profile=args.pgo_profile,
+            bolt=args.bolt,
             also_needs=tuple(verify_needs()) if args.verify else (),
         )
         for path in (result.archives.gz, result.archives.zst, result.archives.metadata, result.log):

@@ -165,6 +165,7 @@ def build(
     also_needs: tuple[Requirement, ...] = (),
     pybi: bool = False,
     pgo_profile: Path | None = None,
+    bolt: bool = False,
 ) -> BuildResult:
     """Build CPython `request` from its pinned source and write relocatable archives to `out_dir`.
 
@@ -177,6 +178,7 @@ def build(
     `pybi` also writes the install_only tree as a PEP 711 `.pybi`. A PGO build writes its
     profile beside the archives (`<stem>.pgo-profile.tar.zst`); given as `pgo_profile` to a
     build of the same spec, it replaces the training and the build repeats those bytes.
+    `bolt` (clang, PGO) lays out the interpreter's code by BOLT's profile of the same training.
     Before anything is created, every program, aclocal macro and header the build needs (plus
     `also_needs`, what the caller does next) is checked, and all that is missing is named.
     Nothing appears in `out_dir` unless every step succeeded.
@@ -212,9 +214,9 @@ def build(
                 hint=f"give the {PROFILE_SUFFIX} file an earlier build wrote beside its archives",
             )
         read_profile_identity(Path(pgo_profile))  # not a profile at all: say so before building
-    check_toolchain_choice(toolchain, glibc, libs, opt)
+    check_toolchain_choice(toolchain, glibc, libs, opt, bolt)
     pin = resolve_reachable(request, reporter)
-    needs = build_needs(pin, toolchain, glibc, libs, readline, march, cflags, stripped)
+    needs = build_needs(pin, toolchain, glibc, libs, readline, march, cflags, stripped, bolt, opt)
     require([*needs, *also_needs], f"the build of CPython {pin.version}")
     existed = Path(out_dir).exists()
     try:
@@ -240,6 +242,7 @@ def build(
             pgo_training,
             pie,
             Path(pgo_profile).resolve() if pgo_profile is not None else None,
+            bolt,
         )
         if spec.pgo_profile is not None:  # before the libraries are built, not after
             check_profile_identity(spec.pgo_profile, profile_identity(spec, tools))
@@ -337,6 +340,7 @@ def build(
             shutil.copyfile(log, partial / f"{stem}.log")
             final = _publish(packaged, partial, out_dir)
             reporter.step(f"done in {time.monotonic() - start:.0f} s: {final.gz.name}")
+            reporter.step(flavour_note(opt))
             return BuildResult(
                 final,
                 out_dir / f"{stem}.log",
@@ -409,10 +413,10 @@ def toolchain_identity(name: str, glibc: str | None) -> str:
         return zig_identity(glibc or DEFAULT_GLIBC)
     from relocpy.build.toolchain import compiler_identity
 
-    if glibc is not None:
+    if name == "clang" or glibc is not None:
         from relocpy.build.sysroot import sysroot_identity
 
-        return sysroot_identity(glibc)
+        return sysroot_identity(glibc or DEFAULT_GLIBC, name)
     return compiler_identity(os.environ.get("CC") or "cc")
 
 
@@ -425,6 +429,8 @@ def build_needs(
     march: str = "x86-64",
     cflags: tuple[str, ...] = (),
     stripped: bool = True,
+    bolt: bool = False,
+    opt: str = "noopt",
 ) -> list[Requirement]:
     """Every host program, aclocal macro and header a build needs, for the preflight.
 
@@ -435,6 +441,17 @@ def build_needs(
     if toolchain == "gcc":
         compiler = os.environ.get("CC", "cc").split()[0]
         needs.append(Requirement("C compiler", compiler, "gcc", f"{who} (--toolchain gcc)"))
+    elif toolchain == "clang":
+        from relocpy.build.sysroot import BOLT_TOOLS, LLVM_BIN, LLVM_TOOLS, PROFILE_RUNTIME
+
+        tools = {**LLVM_TOOLS, **(BOLT_TOOLS if bolt else {})}
+        needs += [
+            Requirement("program", str(LLVM_BIN / name), package, f"{who} (--toolchain clang)")
+            for name, package in tools.items()
+        ]
+        if opt.startswith("pgo"):
+            runtime, package = PROFILE_RUNTIME
+            needs.append(Requirement("file", str(runtime), package, f"{who} (clang PGO)"))
     if stripped:
         needs.append(program("strip", "the install_only_stripped archives"))
     if libs == "host":
@@ -448,10 +465,23 @@ def build_needs(
     return needs
 
 
-def check_toolchain_choice(name: str, glibc: str | None, libs: str, opt: str) -> None:
+def check_toolchain_choice(
+    name: str, glibc: str | None, libs: str, opt: str, bolt: bool = False
+) -> None:
     """Refuse a toolchain, glibc, libraries and optimisation combination that cannot build."""
     if libs not in ("source", "host"):
         raise RelocpyError(f"unknown --libs {libs!r}", hint="choose source or host")
+    if bolt and name != "clang":
+        raise RelocpyError(
+            f"--bolt needs --toolchain clang: BOLT rewrites what LLVM's lld links (with the"
+            f" relocations it keeps), and --toolchain {name} links with another linker",
+            hint="use --toolchain clang --opt pgo+lto --bolt",
+        )
+    if bolt and not opt.startswith("pgo"):
+        raise RelocpyError(
+            f"--bolt trains on the same run as PGO, and --opt {opt} is not profile-guided",
+            hint="use --opt pgo+lto --bolt",
+        )
     if name == "zig":
         if opt != "noopt":
             # Measured with zig 0.17.1: `zig cc -fprofile-instr-generate` links, but the program
@@ -462,12 +492,20 @@ def check_toolchain_choice(name: str, glibc: str | None, libs: str, opt: str) ->
                 f"--opt {opt} needs gcc: zig cannot do profile-guided optimisation (its"
                 " instrumented programs write no profile), and CPython's configure does not"
                 " take zig for a compiler it can do LTO with",
-                hint="use --toolchain gcc --glibc 2.17: the same glibc floor, with PGO and LTO",
+                hint="use --toolchain gcc --glibc 2.17 or --toolchain clang: the same glibc"
+                " floor, with PGO and LTO",
             )
         if libs == "host":
             raise RelocpyError(
                 "--libs host links this host's libraries, which need this host's glibc",
                 hint="use --toolchain gcc with --libs host, or build the libraries (--libs source)",
+            )
+    elif name == "clang":
+        if libs == "host":
+            raise RelocpyError(
+                "--toolchain clang builds for an old glibc (default 2.17), and --libs host links"
+                " this host's libraries, which need this host's glibc",
+                hint="build the libraries (--libs source), or use --toolchain gcc --libs host",
             )
     elif name == "gcc":
         if glibc is not None and libs == "host":
@@ -477,7 +515,7 @@ def check_toolchain_choice(name: str, glibc: str | None, libs: str, opt: str) ->
                 hint="build the libraries (--libs source), or drop --glibc",
             )
     else:
-        raise RelocpyError(f"unknown toolchain {name!r}", hint="choose zig or gcc")
+        raise RelocpyError(f"unknown toolchain {name!r}", hint="choose zig, gcc or clang")
 
 
 def select_toolchain(
@@ -487,6 +525,10 @@ def select_toolchain(
     check_toolchain_choice(name, glibc, libs, opt)
     if name == "zig":
         return zig_toolchain(glibc or DEFAULT_GLIBC, reporter, log)
+    if name == "clang":
+        from relocpy.build.sysroot import clang_glibc_toolchain
+
+        return clang_glibc_toolchain(glibc or DEFAULT_GLIBC, reporter, log)
     if glibc is not None:
         from relocpy.build.sysroot import gcc_glibc_toolchain
 
@@ -538,7 +580,9 @@ def _build_metadata(
             "free_threaded": spec.free_threaded,
             "pgo_training": spec.pgo_training if spec.opt.startswith("pgo") else None,
             "pie": spec.pie,
+            "bolt": spec.bolt,
         },
+        "flavour": flavour_note(spec.opt),
         "bundled_libraries": [
             {
                 "soname": lib.soname,
@@ -554,6 +598,23 @@ def _build_metadata(
         "build_paths": build_paths,
         "build_seconds": round(seconds, 1),
     }
+
+
+# The flavour the release archives are built as (examples/release.toml), and what the
+# default flavour costs at run time against it: bench/results/issue6.md and issue18.md.
+RELEASE_FLAVOUR = "--toolchain gcc --glibc 2.17 --opt pgo+lto --no-pie"
+RELEASE_COMMAND = "relocpy matrix build examples/release.toml"
+
+
+def flavour_note(opt: str) -> str:
+    """What a build of optimisation `opt` is for, as its summary and metadata say it."""
+    if opt == "noopt":
+        return (
+            "noopt: quick to build (no training run), and 25-30% slower than Debian's own"
+            f" python3 on bench/workloads.py; the release flavour is `{RELEASE_FLAVOUR}`"
+            f" ({RELEASE_COMMAND})"
+        )
+    return f"{opt}: optimised; the release flavour is `{RELEASE_FLAVOUR}`"
 
 
 def _floor(text: object) -> tuple[int, ...] | None:

@@ -1,2 +1,2 @@
-"""Building: toolchains (zig, gcc with a glibc sysroot, the host's), third-party
-libraries from their recipes, and CPython itself."""
+"""Building: toolchains (zig; gcc or clang on a glibc sysroot; the host's), third-party
+libraries from their recipes, CPython itself, its PGO profile and BOLT."""

@@ -7,10 +7,11 @@ an earlier build, a build skips the instrumented build and the training and comp
 those counts: its bytes are then a function of the source, the toolchain and that profile, and
 a rebuild can check a release byte for byte.
 
-The file is a zstd tar of every `.gcda` file of the build directory (gcc's per-object counts,
-at the object's path relative to the build directory, where `-fprofile-use` looks), plus a
-manifest naming what it was trained on; a profile for another version, compiler or
-configuration is refused, since gcc would only warn and optimise by nothing.
+The file is a zstd tar of the counts in the build directory, at their paths relative to it
+(where the compiler looks): gcc's `.gcda` per object, or clang's merged `code.profclangd`, and
+with BOLT the executable's merged `.fdata`. A manifest names what they were trained on; a
+profile for another version, compiler or configuration is refused, since the compiler would
+only warn and optimise by nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ MANIFEST = "relocpy-pgo-profile.json"
 FORMAT = 1
 # CPython's Makefile: the stamp its profile-opt target waits for, written after the training
 RUN_STAMP = "profile-run-stamp"
+# What a profile holds: gcc's per-object counts, clang's merged counts (CPython's Makefile
+# merges every process's .profclangr into code.profclangd), BOLT's merged counts.
+COUNT_SUFFIXES = (".gcda", ".profclangd", ".fdata")
 
 
 class ProfileMismatchError(RelocpyError):
@@ -43,10 +47,15 @@ class ProfileMismatchError(RelocpyError):
 def save_profile(build_dir: Path, dest: Path, identity: dict[str, object], mtime: int) -> str:
     """Write the `.gcda` files under `build_dir` and `identity` (what must match for reuse) to
     `dest`, deterministically; the sha256 of the file. A build that left no profile fails."""
-    counts = sorted(p for p in build_dir.rglob("*.gcda") if p.is_file() and not p.is_symlink())
-    if not counts:
+    counts = sorted(
+        p
+        for p in build_dir.rglob("*")
+        if p.suffix in COUNT_SUFFIXES and p.is_file() and not p.is_symlink()
+    )
+    if not any(p.suffix != ".fdata" for p in counts):
         raise BuildFailedError(
-            f"the profile-guided build left no .gcda profile in {build_dir}",
+            f"the profile-guided build left no profile ({', '.join(COUNT_SUFFIXES[:2])})"
+            f" in {build_dir}",
             hint="the training run wrote nothing: its output in the build log says why",
         )
     with tempfile.TemporaryDirectory(prefix="relocpy-profile-", dir=dest.parent) as tmp:
@@ -115,8 +124,8 @@ def load_profile(path: Path, build_dir: Path, identity: dict[str, object]) -> No
             rel = member.relative_to(root)
             if member.is_dir() or rel.as_posix() == MANIFEST:
                 continue
-            if member.suffix != ".gcda" or member.is_symlink():
-                raise BadArchiveError(f"{path.name}: {rel} is not a .gcda profile file")
+            if member.suffix not in COUNT_SUFFIXES or member.is_symlink():
+                raise BadArchiveError(f"{path.name}: {rel} is not a profile file")
             target = build_dir / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(member, target)

@@ -144,12 +144,60 @@ def ensure_sysroot(glibc: str, reporter: Reporter | None = None, log: Path | Non
     return root
 
 
-def sysroot_identity(glibc: str) -> str:
-    """What names the gcc-with-sysroot toolchain in build hashes (nothing is built to know)."""
+def sysroot_identity(glibc: str, compiler: str = "gcc") -> str:
+    """What names the compiler-with-sysroot toolchain in build hashes (nothing is built to
+    know): `compiler` is "gcc" or "clang"."""
+    program = "gcc" if compiler == "gcc" else CLANG
     return (
-        f"{compiler_identity('gcc')}, glibc {parse_glibc(glibc)} sysroot from zig {ZIG_VERSION}"
+        f"{compiler_identity(program)}, glibc {parse_glibc(glibc)} sysroot from zig {ZIG_VERSION}"
         f", wrapper {_WRAPPER_VERSION}"
     )
+
+
+def _wrapper(glibc: str, root: Path, compiler: str, flags: str, link_flags: str = "") -> str:
+    """The one-word `cc` of a sysroot toolchain: `compiler` with `flags`, zig's headers for
+    `glibc`, the sysroot's start files and stubs, and none of the host's directories.
+    `link_flags` go to links only (clang warns of a flag a compile leaves unused, and
+    configure's -Werror checks take that warning for a broken compiler)."""
+    sysroot_flags = f'-B"{root / "lib"}" -L"{root / "lib"}" -static-libgcc'
+    linking = f'set -- {link_flags} {sysroot_flags} "$@"; ' if link_flags else ""
+    always = "" if link_flags else f"{sysroot_flags} "
+    return (
+        "#!/bin/sh\n"
+        f"# relocpy: {compiler.rsplit('/', 1)[-1]} for glibc {glibc} (zig's headers and stubs)\n"
+        "link=yes\n"
+        'for arg do shift; case "$arg" in\n'
+        f"  {HOST_DIRS}) continue;;\n"
+        "  -c|-E|-S|-M|-MM|-v|--version|-print*|-dump*) link=no;;\n"
+        'esac; set -- "$@" "$arg"; done\n'
+        # Before glibc 2.34 pthread_* and dlopen live in libpthread and libdl; static
+        # libraries (OpenSSL, SQLite) need them and libm after themselves, and zig links all
+        # three by itself (CPython's configure puts a library's -lm before the library).
+        # --as-needed records them only where they are used.
+        f'if [ $link = yes ]; then {linking}set -- "$@" -Wl,--push-state,--as-needed'
+        " -lm -lpthread -ldl -Wl,--pop-state; fi\n"
+        f"exec {compiler} {flags} -D__GLIBC_MINOR__={glibc.split('.')[1]} "
+        # headers and start files live in RELOCPY_HOME: debug info names them the same in
+        # every home (given to the link too, which is where LTO writes its debug info)
+        f'"{toolchain_prefix_map()}" '
+        f'{always}"$@"\n'
+    )
+
+
+def _install_wrapper(bindir: Path, name: str, text: str) -> Path:
+    bindir.mkdir(exist_ok=True)
+    cc = bindir / name
+    if not cc.is_file() or cc.read_text() != text:
+        tmp = cc.with_name(f".{name}.{os.getpid()}")
+        tmp.write_text(text)
+        tmp.chmod(0o755)
+        os.replace(tmp, cc)
+    return cc
+
+
+def _zig_header_flags(reporter: Reporter | None, log: Path | None) -> list[str]:
+    headers = ensure_zig(reporter, log).parent / "lib" / "libc" / "include"
+    return [f'-isystem "{headers / name}"' for name in _HEADER_DIRS]
 
 
 def gcc_glibc_toolchain(
@@ -164,42 +212,13 @@ def gcc_glibc_toolchain(
         raise MissingToolError("gcc not found on PATH", hint="apt-get install -y gcc")
     glibc = parse_glibc(glibc)
     root = ensure_sysroot(glibc, reporter, log)
-    headers = ensure_zig(reporter, log).parent / "lib" / "libc" / "include"
     # gcc answers a bare name for a directory it does not have (include-fixed on Debian 12)
-    include_dirs = [
-        d for d in (_gcc_file("include"), _gcc_file("include-fixed")) if os.path.isabs(d)
-    ]
-    include_dirs += [str(headers / name) for name in _HEADER_DIRS]
-    includes = " ".join(f'-isystem "{d}"' for d in include_dirs)
-    bindir = root / "bin"
-    bindir.mkdir(exist_ok=True)
-    wrapper = (
-        "#!/bin/sh\n"
-        "# relocpy: gcc for glibc " + glibc + " (zig's headers and stubs)\n"
-        "link=yes\n"
-        'for arg do shift; case "$arg" in\n'
-        f"  {HOST_DIRS}) continue;;\n"
-        "  -c|-E|-S|-M|-MM|-v|--version|-print*|-dump*) link=no;;\n"
-        'esac; set -- "$@" "$arg"; done\n'
-        # Before glibc 2.34 pthread_* and dlopen live in libpthread and libdl; static
-        # libraries (OpenSSL, SQLite) need them and libm after themselves, and zig links all
-        # three by itself (CPython's configure puts a library's -lm before the library).
-        # --as-needed records them only where they are used.
-        'if [ $link = yes ]; then set -- "$@" -Wl,--push-state,--as-needed -lm -lpthread -ldl'
-        " -Wl,--pop-state; fi\n"
-        f"exec gcc -nostdinc {includes} -D__GLIBC_MINOR__={glibc.split('.')[1]} "
-        # headers and start files live in RELOCPY_HOME: debug info names them the same in
-        # every home (given to the link too, which is where LTO writes its debug info)
-        f'"{toolchain_prefix_map()}" '
-        f'-B"{root / "lib"}" -L"{root / "lib"}" -static-libgcc "$@"\n'
-    )
+    builtin = [d for d in (_gcc_file("include"), _gcc_file("include-fixed")) if os.path.isabs(d)]
+    includes = [f'-isystem "{d}"' for d in builtin] + _zig_header_flags(reporter, log)
     # configure scripts (CPython's PGO and LTO flags among them) recognise gcc by name
-    cc = bindir / "gcc"
-    if not cc.is_file() or cc.read_text() != wrapper:
-        tmp = cc.with_name(f".gcc.{os.getpid()}")
-        tmp.write_text(wrapper)
-        tmp.chmod(0o755)
-        os.replace(tmp, cc)
+    cc = _install_wrapper(
+        root / "bin", "gcc", _wrapper(glibc, root, "gcc", " ".join(["-nostdinc", *includes]))
+    )
     return Toolchain(
         name="gcc",
         cc=str(cc),
@@ -207,4 +226,69 @@ def gcc_glibc_toolchain(
         include_dirs=(),
         identity=sysroot_identity(glibc),
         glibc=glibc,
+    )
+
+
+# Debian's clang-19 and the LLVM tools of the same release (profile format, bitcode and BOLT
+# must all match the compiler): /usr/lib/llvm-19/bin holds unversioned names of each.
+LLVM_BIN = Path("/usr/lib/llvm-19/bin")
+CLANG = str(LLVM_BIN / "clang")
+# program -> the Debian package that has it
+LLVM_TOOLS = {
+    "clang": "clang-19",
+    "ld.lld": "lld-19",
+    "llvm-ar": "llvm-19",
+    "llvm-profdata": "llvm-19",
+    "llvm-objcopy": "llvm-19",
+}
+BOLT_TOOLS = {"llvm-bolt": "bolt-19", "merge-fdata": "bolt-19"}
+# What a program built with -fprofile-instr-generate links: clang's profile runtime
+PROFILE_RUNTIME = (
+    Path("/usr/lib/llvm-19/lib/clang/19/lib/linux/libclang_rt.profile-x86_64.a"),
+    "libclang-rt-19-dev",
+)
+
+
+def require_llvm(tools: dict[str, str]) -> None:
+    """Raise MissingToolError naming the Debian packages of the absent LLVM 19 `tools`."""
+    absent = {name: pkg for name, pkg in tools.items() if not (LLVM_BIN / name).is_file()}
+    if absent:
+        names = ", ".join(str(LLVM_BIN / name) for name in sorted(absent))
+        raise MissingToolError(
+            f"cannot build with clang: {names} not found",
+            hint=f"install them with: apt-get install -y {' '.join(sorted(set(absent.values())))}"
+            " (or run scripts/setup)",
+        )
+
+
+def clang_glibc_toolchain(
+    glibc: str, reporter: Reporter | None = None, log: Path | None = None
+) -> Toolchain:
+    """Debian's clang-19, against the same sysroot as gcc_glibc_toolchain, linking with lld.
+
+    What clang needs beyond the gcc case: its own builtin headers (`-nostdlibinc` keeps them),
+    lld (ThinLTO links through it), and the LLVM tools of its release named for CPython's
+    configure (llvm-profdata for PGO, llvm-ar for LTO): unversioned `llvm-profdata` on PATH
+    may be another release, whose profile format clang-19 cannot read.
+    """
+    require_llvm(LLVM_TOOLS)
+    glibc = parse_glibc(glibc)
+    root = ensure_sysroot(glibc, reporter, log)
+    flags = " ".join(["-nostdlibinc", *_zig_header_flags(reporter, log)])
+    # named clang: CPython's configure picks its PGO flags by the compiler's name
+    wrapper = _wrapper(glibc, root, CLANG, flags, link_flags="-fuse-ld=lld")
+    cc = _install_wrapper(root / "bin", "clang", wrapper)
+    return Toolchain(
+        name="clang",
+        cc=str(cc),
+        make="make",
+        include_dirs=(),
+        ar=str(LLVM_BIN / "llvm-ar"),
+        ranlib=str(LLVM_BIN / "llvm-ranlib"),
+        identity=sysroot_identity(glibc, "clang"),
+        glibc=glibc,
+        extra_env=(
+            ("LLVM_AR", str(LLVM_BIN / "llvm-ar")),
+            ("LLVM_PROFDATA", str(LLVM_BIN / "llvm-profdata")),
+        ),
     )

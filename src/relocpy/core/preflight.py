@@ -60,8 +60,8 @@ _SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 @dataclass(frozen=True)
 class Requirement:
-    """One thing the host must have: `kind` is "program", "C compiler", "aclocal macro" or
-    "header"."""
+    """One thing the host must have: `kind` is "program", "C compiler", "aclocal macro",
+    "header" or "file" (an absolute path, e.g. a compiler's runtime library)."""
 
     kind: str
     name: str
@@ -186,6 +186,8 @@ def missing(
             ok = req.name in known_macros
         elif req.kind == "header":
             ok = any((d / req.name).is_file() for d in includes)
+        elif req.kind == "file":
+            ok = Path(req.name).is_file()
         else:
             raise ValueError(f"unknown requirement kind {req.kind!r}")
         if not ok:

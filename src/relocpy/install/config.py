@@ -4,8 +4,8 @@
 
     mirrors = ["https://pythons.example.org", "/srv/pythons"]   # tried in this order
     [build]                                                      # the build made on a miss
-    opt = "noopt"          # noopt, lto, pgo, pgo+lto (pgo and lto need toolchain = "gcc")
-    toolchain = "zig"      # zig or gcc
+    opt = "noopt"          # noopt, lto, pgo, pgo+lto (need toolchain = "gcc" or "clang")
+    toolchain = "zig"      # zig, gcc or clang
     glibc = "2.17"         # the oldest glibc the build runs on
     march = "x86-64"       # x86-64, x86-64-v2, x86-64-v3, x86-64-v4
     readline = "libedit"   # libedit or readline
@@ -24,7 +24,7 @@ from relocpy.core.errors import RelocpyError
 
 _BUILD_KEYS = {
     "opt": ("noopt", "lto", "pgo", "pgo+lto"),
-    "toolchain": ("zig", "gcc"),
+    "toolchain": ("zig", "gcc", "clang"),
     "march": ("x86-64", "x86-64-v2", "x86-64-v3", "x86-64-v4"),
     "readline": ("libedit", "readline"),
     "glibc": None,  # any "2.N"; relocpy.build.zig.parse_glibc checks it

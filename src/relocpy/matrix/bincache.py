@@ -86,17 +86,9 @@ def _walk(directory: Path) -> Iterable[Path]:
 
 def toolchain_identity(spec: MatrixSpec) -> str:
     """The compiler, exactly, without installing or running anything heavy."""
-    if spec.toolchain == "zig":
-        from relocpy.build.zig import zig_identity
+    from relocpy.pipeline import toolchain_identity as identity
 
-        return zig_identity(spec.glibc or "2.17")
-    from relocpy.build.toolchain import compiler_identity
-
-    if spec.glibc is not None:
-        from relocpy.build.sysroot import sysroot_identity
-
-        return sysroot_identity(spec.glibc)
-    return compiler_identity(os.environ.get("CC") or "cc")
+    return identity(spec.toolchain, spec.glibc)
 
 
 @functools.cache

@@ -112,8 +112,9 @@ def runner_packages(planned: list[PlannedSpec]) -> list[str]:
         spec = item.spec
         pin = resolve_cpython(spec.version)
         needs = build_needs(
-            pin, spec.toolchain, spec.glibc, spec.libs, spec.readline, spec.march, spec.cflags
-        )
+            pin, spec.toolchain, spec.glibc, spec.libs, spec.readline, spec.march, spec.cflags,
+            bolt=spec.bolt, opt=spec.opt,
+        )  # fmt: skip
         if spec.libs == "source":
             needs += [r for recipe in libraries_for(pin.version_tuple, spec.readline)
                       for r in recipe.requirements()]  # fmt: skip

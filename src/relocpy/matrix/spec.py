@@ -19,7 +19,7 @@ from relocpy.core.errors import RelocpyError
 from relocpy.recipes.cpython import OPT_LEVELS, PGO_TRAININGS
 from relocpy.sources.catalog import SourcePin, resolve_cpython
 
-TOOLCHAINS = ("gcc", "zig")
+TOOLCHAINS = ("gcc", "zig", "clang")
 READLINES = ("libedit", "readline")
 LIBS = ("source", "host")
 # -march levels of the x86-64 psABI; the archive triple names the level (x86_64_v3), as
@@ -52,6 +52,7 @@ class MatrixSpec:
     libs: str = "source"
     pgo_training: str = "pgo"
     pie: bool = True
+    bolt: bool = False
 
     @property
     def version_tuple(self) -> tuple[int, ...]:
@@ -77,6 +78,8 @@ class MatrixSpec:
             parts.append(f"{self.pgo_training}-training")
         if not self.pie:
             parts.append("no-pie")
+        if self.bolt:
+            parts.append("bolt")
         return " ".join(parts)
 
     def build_options(self) -> dict[str, Any]:
@@ -93,6 +96,7 @@ class MatrixSpec:
             "free_threaded": self.free_threaded,
             "pgo_training": self.pgo_training,
             "pie": self.pie,
+            "bolt": self.bolt,
         }
 
     def library_options(self) -> dict[str, Any]:
@@ -114,6 +118,7 @@ class MatrixSpec:
             "libs": self.libs,
             "pgo_training": self.pgo_training,
             "pie": self.pie,
+            "bolt": self.bolt,
         }
 
 
@@ -190,6 +195,7 @@ AXES = (
     "libs",
     "pgo_training",
     "pie",
+    "bolt",
 )
 _PLURALS = {"versions": "version", "toolchains": "toolchain", "opts": "opt"}
 
@@ -383,7 +389,7 @@ def _check_value(
         if not isinstance(value, str) or not _GLIBC.fullmatch(value):
             raise fail(f'glibc floor {value!r} is not a version from 2.17 on (e.g. "2.28")')
         return value
-    if axis in ("free_threaded", "pie"):
+    if axis in ("free_threaded", "pie", "bolt"):
         if not isinstance(value, bool):
             raise fail(f"{axis} is true or false, not {value!r}")
         return value
@@ -412,7 +418,7 @@ def _conflict(spec: dict[str, object]) -> tuple[str, tuple[str, ...]] | None:
         return (
             f"opt {spec['opt']} needs gcc: zig cannot do PGO (its binaries write no profile),"
             " and CPython's configure does not take zig for a compiler it can LTO with;"
-            " use toolchain gcc with glibc 2.17",
+            " use toolchain gcc with glibc 2.17, or toolchain clang",
             ("opt", "toolchain"),
         )
     if spec["pgo_training"] != "pgo" and not str(spec["opt"]).startswith("pgo"):
@@ -420,6 +426,12 @@ def _conflict(spec: dict[str, object]) -> tuple[str, tuple[str, ...]] | None:
             f"pgo_training {spec['pgo_training']} trains a profile-guided build,"
             f" and opt {spec['opt']} is not; use opt pgo+lto",
             ("pgo_training", "opt"),
+        )
+    if spec["bolt"] and (spec["toolchain"] != "clang" or not str(spec["opt"]).startswith("pgo")):
+        return (
+            "bolt needs toolchain clang and a profile-guided opt (BOLT rewrites what lld"
+            " links, by a profile of the PGO training); use toolchain clang, opt pgo+lto",
+            ("bolt", "toolchain", "opt"),
         )
     version = tuple(int(p) for p in str(spec["version"]).split("."))
     if spec["free_threaded"] and version[:2] < (3, 13):
@@ -434,7 +446,7 @@ def _defaults(toolchain: object) -> dict[str, object]:
     return {
         "opt": "noopt",
         "toolchain": "zig",
-        "glibc": ZIG_DEFAULT_GLIBC if toolchain in (None, "zig") else None,
+        "glibc": ZIG_DEFAULT_GLIBC if toolchain in (None, "zig", "clang") else None,
         "march": "x86-64",
         "cflags": (),
         "readline": "libedit",
@@ -442,6 +454,7 @@ def _defaults(toolchain: object) -> dict[str, object]:
         "libs": "source",
         "pgo_training": "pgo",
         "pie": True,
+        "bolt": False,
     }
 
 
