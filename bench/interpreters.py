@@ -169,6 +169,8 @@ def main() -> None:
     short = args.version
     root = prepare_root(args.root, args.roots, short) if args.root else None
     place = Place(root)
+    if root is not None:  # valgrind reads /proc/self/maps
+        subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True)
     work = (root / "opt" if root else Path("/tmp")) / f"relocpy-bench-{os.getpid()}"
     work.mkdir(parents=True)
     workloads = work / "workloads.py"
@@ -275,6 +277,8 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(place.scratch(), ignore_errors=True)
+        if root is not None:
+            subprocess.run(["umount", "--lazy", str(root / "proc")], check=False)
     report(args.out, "Issue 18: interpreters side by side", "\n".join(lines) + "\n")
 
 

@@ -92,6 +92,11 @@ def test_strip_prefix_link_flags() -> None:
         ("CXX", "/x/zig c++ -target x86_64-linux-gnu.2.17", "c++"),
         ("LDSHARED", "/x/zig cc -target=x86_64-linux-gnu.2.17 -shared", "cc -shared"),
         ("CPP", "/x/zig cc -E", "cc -E"),
+        # a clang build: the host's cc and c++ build extensions, as for zig
+        ("CC", "clang", "cc"),
+        ("CXX", "clang++", "c++"),
+        ("LDSHARED", "clang -shared -Wl,-z,now", "cc -shared -Wl,-z,now"),
+        ("CPP", "clang -E", "cc -E"),
     ],
 )
 def test_portable_compiler(key: str, value: str, expected: str) -> None:

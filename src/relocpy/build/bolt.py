@@ -6,8 +6,8 @@ build.cpython.link_static_python). So the same three steps run here, on that exe
 instrument it (`llvm-bolt -instrument`), run the PGO training with the instrumented copy
 (each process appends its own `.fdata`), merge the counts (`merge-fdata`) and rewrite the
 executable with them. The link keeps its relocations (`-Wl,--emit-relocs`) so BOLT may move
-functions, not only blocks inside them. The flags are CPython 3.13's defaults but two (below):
-the executable BOLT writes has no debug info.
+functions, not only blocks inside them. The flags are CPython 3.13's defaults but three
+(below); the executable BOLT writes has no debug info.
 
 BOLT only moves code within the executable: it adds no dependency and no newer glibc symbol,
 and the repair that follows (RUNPATH, patchelf) works on its output like on any other.
@@ -33,8 +33,11 @@ from relocpy.core.runner import run_logged
 COMMON_FLAGS = (
     "-skip-funcs=_PyEval_EvalFrameDefault,sre_ucs1_match/1,sre_ucs2_match/1,sre_ucs4_match/1",
 )
-# CPython 3.13's BOLT_APPLY_FLAGS, less -frame-opt=hot: with it (shrink wrapping) the
-# rewritten 3.13.5 executable crashed at start-up in the cold part of gc_collect_main.
+# CPython 3.13's BOLT_APPLY_FLAGS, less two: with -frame-opt=hot (shrink wrapping) the
+# rewritten 3.13.5 executable crashed at start-up in the cold part of gc_collect_main, and
+# -use-gnu-stack puts BOLT's new segment in the PT_GNU_STACK header's slot, so the
+# executable loses that header and the kernel gives it an executable stack (`relocpy
+# verify`'s hardening check caught it). Without it BOLT moves the header table instead.
 APPLY_FLAGS = (
     *COMMON_FLAGS,
     "-reorder-blocks=ext-tsp",
@@ -49,7 +52,6 @@ APPLY_FLAGS = (
     "-inline-ap",
     "-indirect-call-promotion=all",
     "-dyno-stats",
-    "-use-gnu-stack",
 )
 # What the executable's link needs for BOLT to reorder functions
 LINK_FLAGS = "-Wl,--emit-relocs"

@@ -155,7 +155,10 @@ def portable_compiler(key: str, value: str) -> str:
     rest = tokens[1:]
     name = program.rsplit("/", 1)[-1]
     is_zig = name.startswith("zig")
-    if not is_zig and "/" not in program:
+    # a clang build names clang, which few hosts have: extension builds get the host's cc
+    # (as uv rewrites python-build-standalone's sysconfig); the flags are gcc's as well
+    is_clang = name.startswith("clang")
+    if not is_zig and not is_clang and "/" not in program:
         return value
     if is_zig:
         # `zig cc -target x86_64-linux-gnu.2.17 ...`: drop the driver word and its target.
