@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from elftools.elf.elffile import ELFFile
 
 from relocpy.build.bolt import LINK_FLAGS as BOLT_LINK_FLAGS
 from relocpy.build.bolt import BoltRun, bolt_executable
@@ -137,6 +138,10 @@ def test_clang_builds_for_glibc_217_with_pgo_thinlto_and_bolt(tmp_path: Path) ->
     info = read_elf(program)
     assert info is not None and info.max_glibc <= (2, 17), info
     assert not [n for n in info.needed if n.startswith("libgcc_s")]
+    # BOLT's new segment must not take the PT_GNU_STACK header (an executable stack)
+    with program.open("rb") as handle:
+        stacks = [s for s in ELFFile(handle).iter_segments() if s["p_type"] == "PT_GNU_STACK"]
+    assert len(stacks) == 1 and not stacks[0]["p_flags"] & 1  # PF_X
     ElfPatcher().set_runpath(program, "$ORIGIN/lib")
     after = subprocess.run(["./main", str(library)], cwd=tmp_path, capture_output=True, text=True)
     assert after.returncode == 0 and after.stdout == "2.718\nhi!\n", after.stderr
