@@ -610,7 +610,7 @@ def flavour_note(opt: str) -> str:
     """What a build of optimisation `opt` is for, as its summary and metadata say it."""
     if opt == "noopt":
         return (
-            "noopt: quick to build (no training run), and 25-30% slower than Debian's own"
+            "noopt: quick to build (no training run), and 20-30% slower than Debian's own"
             f" python3 on bench/workloads.py; the release flavour is `{RELEASE_FLAVOUR}`"
             f" ({RELEASE_COMMAND})"
         )
