@@ -442,16 +442,9 @@ def build_needs(
         compiler = os.environ.get("CC", "cc").split()[0]
         needs.append(Requirement("C compiler", compiler, "gcc", f"{who} (--toolchain gcc)"))
     elif toolchain == "clang":
-        from relocpy.build.sysroot import BOLT_TOOLS, LLVM_BIN, LLVM_TOOLS, PROFILE_RUNTIME
+        from relocpy.build.sysroot import llvm_requirements
 
-        tools = {**LLVM_TOOLS, **(BOLT_TOOLS if bolt else {})}
-        needs += [
-            Requirement("program", str(LLVM_BIN / name), package, f"{who} (--toolchain clang)")
-            for name, package in tools.items()
-        ]
-        if opt.startswith("pgo"):
-            runtime, package = PROFILE_RUNTIME
-            needs.append(Requirement("file", str(runtime), package, f"{who} (clang PGO)"))
+        needs += llvm_requirements(f"{who} (--toolchain clang)", bolt, opt.startswith("pgo"))
     if stripped:
         needs.append(program("strip", "the install_only_stripped archives"))
     if libs == "host":

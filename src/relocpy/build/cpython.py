@@ -222,15 +222,16 @@ def build_cpython(
         if not training_failed(exc.message, spec.opt):
             raise
         # From 3.13 a failed test fails the training (and with clang, before its counts are
-        # merged). Seen: 3.13.5's test_generators fails inside clang's --pgo run every time
-        # and passes alone, in the same order or with the same flags. The instrumented build
+        # merged). Seen: 3.13.5's test_generators fails inside every make-driven --pgo run
+        # here, gcc's and clang's, and passes alone, in the same order or with the same
+        # environment. The instrumented build
         # is done (its stamp is there): make runs the training once more, now as CPython up
         # to 3.12 did, not stopping for a failed test; the log keeps the first run's report.
         reporter.step("PGO: a training test failed (the log has it); training again, tolerant")
         tolerant = tolerant_profile_task(spec.pgo_training, spec.jobs)
         run_logged(
-            [*make[:2], f"PROFILE_TASK={tolerant}"], source, log, reporter, "make", env,
-            PGO_MILESTONES,
+            [toolchain.make, f"-j{spec.jobs}", f"PROFILE_TASK={tolerant}"], source, log,
+            reporter, "make", env, PGO_MILESTONES,
         )  # fmt: skip
     reporter.step("linking python with libpython inside")
     run = MakeRun(source, workdir, toolchain.make, log, reporter, env)

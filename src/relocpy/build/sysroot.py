@@ -27,6 +27,7 @@ from relocpy.build.zig import (
     zig_command,
 )
 from relocpy.core.errors import MissingToolError, RelocpyError
+from relocpy.core.preflight import Requirement, require
 from relocpy.core.progress import QuietReporter, Reporter, append_log
 
 _ARCH = "x86_64"
@@ -243,22 +244,17 @@ LLVM_TOOLS = {
 }
 BOLT_TOOLS = {"llvm-bolt": "bolt-19", "merge-fdata": "bolt-19"}
 # What a program built with -fprofile-instr-generate links: clang's profile runtime
-PROFILE_RUNTIME = (
-    Path("/usr/lib/llvm-19/lib/clang/19/lib/linux/libclang_rt.profile-x86_64.a"),
-    "libclang-rt-19-dev",
-)
+PROFILE_RUNTIME = Path("/usr/lib/llvm-19/lib/clang/19/lib/linux/libclang_rt.profile-x86_64.a")
 
 
-def require_llvm(tools: dict[str, str]) -> None:
-    """Raise MissingToolError naming the Debian packages of the absent LLVM 19 `tools`."""
-    absent = {name: pkg for name, pkg in tools.items() if not (LLVM_BIN / name).is_file()}
-    if absent:
-        names = ", ".join(str(LLVM_BIN / name) for name in sorted(absent))
-        raise MissingToolError(
-            f"cannot build with clang: {names} not found",
-            hint=f"install them with: apt-get install -y {' '.join(sorted(set(absent.values())))}"
-            " (or run scripts/setup)",
-        )
+def llvm_requirements(needed_by: str, bolt: bool = False, pgo: bool = False) -> list[Requirement]:
+    """What a clang build needs of LLVM 19 (for the preflight): its tools, BOLT's with `bolt`,
+    the profile runtime with `pgo`."""
+    tools = {**LLVM_TOOLS, **(BOLT_TOOLS if bolt else {})}
+    needs = [Requirement("program", str(LLVM_BIN / n), p, needed_by) for n, p in tools.items()]
+    if pgo:
+        needs.append(Requirement("file", str(PROFILE_RUNTIME), "libclang-rt-19-dev", needed_by))
+    return needs
 
 
 def clang_glibc_toolchain(
@@ -271,7 +267,7 @@ def clang_glibc_toolchain(
     configure (llvm-profdata for PGO, llvm-ar for LTO): unversioned `llvm-profdata` on PATH
     may be another release, whose profile format clang-19 cannot read.
     """
-    require_llvm(LLVM_TOOLS)
+    require(llvm_requirements("--toolchain clang"), "a clang build")
     glibc = parse_glibc(glibc)
     root = ensure_sysroot(glibc, reporter, log)
     flags = " ".join(["-nostdlibinc", *_zig_header_flags(reporter, log)])

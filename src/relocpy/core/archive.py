@@ -7,6 +7,7 @@ and refuses members that would land outside the target directory.
 
 from __future__ import annotations
 
+import abc
 import bz2
 import errno
 import gzip
@@ -142,8 +143,8 @@ class _Chunks(io.RawIOBase):
         self._source = source
         self._chunk = memoryview(b"")
 
-    def _next_chunk(self) -> bytes:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _next_chunk(self) -> bytes: ...
 
     def readable(self) -> bool:
         return True

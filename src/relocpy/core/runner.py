@@ -36,9 +36,11 @@ def run_logged(
     label: str,
     env: dict[str, str],
     milestones: dict[str, str] | None = None,
-) -> None:
+    accept: tuple[int, ...] = (0,),
+) -> int:
     """Run `cmd`, every output line to `log` and to the reporter's detail line; an output line
-    that holds a key of `milestones` makes its value the reporter's current step."""
+    that holds a key of `milestones` makes its value the reporter's current step. An exit
+    status not in `accept` raises BuildFailedError; the status is returned."""
     append_log(log, f"\n$ {' '.join(cmd)}   (in {cwd})")
     tail: deque[str] = deque(maxlen=25)
     with log.open("a", encoding="utf-8", errors="replace") as handle:
@@ -65,12 +67,13 @@ def run_logged(
         except BaseException:
             _stop_group(process)
             raise
-    if code != 0:
+    if code not in accept:
         last = next((line for line in reversed(tail) if line.strip()), "")
         raise BuildFailedError(
             f"{label} failed (exit {code}): {last[:300]}",
             hint=f"the full log is {log}",
         )
+    return code
 
 
 def _stop_group(process: subprocess.Popen[str]) -> None:
