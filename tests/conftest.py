@@ -136,3 +136,27 @@ def built_tree(tmp_path_factory: pytest.TempPathFactory, built_archive):
     dest = tmp_path_factory.mktemp("built-tree")
     extract_archive(built_archive.archives.gz, dest)
     return inspect_tree(dest / "python")
+
+
+@pytest.fixture(scope="session")
+def built_free_threaded(tmp_path_factory: pytest.TempPathFactory, built_archive):
+    """CPython 3.13t (free-threaded, noopt, zig for glibc 2.17), once per session; it links
+    the same libraries as the session's 3.13, which the cache then holds."""
+    from relocpy.pipeline import build
+
+    out = tmp_path_factory.mktemp("dist-3.13t")
+    return build("3.13", out, free_threaded=True, build_tag="20260101", stripped=False)
+
+
+@pytest.fixture(scope="session")
+def built_aarch64(tmp_path_factory: pytest.TempPathFactory, built_tree):
+    """CPython 3.13 for aarch64 (zig, glibc 2.17, every library cross-compiled), once per
+    session, with the session's own x86_64 3.13 as the build Python. Its checks run under
+    qemu-user."""
+    from relocpy.pipeline import build
+
+    out = tmp_path_factory.mktemp("dist-aarch64")
+    return build(
+        "3.13", out, target="aarch64-linux-gnu", build_tag="20260101", stripped=False,
+        build_python=built_tree.executable,
+    )  # fmt: skip

@@ -206,3 +206,21 @@ def test_clang_bolt_specs_default_to_glibc_217_and_need_pgo() -> None:
     for defaults in ('opt = "lto"\ntoolchain = "clang"', 'opt = "pgo+lto"\ntoolchain = "gcc"'):
         text = f'[matrix]\nversion = ["3.13"]\n\n[defaults]\n{defaults}\nbolt = true\n'
         assert "bolt needs toolchain clang and a profile-guided opt" in error_of(text)
+
+
+def test_target_axis_expands_names_and_refuses_native_only_options() -> None:
+    specs = specs_of(
+        '[matrix]\nversion = ["3.13.5"]\n'
+        'target = ["x86_64-linux-gnu", "aarch64-unknown-linux-gnu"]\n'
+    )
+    assert [s.target for s in specs] == ["x86_64-linux-gnu", "aarch64-linux-gnu"]
+    assert [s.arch for s in specs] == ["x86_64", "aarch64"]
+    assert specs[1].label.endswith("aarch64-linux-gnu") and not specs[0].cross
+    assert specs[1].build_options()["target"] == "aarch64-linux-gnu"
+    assert specs[0].build_options()["target"] is None
+    assert specs[0].as_dict()["target"] == "x86_64-linux-gnu"  # the spec hash covers it
+    gcc = '[matrix]\nversion = "3.13.5"\ntarget = "aarch64-linux-gnu"\ntoolchain = "gcc"\n'
+    assert "cross-compiled with zig" in error_of(gcc)
+    assert "unknown target 'mips-linux-gnu'" in error_of(
+        '[matrix]\nversion = "3.13.5"\ntarget = "mips-linux-gnu"\n'
+    )

@@ -103,6 +103,19 @@ def _parser() -> argparse.ArgumentParser:
         "--free-threaded", action="store_true", help="build without the GIL (3.13 and later)"
     )
     p.add_argument(
+        "--target",
+        metavar="TARGET",
+        help="the machine to build for: aarch64-linux-gnu (cross-compiled with zig, checked"
+        " under qemu-user); default: this one",
+    )
+    p.add_argument(
+        "--build-python",
+        type=Path,
+        metavar="PATH",
+        help="with --target: this machine's CPython of the same X.Y for the build to run"
+        " (default: relocpy builds one, once)",
+    )
+    p.add_argument(
         "--pgo-training",
         choices=PGO_TRAININGS,
         default="pgo",
@@ -294,6 +307,13 @@ def _parser() -> argparse.ArgumentParser:
         help="a path no file may contain (repeatable)",
     )
     p.add_argument("--static-only", action="store_true", help="skip the runtime checks")
+    p.add_argument(
+        "--elf-table",
+        type=Path,
+        metavar="FILE",
+        help="write readelf's reading of every ELF file (NEEDED, RUNPATH, highest GLIBC_) to"
+        " FILE, as Markdown",
+    )
     p.add_argument("--keep", action="store_true", help="keep the scratch directory")
     p.add_argument(
         "--in-place",
@@ -618,6 +638,8 @@ def _stages(args: argparse.Namespace) -> int:
             pybi=args.pybi,
             pgo_profile=args.pgo_profile,
             bolt=args.bolt,
+            target=args.target,
+            build_python=args.build_python,
             also_needs=tuple(verify_needs()) if args.verify else (),
         )
         for path in (result.archives.gz, result.archives.zst, result.archives.metadata, result.log):
@@ -675,6 +697,8 @@ def _stages(args: argparse.Namespace) -> int:
                 else Path(args.test_suite)
             ),
         )
+        if args.elf_table:
+            args.elf_table.write_text(report.elf_table)
         reports = [report]
         reports += [verify_in_distro(args.target, suite, reporter) for suite in suites]
         if args.json and suites:

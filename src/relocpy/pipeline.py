@@ -17,6 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from relocpy import __version__
+from relocpy.build.buildpython import (
+    build_python_path,
+    build_python_requirements,
+    check_build_python,
+    ensure_build_python,
+)
 from relocpy.build.cpython import BuildSpec, build_cpython, profile_identity
 from relocpy.build.libraries import (
     BuiltLibrary,
@@ -32,11 +38,12 @@ from relocpy.build.profile import check_identity as check_profile_identity
 from relocpy.build.profile import read_identity as read_profile_identity
 from relocpy.build.toolchain import HOST_LIBRARY_HEADERS, Toolchain, host_toolchain
 from relocpy.build.zig import DEFAULT_GLIBC, zig_toolchain
-from relocpy.core import home
+from relocpy.core import emulation, home
 from relocpy.core.checksums import sha256_file
 from relocpy.core.errors import BuildFailedError, ChecksumMismatchError, RelocpyError
 from relocpy.core.preflight import Requirement, header, program, require
 from relocpy.core.progress import QuietReporter, Reporter
+from relocpy.core.targets import Target, host_target, is_cross, parse_target
 from relocpy.core.tree import InterpreterTree, inspect_tree
 from relocpy.elf.policy import get_policy
 from relocpy.package.archives import (
@@ -47,6 +54,8 @@ from relocpy.package.archives import (
     include_in_install_only,
     package_tree,
     pin_timestamps,
+    strip_package,
+    strip_program,
     target_triple,
     write_test_suite,
 )
@@ -166,6 +175,8 @@ def build(
     pybi: bool = False,
     pgo_profile: Path | None = None,
     bolt: bool = False,
+    target: str | None = None,
+    build_python: Path | None = None,
 ) -> BuildResult:
     """Build CPython `request` from its pinned source and write relocatable archives to `out_dir`.
 
@@ -179,6 +190,10 @@ def build(
     profile beside the archives (`<stem>.pgo-profile.tar.zst`); given as `pgo_profile` to a
     build of the same spec, it replaces the training and the build repeats those bytes.
     `bolt` (clang, PGO) lays out the interpreter's code by BOLT's profile of the same training.
+    `target` (`aarch64-linux-gnu`; None: this machine) cross-compiles with zig, with this
+    machine's CPython of the same version as the build Python, and runs the result under
+    qemu-user for the checks that follow the build. `build_python` is that CPython, given
+    (relocpy's own x86_64 build of the version, say); else relocpy builds it once.
     Before anything is created, every program, aclocal macro and header the build needs (plus
     `also_needs`, what the caller does next) is checked, and all that is missing is named.
     Nothing appears in `out_dir` unless every step succeeded.
@@ -214,22 +229,27 @@ def build(
                 hint=f"give the {PROFILE_SUFFIX} file an earlier build wrote beside its archives",
             )
         read_profile_identity(Path(pgo_profile))  # not a profile at all: say so before building
-    check_toolchain_choice(toolchain, glibc, libs, opt, bolt)
+    machine = parse_target(target)
+    check_toolchain_choice(toolchain, glibc, libs, opt, bolt, machine, march)
     pin = resolve_reachable(request, reporter)
-    needs = build_needs(pin, toolchain, glibc, libs, readline, march, cflags, stripped, bolt, opt)
+    needs = build_needs(
+        pin, toolchain, glibc, libs, readline, march, cflags, stripped, bolt, opt, machine,
+        build_python is not None,
+    )  # fmt: skip
     require([*needs, *also_needs], f"the build of CPython {pin.version}")
+    emulation.enable(machine)  # before hours of building: a machine that cannot run it says so
     existed = Path(out_dir).exists()
     try:
         out_dir = writable_directory(out_dir)
         tag = build_tag or default_build_tag()
-        triple = target_triple(march)
+        triple = target_triple(march) if not is_cross(machine) else machine.triple
         stem = archive_stem(pin.version, tag, flavour_name("install_only", free_threaded), triple)
         if log is None:
             logs = home.cache_dir() / "logs"
             logs.mkdir(parents=True, exist_ok=True)
             log = logs / f"{stem}.{os.getpid()}.log"
         log.write_text(f"relocpy {__version__} build of {pin.version} ({opt})\n")
-        tools = select_toolchain(toolchain, glibc, libs, reporter, log, opt)
+        tools = select_toolchain(toolchain, glibc, libs, reporter, log, opt, machine)
         spec = BuildSpec(
             pin,
             opt,
@@ -246,22 +266,29 @@ def build(
         )
         if spec.pgo_profile is not None:  # before the libraries are built, not after
             check_profile_identity(spec.pgo_profile, profile_identity(spec, tools))
-        target = f"glibc {tools.glibc}" if tools.glibc else "this host's glibc"
+        runs_on = f"glibc {tools.glibc}" if tools.glibc else "this host's glibc"
+        if tools.cross:
+            runs_on = f"{machine.arch}, {runs_on}"
         reporter.step(
-            f"building CPython {pin.version} ({opt}, {tools.name}, {target}, {libs} libraries); "
-            f"log: {log}"
+            f"building CPython {pin.version} ({opt}, {tools.name}, {runs_on}, {libs} libraries);"
+            f" log: {log}"
         )
         libraries = None
         if libs == "source":
             libraries = _source_libraries(pin, spec, tools, reporter)
 
         tarball = fetch(pin, mirrors=mirrors, reporter=reporter, log=log)
+        if build_python is not None:
+            build_python = check_build_python(Path(build_python), pin)
+        elif tools.cross:
+            build_python = ensure_build_python(pin, tarball, reporter, log, spec.jobs)
         workdir = Path(tempfile.mkdtemp(prefix=f"relocpy-build-{pin.version}-"))
         partial = Path(tempfile.mkdtemp(prefix=".relocpy-partial-", dir=out_dir))
         try:
             staged = build_cpython(
-                spec, tarball, workdir, tools, reporter, log, libraries, source_date_epoch(tag)
-            )
+                spec, tarball, workdir, tools, reporter, log, libraries, source_date_epoch(tag),
+                build_python,
+            )  # fmt: skip
             original = inspect_tree(staged.prefix_dir)
             if libraries is not None:
                 # configure recorded where the libraries were assembled (-I, -L, --with-openssl=):
@@ -320,6 +347,7 @@ def build(
                 triple=triple,
                 free_threaded=free_threaded,
                 stripped=stripped,
+                strip=strip_program(machine),
             )
             tests = write_test_suite(
                 tree, partial, build=tag, mtime=epoch, triple=triple, free_threaded=free_threaded
@@ -336,6 +364,7 @@ def build(
                     mtime=epoch,
                     build=tag,
                     free_threaded=free_threaded,
+                    arch=machine.arch,
                 )
             shutil.copyfile(log, partial / f"{stem}.log")
             final = _publish(packaged, partial, out_dir)
@@ -373,17 +402,19 @@ def build_libraries_for(
     opt: str = "noopt",
     jobs: int | None = None,
     reporter: Reporter | None = None,
+    target: str | None = None,
 ) -> list[BuiltLibrary]:
     """Only the third-party libraries a `build` with these options links, into the library
     cache: a CI job that runs first, so the builds that follow share them."""
     reporter = reporter or QuietReporter()
     pin = resolve_cpython(request)
-    check_toolchain_choice(toolchain, glibc, "source", opt)
+    machine = parse_target(target)
+    check_toolchain_choice(toolchain, glibc, "source", opt, target=machine, march=march)
     logs = home.cache_dir() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"libraries-{pin.version}.{os.getpid()}.log"
     log.write_text(f"relocpy {__version__}: the libraries of CPython {pin.version}\n")
-    tools = select_toolchain(toolchain, glibc, "source", reporter, log, opt)
+    tools = select_toolchain(toolchain, glibc, "source", reporter, log, opt, machine)
     spec = BuildSpec(
         pin, opt, jobs or max(1, os.cpu_count() or 1), readline=readline, march=march,
         cflags=tuple(cflags),
@@ -397,7 +428,7 @@ def _source_libraries(
     """The libraries a `spec` build of `pin` links, each built (or found in the library cache)
     with `tools`: one step that `build` and `build_libraries_for` share."""
     return build_libraries(
-        libraries_for(pin.version_tuple, spec.readline),
+        libraries_for(pin.version_tuple, spec.readline, tools.machine),
         tools,
         reporter,
         spec.jobs,
@@ -405,12 +436,12 @@ def _source_libraries(
     )
 
 
-def toolchain_identity(name: str, glibc: str | None) -> str:
+def toolchain_identity(name: str, glibc: str | None, target: Target | None = None) -> str:
     """What names a toolchain in build hashes, without installing or building anything."""
     if name == "zig":
         from relocpy.build.zig import zig_identity
 
-        return zig_identity(glibc or DEFAULT_GLIBC)
+        return zig_identity(glibc or DEFAULT_GLIBC, target)
     from relocpy.build.toolchain import compiler_identity
 
     if name == "clang" or glibc is not None:
@@ -431,6 +462,8 @@ def build_needs(
     stripped: bool = True,
     bolt: bool = False,
     opt: str = "noopt",
+    target: Target | None = None,
+    build_python_given: bool = False,
 ) -> list[Requirement]:
     """Every host program, aclocal macro and header a build needs, for the preflight.
 
@@ -438,6 +471,11 @@ def build_needs(
     """
     who = f"CPython {pin.version}"
     needs = [program("make", who)]
+    machine = target or host_target()
+    if is_cross(machine):
+        needs += emulation.emulation_requirements(machine, f"{who} for {machine.name}")
+        if not build_python_given and not build_python_path(pin).is_file():
+            needs += build_python_requirements(who)
     if toolchain == "gcc":
         compiler = os.environ.get("CC", "cc").split()[0]
         needs.append(Requirement("C compiler", compiler, "gcc", f"{who} (--toolchain gcc)"))
@@ -446,24 +484,54 @@ def build_needs(
 
         needs += llvm_requirements(f"{who} (--toolchain clang)", bolt, opt.startswith("pgo"))
     if stripped:
-        needs.append(program("strip", "the install_only_stripped archives"))
+        strip = strip_program(machine)
+        needs.append(
+            Requirement(
+                "program", strip, strip_package(strip), "the install_only_stripped archives"
+            )
+        )
     if libs == "host":
         from relocpy.build.toolchain import HOST_LIBRARY_HEADERS
 
         needs += [header(h.header, h.apt_package, h.purpose) for h in HOST_LIBRARY_HEADERS]
     else:
-        recipes = libraries_for(pin.version_tuple, readline)
+        recipes = libraries_for(pin.version_tuple, readline, machine)
         flags = library_cflags(spec_cflags(march, cflags))
-        needs += build_requirements(recipes, toolchain_identity(toolchain, glibc), flags)
+        identity = toolchain_identity(toolchain, glibc, machine)
+        needs += build_requirements(recipes, identity, flags)
     return needs
 
 
 def check_toolchain_choice(
-    name: str, glibc: str | None, libs: str, opt: str, bolt: bool = False
+    name: str,
+    glibc: str | None,
+    libs: str,
+    opt: str,
+    bolt: bool = False,
+    target: Target | None = None,
+    march: str = "x86-64",
 ) -> None:
     """Refuse a toolchain, glibc, libraries and optimisation combination that cannot build."""
     if libs not in ("source", "host"):
         raise RelocpyError(f"unknown --libs {libs!r}", hint="choose source or host")
+    machine = target or host_target()
+    if is_cross(machine):
+        if name != "zig":
+            raise RelocpyError(
+                f"--target {machine.name} is cross-compiled with zig, the one toolchain here"
+                f" that has {machine.arch}'s headers and C library stubs",
+                hint=f"use --toolchain zig --target {machine.name}",
+            )
+        if libs != "source":
+            raise RelocpyError(
+                f"--libs host links this machine's libraries, which are not {machine.arch}'s",
+                hint="build the libraries (--libs source)",
+            )
+        if march != "x86-64":
+            raise RelocpyError(
+                f"--march {march} is an x86-64 level, and --target {machine.name} is not x86-64",
+                hint="drop --march",
+            )
     if bolt and name != "clang":
         raise RelocpyError(
             f"--bolt needs --toolchain clang: BOLT rewrites what LLVM's lld links (with the"
@@ -512,12 +580,19 @@ def check_toolchain_choice(
 
 
 def select_toolchain(
-    name: str, glibc: str | None, libs: str, reporter: Reporter, log: Path, opt: str = "noopt"
+    name: str,
+    glibc: str | None,
+    libs: str,
+    reporter: Reporter,
+    log: Path,
+    opt: str = "noopt",
+    target: Target | None = None,
 ) -> Toolchain:
     """The toolchain for a build, after checking the combination makes sense."""
-    check_toolchain_choice(name, glibc, libs, opt)
+    check_toolchain_choice(name, glibc, libs, opt, target=target)
     if name == "zig":
-        return zig_toolchain(glibc or DEFAULT_GLIBC, reporter, log)
+        machine = target or host_target()
+        return zig_toolchain(glibc or machine.glibc_floor, reporter, log, target)
     if name == "clang":
         from relocpy.build.sysroot import clang_glibc_toolchain
 
@@ -569,6 +644,7 @@ def _build_metadata(
             "libs": spec.libs,
             "readline": spec.readline if spec.libs == "source" else None,
             "march": spec.march,
+            "target": tools.machine.triple,
             "cflags": list(spec.cflags),
             "free_threaded": spec.free_threaded,
             "pgo_training": spec.pgo_training if spec.opt.startswith("pgo") else None,

@@ -23,11 +23,13 @@ from relocpy.build.toolchain import Toolchain
 from relocpy.core.errors import BuildFailedError
 from relocpy.core.progress import Reporter, append_log
 from relocpy.core.runner import build_env, prefix_map_flags, run_logged, unpack_source
+from relocpy.core.targets import host_target
 from relocpy.elf.read import undefined_symbols
 from relocpy.recipes.cpython import (
     HARDENING_LDFLAGS,
     INSTALL_PREFIX,
     configure_args,
+    cross_configuration,
     library_configuration,
     profile_task,
     tolerant_profile_task,
@@ -156,11 +158,13 @@ def build_cpython(
     log: Path,
     libraries: list[BuiltLibrary] | None = None,
     epoch: int = 315532800,
+    build_python: Path | None = None,
 ) -> StagedBuild:
     """Unpack, configure, make and install into `workdir/stage`.
 
     With `libraries`, CPython links those static builds instead of the host's libraries.
-    `epoch` is the SOURCE_DATE_EPOCH the compiler gives __DATE__ and __TIME__.
+    `epoch` is the SOURCE_DATE_EPOCH the compiler gives __DATE__ and __TIME__. A cross
+    toolchain needs `build_python`, this machine's CPython of the same version.
     """
     start = time.monotonic()
     reporter.step(f"unpacking {tarball.name}")
@@ -169,6 +173,19 @@ def build_cpython(
     env = build_env()
     env.update(toolchain.env())
     args = list(spec.configure_args)
+    if toolchain.cross:
+        if build_python is None:
+            raise BuildFailedError(
+                f"a build for {toolchain.machine.name} needs this machine's CPython"
+                f" {spec.pin.version} to run (--with-build-python)"
+            )
+        cross_args, cross_env = cross_configuration(
+            toolchain.machine.gnu_host, host_target().gnu_host, str(build_python)
+        )
+        # pip comes after `make install` (install_cross_pip), not from its ensurepip
+        args = [a if a != "--with-ensurepip=install" else "--with-ensurepip=no" for a in args]
+        args += cross_args
+        env.update(cross_env)
     deps = None
     if libraries is not None:
         from relocpy.build.libraries import assemble
@@ -253,13 +270,45 @@ def build_cpython(
     run_logged(
         [toolchain.make, "install", f"DESTDIR={stage}"], source, log, reporter, "make install", env
     )
+    if toolchain.cross:
+        install_cross_pip(run, stage)
     staged = StagedBuild(spec, source, stage, log, time.monotonic() - start, profile)
-    install_static_python(static_python, staged.prefix_dir, spec.pin.version_tuple)
+    install_static_python(
+        static_python, staged.prefix_dir, spec.pin.version_tuple, spec.free_threaded
+    )
     if deps is not None:
         share_openssl(run, staged.prefix_dir)
         install_tcltk_scripts(deps, staged.prefix_dir)
         install_included_headers(deps, staged.prefix_dir)
     return staged
+
+
+# pip for a cross build's tree. CPython's `make install` would run ensurepip with the build
+# machine's Python, which installs by that Python's own prefix (under DESTDIR at its path), or
+# not at all where that Python has pip already. The same Python instead runs pip from its
+# bundled wheel for the tree's prefix, with the Makefile's PYTHON_FOR_BUILD environment: the
+# target's sysconfig data, so the scripts name `$(prefix)/bin/python3.X`, as natively. pip
+# is found by name in the wheel's directory (as ensurepip does), so no build path is recorded.
+_CROSS_PIP_RULE = """
+relocpy-cross-pip:
+\t$(PYTHON_FOR_BUILD) $(RELOCPY_PIP_WHEEL)/pip install --no-cache-dir --no-index --no-deps \\
+\t\t--ignore-installed --no-warn-script-location --disable-pip-version-check \\
+\t\t--root=$(DESTDIR)/ --prefix=$(prefix) --find-links=$(dir $(RELOCPY_PIP_WHEEL)) pip
+"""
+
+
+def install_cross_pip(run: MakeRun, stage: Path) -> None:
+    """Install the bundled pip into a cross build's staged tree (see _CROSS_PIP_RULE)."""
+    wheels = sorted((run.source / "Lib" / "ensurepip" / "_bundled").glob("pip-*.whl"))
+    if len(wheels) != 1:
+        raise BuildFailedError(f"CPython's source bundles {len(wheels)} pip wheels, not one")
+    run.reporter.step(f"installing {wheels[0].name} with the build Python")
+    run.rule(
+        _CROSS_PIP_RULE,
+        "relocpy-cross-pip",
+        "pip",
+        (f"DESTDIR={stage}", f"RELOCPY_PIP_WHEEL={wheels[0]}"),
+    )
 
 
 # The rule CPython uses for its own executable, with the library objects in place of
@@ -321,15 +370,22 @@ def link_static_python(run: MakeRun, pie: bool = True, bolt: bool = False) -> Pa
     )
 
 
-def install_static_python(executable: Path, prefix: Path, version: tuple[int, ...]) -> None:
-    """Put the statically linked executable where `make install` put the shared one
-    (`python3.13t` for a free-threaded build)."""
+def install_static_python(
+    executable: Path, prefix: Path, version: tuple[int, ...], free_threaded: bool = False
+) -> None:
+    """Put the statically linked executable where `make install` put the shared one:
+    `python3.13`, or `python3.13t` for a free-threaded build. There `make install` also
+    hard-links `python3.13` to `python3.13t`; that name becomes a symlink to it, so both
+    run the one executable (python-build-standalone's layout has the same two names)."""
     bindir = prefix / "bin"
-    names = (f"python{version[0]}.{version[1]}", f"python{version[0]}.{version[1]}t")
-    target = next(
-        bindir / n for n in names if (bindir / n).is_file() and not (bindir / n).is_symlink()
-    )
+    plain = f"python{version[0]}.{version[1]}"
+    target = bindir / (f"{plain}t" if free_threaded else plain)
+    if not target.is_file() or target.is_symlink():
+        raise BuildFailedError(f"make install left no executable {target.name} in {bindir}")
     replace_keeping_mode(executable, target)
+    if free_threaded:
+        (bindir / plain).unlink(missing_ok=True)
+        (bindir / plain).symlink_to(target.name)
 
 
 def replace_keeping_mode(built: Path, target: Path) -> None:

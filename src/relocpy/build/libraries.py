@@ -24,6 +24,7 @@ from relocpy.core.errors import BuildFailedError, RelocpyError
 from relocpy.core.preflight import Requirement, require
 from relocpy.core.progress import QuietReporter, Reporter
 from relocpy.core.runner import build_env, prefix_map_flags, unpack_source
+from relocpy.core.targets import Target, host_target, is_cross
 from relocpy.recipes.library import LIBRARY_PREFIX, LibraryBuild, LibraryRecipe
 from relocpy.recipes.libs import RECIPES
 from relocpy.sources.catalog import SourcePin
@@ -53,8 +54,11 @@ class BuiltLibrary:
     prefix: Path  # the library's own install tree (include/, lib/, share/)
 
 
-def libraries_for(version: tuple[int, ...], readline: str = "libedit") -> list[LibraryRecipe]:
-    """The recipes a CPython version links, dependencies first."""
+def libraries_for(
+    version: tuple[int, ...], readline: str = "libedit", target: Target | None = None
+) -> list[LibraryRecipe]:
+    """The recipes a CPython version links, dependencies first, for a build that runs on
+    `target` (None: this machine)."""
     if readline not in READLINE_CHOICES:
         raise RelocpyError(
             f"unknown readline implementation {readline!r}",
@@ -64,7 +68,8 @@ def libraries_for(version: tuple[int, ...], readline: str = "libedit") -> list[L
         readline = "readline"  # CPython learnt --with-readline=editline in 3.10
     skip = {"libedit", "readline"} - {readline}
     wanted = [r.name for r in RECIPES.values() if r.name not in skip and r.used_by(version)]
-    return dependency_closure(wanted)
+    machine = target or host_target()
+    return [recipe.for_target(machine) for recipe in dependency_closure(wanted)]
 
 
 def dependency_closure(names: Iterable[str]) -> list[LibraryRecipe]:
@@ -166,6 +171,9 @@ def _library_env(
     env["CPPFLAGS"] = f"-I{deps}/include"
     env["LDFLAGS"] = f"-L{deps}/lib"
     env["PKG_CONFIG_LIBDIR"] = f"{deps}/lib/pkgconfig:{deps}/share/pkgconfig"
+    # with --host, configure would look for <host>-pkg-config first: the host's one reads only
+    # PKG_CONFIG_LIBDIR, which names the target's libraries
+    env["PKG_CONFIG"] = "pkg-config"
     env.pop("PKG_CONFIG_PATH", None)
     env["TMPDIR"] = str(tmp)
     for name, value in recipe.env:
@@ -207,6 +215,14 @@ def _unpack_deb(deb: Path, into: Path) -> None:
         raise BuildFailedError(f"cannot unpack {deb.name}: {result.stderr.strip()}")
 
 
+def cross_configure_args(recipe: LibraryRecipe, target: Target) -> list[str]:
+    """--host and --build for an autoconf configure of a library that runs on another CPU."""
+    if not is_cross(target) or not recipe.autoconf_host:
+        return []
+    host = [f"--host={target.gnu_host}", f"--build={host_target().gnu_host}"]
+    return [*host, *recipe.cross_configure_args]
+
+
 def _run_recipe(build: LibraryBuild) -> None:
     """configure && make && make install, or the recipe's hook."""
     recipe = build.recipe
@@ -232,6 +248,7 @@ def _run_recipe(build: LibraryBuild) -> None:
         build.run(["autoreconf", "-fi"], cwd=workdir)
     build.reporter.step(f"{recipe.name} {recipe.version}: configure")
     args = [_substitute(arg, build.deps) for arg in recipe.configure_args]
+    args += cross_configure_args(recipe, build.target)
     build.run(["./configure", f"--prefix={LIBRARY_PREFIX}", *args], cwd=workdir)
     build.reporter.step(f"{recipe.name} {recipe.version}: make -j{build.jobs}")
     build.run(["make", f"-j{build.jobs}", *recipe.make_targets], cwd=workdir)
@@ -305,7 +322,9 @@ def build_library(
                 source = unpack_source(sources[0], work / "src")
             deps = assemble(dependencies, work / "deps")
             env = _library_env(recipe, toolchain, cflags, deps, work / "tmp")
-            build = LibraryBuild(recipe, source, work / "stage", deps, env, jobs, log, reporter)
+            build = LibraryBuild(
+                recipe, source, work / "stage", deps, env, jobs, log, reporter, toolchain.machine
+            )
             build.prefix.mkdir(parents=True, exist_ok=True)
             _run_recipe(build)
             _tidy_output(build.prefix, LIBRARY_PREFIX)

@@ -59,17 +59,17 @@ BUILD_EXTENSION = r"""
 import importlib, os, shlex, subprocess, sys, sysconfig
 src, out_dir = sys.argv[1], sys.argv[2]
 v = sysconfig.get_config_vars()
-cc = shlex.split(v["CC"])
+cc = shlex.split(os.environ.get("CC") or v["CC"])  # as setuptools: CC and LDSHARED win
 cflags = shlex.split(v.get("CFLAGS") or "") + shlex.split(v.get("CCSHARED") or "")
 obj = os.path.join(out_dir, "relocpy_cprobe.o")
 ext = os.path.join(out_dir, "relocpy_cprobe" + v["EXT_SUFFIX"])
 include = sysconfig.get_paths()["include"]
 subprocess.check_call(cc + cflags + ["-I" + include, "-c", src, "-o", obj])
-subprocess.check_call(shlex.split(v["LDSHARED"]) + [obj, "-o", ext])
+subprocess.check_call(shlex.split(os.environ.get("LDSHARED") or v["LDSHARED"]) + [obj, "-o", ext])
 sys.path.insert(0, out_dir)
 module = importlib.import_module("relocpy_cprobe")
 assert module.add(2, 3) == 5
-print("compiled with", v["CC"].split()[0], "against", include)
+print("compiled with", cc[0], "against", include)
 """
 
 # Report where the interpreter thinks it lives.
@@ -98,6 +98,28 @@ for name in sys.argv[1:]:
     except Exception as exc:
         failed[name] = "%s: %s" % (type(exc).__name__, exc)
 print(json.dumps(failed))
+"""
+
+# A free-threaded interpreter: is the GIL off, and does it stay off while every module given
+# imports? (3.13t turns it back on, with a RuntimeWarning, for a C extension that does not
+# declare Py_mod_gil.) The first module that turned it on is named.
+FREE_THREADING = r"""
+import importlib, json, sys, sysconfig, warnings
+out = {"Py_GIL_DISABLED": sysconfig.get_config_var("Py_GIL_DISABLED"),
+       "gil_at_start": sys._is_gil_enabled(), "enabled_by": None, "warning": None}
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    for name in sys.argv[1:]:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            continue
+        if sys._is_gil_enabled():
+            out["enabled_by"] = name
+            out["warning"] = str(caught[-1].message) if caught else None
+            break
+out["gil_at_end"] = sys._is_gil_enabled()
+print(json.dumps(out))
 """
 
 SSL_CONTEXT = r"""

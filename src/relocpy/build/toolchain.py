@@ -13,6 +13,7 @@ from pathlib import Path
 
 from relocpy.core.errors import MissingToolError
 from relocpy.core.preflight import compiler_include_dirs
+from relocpy.core.targets import Target, host_target, is_cross
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,16 @@ class Toolchain:
     identity: str = ""
     glibc: str | None = None  # the glibc version it targets; None: the host's
     extra_env: tuple[tuple[str, str], ...] = ()
+    target: Target | None = None  # the machine its programs run on; None: this one
+
+    @property
+    def machine(self) -> Target:
+        return self.target or host_target()
+
+    @property
+    def cross(self) -> bool:
+        """Whether its programs run on another machine (configure's --host differs)."""
+        return is_cross(self.machine)
 
     def env(self) -> dict[str, str]:
         """Variables a configure script needs to use this toolchain."""

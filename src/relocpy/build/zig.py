@@ -18,12 +18,12 @@ from relocpy.build.toolchain import Toolchain
 from relocpy.core import home
 from relocpy.core.errors import MissingToolError, RelocpyError
 from relocpy.core.progress import QuietReporter, Reporter, append_log
+from relocpy.core.targets import Target, host_target
 
 ZIG_VERSION = "0.17.1"
 # sha256 of the manylinux x86_64 wheel of ziglang 0.17.1 (pip --require-hashes checks it)
 ZIG_WHEEL_SHA256 = "ea6cc5d87b033cf0aedfbc8f9549a908cae6c50ac31f1698188fa48a74524b54"
 DEFAULT_GLIBC = "2.17"
-_ARCH = "x86_64"
 # Bumped when the wrappers change what zig compiles or records (it enters the identity, and
 # with it every library key and spec hash). 2: zig's library directory named /dev/fd/9 and
 # the toolchain directory mapped, so no RELOCPY_HOME path reaches the debug info. 3: its cache
@@ -65,9 +65,10 @@ def parse_glibc(value: str) -> str:
     return f"{match.group(1)}.{match.group(2)}"
 
 
-def zig_identity(glibc: str = DEFAULT_GLIBC) -> str:
+def zig_identity(glibc: str = DEFAULT_GLIBC, target: Target | None = None) -> str:
     """What names this toolchain in build hashes (the same string `zig_toolchain` records)."""
-    return f"zig {ZIG_VERSION} {_ARCH}-linux-gnu.{parse_glibc(glibc)}, wrapper {_WRAPPER_VERSION}"
+    target = target or host_target()
+    return f"zig {ZIG_VERSION} {target.zig_target(parse_glibc(glibc))}, wrapper {_WRAPPER_VERSION}"
 
 
 def toolchains_dir() -> Path:
@@ -185,17 +186,22 @@ def _prime_libc(bindir: Path, reporter: Reporter, log: Path | None) -> None:
 
 
 def zig_toolchain(
-    glibc: str = DEFAULT_GLIBC, reporter: Reporter | None = None, log: Path | None = None
+    glibc: str = DEFAULT_GLIBC,
+    reporter: Reporter | None = None,
+    log: Path | None = None,
+    target: Target | None = None,
 ) -> Toolchain:
-    """cc/ar/ranlib wrapper scripts around zig for `x86_64-linux-gnu.<glibc>`.
+    """cc/ar/ranlib wrapper scripts around zig for `<arch>-linux-gnu.<glibc>` (this machine's
+    CPU unless `target` says another: a cross toolchain).
 
     Configure scripts want one word for CC, so the target lives in a wrapper, not in CC.
     """
     glibc = parse_glibc(glibc)
     require_dev_fd()
     zig = ensure_zig(reporter, log)
-    target = f"{_ARCH}-linux-gnu.{glibc}"
-    bindir = zig.parent.parent / f"bin-{target}"
+    machine = target or host_target()
+    target_name = machine.zig_target(glibc)
+    bindir = zig.parent.parent / f"bin-{target_name}"
     bindir.mkdir(parents=True, exist_ok=True)
     # A new cache for a new wrapper version: the old one holds start files with home paths.
     cache = toolchains_dir() / f"zig-cache-{_WRAPPER_VERSION}"
@@ -228,8 +234,8 @@ def zig_toolchain(
     remap = toolchain_prefix_map()
     cache.mkdir(parents=True, exist_ok=True)
     for name, command, prelude in (
-        ("cc", f'cc -target {target} "{remap}"', linker_query),
-        ("c++", f'c++ -target {target} "{remap}"', linker_query),
+        ("cc", f'cc -target {target_name} "{remap}"', linker_query),
+        ("c++", f'c++ -target {target_name} "{remap}"', linker_query),
         ("ar", "ar", ""),
         ("ranlib", "ranlib", ""),
     ):
@@ -251,8 +257,9 @@ def zig_toolchain(
         include_dirs=(),
         ar=str(bindir / "ar"),
         ranlib=str(bindir / "ranlib"),
-        identity=zig_identity(glibc),
+        identity=zig_identity(glibc, machine),
         glibc=glibc,
+        target=target,
         # CPython's --with-lto for clang wants llvm-ar; zig's ar is one.
         extra_env=(("CXX", str(bindir / "c++")), ("LLVM_AR", str(bindir / "ar"))),
     )

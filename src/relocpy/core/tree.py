@@ -5,6 +5,7 @@ Read from the prefix's own `_sysconfigdata_*.py`; a directory without one is not
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,10 @@ class InterpreterTree:
 
     @property
     def interpreter_names(self) -> set[str]:
-        return {"python", "python3", f"python{self.short_version}", f"python{self.ldversion}"}
+        # a free-threaded build's scripts may name python3.13 as well as python3.13t
+        plain = self.short_version.removesuffix("t")
+        return {"python", "python3", f"python{plain}", f"python{self.short_version}",
+                f"python{self.ldversion}"}  # fmt: skip
 
 
 def inspect_tree(root: Path) -> InterpreterTree:
@@ -104,5 +108,9 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         "HOME": "/nonexistent",  # no user site-packages, no ~/.config/pip
         "TERM": "dumb",
     }
+    # Where qemu-user finds another CPU's C library (see core.emulation): a tree of that CPU
+    # runs only with it, and it changes nothing else.
+    if os.environ.get("QEMU_LD_PREFIX"):
+        env["QEMU_LD_PREFIX"] = os.environ["QEMU_LD_PREFIX"]
     env.update(extra or {})
     return env

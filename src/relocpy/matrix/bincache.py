@@ -28,6 +28,7 @@ from relocpy.build.libraries import libraries_for, library_cflags, library_keys,
 from relocpy.core.checksums import sha256_file
 from relocpy.core.errors import RelocpyError
 from relocpy.core.progress import Reporter
+from relocpy.core.targets import parse_target
 from relocpy.matrix.spec import MatrixSpec
 from relocpy.package.mirror import (
     Mirror,
@@ -88,7 +89,7 @@ def toolchain_identity(spec: MatrixSpec) -> str:
     """The compiler, exactly, without installing or running anything heavy."""
     from relocpy.pipeline import toolchain_identity as identity
 
-    return identity(spec.toolchain, spec.glibc)
+    return identity(spec.toolchain, spec.glibc, parse_target(spec.target))
 
 
 @functools.cache
@@ -120,7 +121,7 @@ def spec_inputs(spec: MatrixSpec, identity: str | None = None) -> dict[str, obje
     }
     if spec.libs == "source":
         cflags = library_cflags(spec_cflags(spec.march, spec.cflags))
-        recipes = libraries_for(pin.version_tuple, spec.readline)
+        recipes = libraries_for(pin.version_tuple, spec.readline, parse_target(spec.target))
         inputs["libraries"] = library_keys(recipes, identity, cflags)
     else:
         inputs["host_libraries"] = _host_library_versions()

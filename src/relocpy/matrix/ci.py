@@ -104,6 +104,7 @@ def runner_packages(planned: list[PlannedSpec]) -> list[str]:
     """The Debian packages a fresh runner needs for these specs (every library recipe's tools,
     whatever this machine's library cache holds), plus what installing relocpy needs."""
     from relocpy.build.libraries import libraries_for
+    from relocpy.core.targets import parse_target
     from relocpy.pipeline import build_needs
     from relocpy.sources.catalog import resolve_cpython
 
@@ -113,7 +114,7 @@ def runner_packages(planned: list[PlannedSpec]) -> list[str]:
         pin = resolve_cpython(spec.version)
         needs = build_needs(
             pin, spec.toolchain, spec.glibc, spec.libs, spec.readline, spec.march, spec.cflags,
-            bolt=spec.bolt, opt=spec.opt,
+            bolt=spec.bolt, opt=spec.opt, target=parse_target(spec.target),
         )  # fmt: skip
         if spec.libs == "source":
             needs += [r for recipe in libraries_for(pin.version_tuple, spec.readline)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from relocpy.core.errors import RelocpyError
+from relocpy.core.targets import host_target, is_cross, parse_target
 from relocpy.recipes.cpython import OPT_LEVELS, PGO_TRAININGS
 from relocpy.sources.catalog import SourcePin, resolve_cpython
 
@@ -26,6 +27,7 @@ LIBS = ("source", "host")
 # python-build-standalone does.
 MARCH_LEVELS = ("x86-64", "x86-64-v2", "x86-64-v3", "x86-64-v4")
 ZIG_DEFAULT_GLIBC = "2.17"
+HOST_TARGET = host_target().name
 # The most combinations one matrix file may have (before excludes): beyond this, planning
 # alone takes minutes and the builds would take years on one machine.
 MAX_SPECS = 4096
@@ -53,6 +55,11 @@ class MatrixSpec:
     pgo_training: str = "pgo"
     pie: bool = True
     bolt: bool = False
+    target: str = HOST_TARGET  # the machine it runs on (zig's name: aarch64-linux-gnu)
+
+    @property
+    def cross(self) -> bool:
+        return is_cross(parse_target(self.target))
 
     @property
     def version_tuple(self) -> tuple[int, ...]:
@@ -60,7 +67,10 @@ class MatrixSpec:
 
     @property
     def arch(self) -> str:
-        """The triple's architecture: x86_64, x86_64_v2, x86_64_v3 (python-build-standalone's)."""
+        """The triple's architecture: x86_64, x86_64_v2, x86_64_v3, aarch64
+        (python-build-standalone's)."""
+        if self.cross:
+            return parse_target(self.target).arch
         return self.march.replace("x86-64", "x86_64").replace("-", "_")
 
     @property
@@ -80,6 +90,8 @@ class MatrixSpec:
             parts.append("no-pie")
         if self.bolt:
             parts.append("bolt")
+        if self.cross:
+            parts.append(self.target)
         return " ".join(parts)
 
     def build_options(self) -> dict[str, Any]:
@@ -97,11 +109,12 @@ class MatrixSpec:
             "pgo_training": self.pgo_training,
             "pie": self.pie,
             "bolt": self.bolt,
+            "target": self.target if self.cross else None,
         }
 
     def library_options(self) -> dict[str, Any]:
         """`pipeline.build_libraries_for`'s keyword arguments: what decides the libraries."""
-        keys = ("toolchain", "glibc", "readline", "march", "cflags", "opt")
+        keys = ("toolchain", "glibc", "readline", "march", "cflags", "opt", "target")
         options = self.build_options()
         return {key: options[key] for key in keys}
 
@@ -119,6 +132,7 @@ class MatrixSpec:
             "pgo_training": self.pgo_training,
             "pie": self.pie,
             "bolt": self.bolt,
+            "target": self.target,
         }
 
 
@@ -196,8 +210,9 @@ AXES = (
     "pgo_training",
     "pie",
     "bolt",
+    "target",
 )
-_PLURALS = {"versions": "version", "toolchains": "toolchain", "opts": "opt"}
+_PLURALS = {"versions": "version", "toolchains": "toolchain", "opts": "opt", "targets": "target"}
 
 
 def parse_matrix(text: str, path: str = "<matrix>") -> Matrix:
@@ -383,6 +398,13 @@ def _check_value(
         return choose(PGO_TRAININGS)
     if axis == "march":
         return choose(MARCH_LEVELS)
+    if axis == "target":
+        if not isinstance(value, str):
+            raise fail(f'a target is written as a string, e.g. "aarch64-linux-gnu", not {value!r}')
+        try:
+            return parse_target(value).name
+        except RelocpyError as exc:
+            raise fail(exc.message) from exc
     if axis == "glibc":
         if value in ("host", None):
             return None
@@ -433,6 +455,13 @@ def _conflict(spec: dict[str, object]) -> tuple[str, tuple[str, ...]] | None:
             " links, by a profile of the PGO training); use toolchain clang, opt pgo+lto",
             ("bolt", "toolchain", "opt"),
         )
+    native = (spec["toolchain"], spec["libs"], spec["march"]) != ("zig", "source", "x86-64")
+    if native and is_cross(parse_target(str(spec["target"]))):
+        return (
+            f"target {spec['target']} is cross-compiled with zig, its libraries built for it"
+            " (toolchain zig, libs source, no x86-64 march level)",
+            ("target", "toolchain", "libs", "march"),
+        )
     version = tuple(int(p) for p in str(spec["version"]).split("."))
     if spec["free_threaded"] and version[:2] < (3, 13):
         return (
@@ -455,6 +484,7 @@ def _defaults(toolchain: object) -> dict[str, object]:
         "pgo_training": "pgo",
         "pie": True,
         "bolt": False,
+        "target": HOST_TARGET,
     }
 
 

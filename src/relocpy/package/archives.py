@@ -18,6 +18,7 @@ from relocpy.core.archive import GZIP_LEVEL_SMALLEST, iter_tree, write_archives,
 from relocpy.core.checksums import sha256_file
 from relocpy.core.errors import ToolFailedError
 from relocpy.core.sbom import SBOM_PATH, make_sbom
+from relocpy.core.targets import Target, is_cross
 from relocpy.core.tree import InterpreterTree
 from relocpy.elf.policy import policy_for_glibc
 from relocpy.elf.read import iter_elf_files
@@ -263,23 +264,37 @@ class PackagedArchives:
     sbom: Path | None = None  # the CycloneDX SBOM beside the archives (also inside the tree)
 
 
-def strip_tree(root: Path) -> int:
+def strip_tree(root: Path, strip: str = "strip") -> int:
     """Strip debug info and local symbols from every ELF file under `root` (binutils `strip
     --strip-unneeded`: the dynamic symbol table, which extension modules and ctypes use, stays).
+    `strip` is the program: this machine's, or binutils' for another CPU (`strip_program`).
     Returns the number of files stripped."""
     paths = [str(info.path) for info in iter_elf_files(root) if not info.path.is_symlink()]
     for start in range(0, len(paths), 200):
-        result = subprocess.run(
-            ["strip", "--strip-unneeded", *paths[start : start + 200]],
-            capture_output=True,
-            text=True,
-        )
-        if result.returncode != 0:
-            raise ToolFailedError(
-                f"strip failed: {result.stderr.strip()[:500]}",
-                hint="install binutils (apt-get install -y binutils)",
+        try:
+            result = subprocess.run(
+                [strip, "--strip-unneeded", *paths[start : start + 200]],
+                capture_output=True,
+                text=True,
             )
+        except FileNotFoundError:
+            raise ToolFailedError(
+                f"{strip} is not installed", hint=f"apt-get install -y {strip_package(strip)}"
+            ) from None
+        if result.returncode != 0:
+            raise ToolFailedError(f"{strip} failed: {result.stderr.strip()[:500]}")
     return len(paths)
+
+
+def strip_program(machine: Target) -> str:
+    """binutils' strip for `machine`'s ELF files: the host's, or Debian's cross binutils."""
+    return f"{machine.cross_prefix}strip" if is_cross(machine) else "strip"
+
+
+def strip_package(program: str) -> str:
+    """The Debian package with `program` (strip, aarch64-linux-gnu-strip)."""
+    prefix = program.removesuffix("strip").rstrip("-")
+    return f"binutils-{prefix}" if prefix else "binutils"
 
 
 def package_tree(
@@ -292,6 +307,7 @@ def package_tree(
     triple: str = TARGET_TRIPLE,
     free_threaded: bool = False,
     stripped: bool = True,
+    strip: str = "strip",
 ) -> PackagedArchives:
     """Write `.tar.gz`, `.tar.zst`, a `.sha256` beside each, and `<stem>.json` into `out_dir`;
     with `stripped`, also the `install_only_stripped` pair (ELF files without debug info, only
@@ -334,7 +350,7 @@ def package_tree(
 
         try:
             shutil.copytree(tree.root, copy, symlinks=True, ignore=left_out)
-            strip_tree(copy)
+            strip_tree(copy, strip)
             written += [out_dir / f"{stripped_stem}.tar.gz", out_dir / f"{stripped_stem}.tar.zst"]
             # the copy holds only what include_in_stripped lets through: it is archived whole
             write_archives(

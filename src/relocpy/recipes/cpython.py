@@ -184,3 +184,21 @@ def library_configuration(
         tcltk = _MODULE_LIBS["TCLTK"]
         args += [f"--with-tcltk-includes={include}", f"--with-tcltk-libs=-L{deps}/lib {tcltk}"]
     return args, env
+
+
+# What configure cannot find out about the machine it builds for when it cannot run a program
+# there (a cross build): the answers for Linux, as every cross build of CPython gives them.
+CROSS_CACHE_VARIABLES = {
+    "ac_cv_file__dev_ptmx": "yes",
+    "ac_cv_file__dev_ptc": "no",
+    "ac_cv_buggy_getaddrinfo": "no",
+}
+
+
+def cross_configuration(
+    host: str, build: str, build_python: str
+) -> tuple[list[str], dict[str, str]]:
+    """configure arguments and variables of a build for machine `host` (autoconf's triple) on
+    machine `build`, with `build_python` the build machine's CPython of the same X.Y."""
+    args = [f"--host={host}", f"--build={build}", f"--with-build-python={build_python}"]
+    return args, dict(CROSS_CACHE_VARIABLES)

@@ -6,8 +6,10 @@ them.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +17,7 @@ from pathlib import Path
 from relocpy.core.preflight import Requirement, macro, program
 from relocpy.core.progress import Reporter
 from relocpy.core.runner import run_logged
+from relocpy.core.targets import Target, host_target
 from relocpy.sources.catalog import SourcePin
 
 # Libraries are configured for the same placeholder prefix as CPython (see recipes/cpython.py).
@@ -40,11 +43,16 @@ def debian_source(
     )
 
 
-def debian_binary(package: str, debian_version: str, filename: str, sha256: str) -> SourcePin:
-    """A pin on a Debian binary package; used only where the archive lacks the source."""
+def debian_binary(
+    package: str, debian_version: str, filename: str, sha256: str, pool: str | None = None
+) -> SourcePin:
+    """A pin on a Debian binary package; used only where the archive lacks the source.
+    `pool` is its directory in a Debian archive (pool/main/libx/libxau), for packages of
+    another CPU than this machine's, which its apt configuration does not list."""
     return SourcePin(
-        package, debian_version, filename, sha256, (), package, debian_version, debian_kind="deb"
-    )
+        package, debian_version, filename, sha256, (), package, debian_version, debian_kind="deb",
+        debian_pool=f"{pool}/{re.sub(r'_[0-9]+%3a', '_', filename)}" if pool else None,
+    )  # fmt: skip
 
 
 @dataclass
@@ -59,6 +67,7 @@ class LibraryBuild:
     jobs: int
     log: Path
     reporter: Reporter
+    target: Target = field(default_factory=host_target)  # the machine the library runs on
 
     @property
     def prefix(self) -> Path:
@@ -94,6 +103,9 @@ class LibraryRecipe:
     # For a Debian binary package: (path in the package, path in the prefix) to take from it.
     copy_tree: tuple[tuple[str, str], ...] = ()
     extra_sources: tuple[SourcePin, ...] = ()
+    # A Debian binary package per CPU (arch, pin) where the CPU's build differs from `source`
+    # (this machine's); `copy_tree` paths may say {multiarch} (lib/{multiarch}/libXau.a).
+    arch_sources: tuple[tuple[str, SourcePin], ...] = ()
     # (link, target) symlinks made in the prefix after installing, e.g. compatibility names.
     symlinks: tuple[tuple[str, str], ...] = ()
     # Host programs the build runs besides make and the compiler (perl, tclsh, tic, ...), and
@@ -101,9 +113,24 @@ class LibraryRecipe:
     # Neither changes what the build produces, so neither enters the fingerprint.
     tools: tuple[str, ...] = ()
     aclocal_macros: tuple[str, ...] = ()
+    # Whether ./configure is autoconf's and so takes --host/--build in a cross build (zlib's
+    # own script refuses them, and reads the target from CC alone).
+    autoconf_host: bool = True
+    # What configure cannot find out in a cross build, where it cannot run a test program on
+    # the machine it builds for (given the answer a Linux C library gives).
+    cross_configure_args: tuple[str, ...] = ()
     build: Callable[[LibraryBuild], None] | None = field(default=None, compare=False)
     # Runs after a standard configure/make/install (where `build` would replace all of it).
     after_install: Callable[[LibraryBuild], None] | None = field(default=None, compare=False)
+
+    def for_target(self, target: Target) -> LibraryRecipe:
+        """This recipe for a build that runs on `target`: its CPU's package, its paths."""
+        source = dict(self.arch_sources).get(target.arch, self.source)
+        tree = tuple(
+            (inside.replace("{multiarch}", target.multiarch), dest)
+            for inside, dest in self.copy_tree
+        )
+        return dataclasses.replace(self, source=source, copy_tree=tree, arch_sources=())
 
     def used_by(self, version: tuple[int, ...]) -> bool:
         low, high = self.python
@@ -143,6 +170,10 @@ class LibraryRecipe:
             "extra_sources": [pin.sha256 for pin in self.extra_sources],
             "hook": inspect.getsource(self.build) if self.build else None,
         }
+        if not self.autoconf_host:
+            data["autoconf_host"] = False
+        if self.cross_configure_args:
+            data["cross_configure_args"] = self.cross_configure_args
         if self.symlinks:  # fields added later enter only when used, keeping older keys valid
             data["symlinks"] = self.symlinks
         if self.after_install:

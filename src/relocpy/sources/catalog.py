@@ -31,6 +31,9 @@ class SourcePin:
     # "source": the `.orig` tarball of a source package; "deb": an arch-all/-dev binary package.
     debian_kind: str = "source"
     prerelease: bool = False  # an alpha, beta or release candidate (3.15.0a2)
+    # A binary package's path in any Debian archive (pool/main/...): how a package of another
+    # CPU, which this machine's apt does not list, is fetched from the archives it names.
+    debian_pool: str | None = None
 
     @property
     def version_tuple(self) -> tuple[int, ...]:

@@ -5,6 +5,7 @@ Every file is checked against its sha256 pin before it enters the cache; nothing
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -124,12 +125,28 @@ class DebianMirror:
         if not pin.debian_package:
             raise SourceUnavailableError("no Debian source package is known for this file")
         version = pin.debian_version or pin.version
+        if pin.debian_kind == "deb" and pin.debian_pool:
+            return download_from_pool(pin, workdir, reporter, log)
         if pin.debian_kind == "deb":
             reporter.detail(f"apt-get download {pin.debian_package}={version}")
             return download_deb(pin.debian_package, version, workdir, log)
         archive = self._archive or AptSourceArchive(home.cache_dir() / "apt")
         reporter.detail(f"apt-get source {pin.debian_package} (upstream {version})")
         return archive.download_orig(pin.debian_package, version, workdir, log=log)
+
+
+def download_from_pool(pin: SourcePin, workdir: Path, reporter: Reporter, log: Path | None) -> Path:
+    """A binary package by its pool path, from each Debian archive this machine's apt names
+    in turn (a package of another CPU, which apt here does not list)."""
+    from relocpy.sources.debian import configured_archives
+
+    archives = configured_archives()
+    if not archives:
+        raise SourceUnavailableError("this machine's apt configuration names no Debian archive")
+    urls = tuple(f"{a.uri.rstrip('/')}/{pin.debian_pool}" for a in archives)
+    return UrlMirror(timeout=30.0).fetch(
+        dataclasses.replace(pin, urls=urls), workdir, reporter, log
+    )
 
 
 def download_deb(package: str, version: str, workdir: Path, log: Path | None) -> Path:

@@ -18,16 +18,19 @@ from pathlib import Path
 from typing import Protocol
 
 from relocpy.build import probes
+from relocpy.core import emulation
 from relocpy.core.archive import extract_archive
 from relocpy.core.errors import RelocpyError
 from relocpy.core.preflight import Requirement, program
 from relocpy.core.progress import QuietReporter, Reporter
+from relocpy.core.targets import Target, host_target, is_cross, target_of_elf
 from relocpy.core.tree import InterpreterTree, clean_env, inspect_tree
 from relocpy.elf.ldpaths import resolve_needed
 from relocpy.elf.policy import Policy, get_policy, policy_for_glibc
 from relocpy.elf.read import ElfInfo, iter_elf_files, read_hardening
 from relocpy.recipes.cpython import modules_of
 from relocpy.repair.graft import GRAFTED_ORIGIN
+from relocpy.verify import binutils
 
 MOVE_1 = "moved here ü ñ"
 MOVE_2 = "moved again é ß"
@@ -46,6 +49,7 @@ class VerifyReport:
     target: str
     policy: str
     checks: list[Check] = field(default_factory=list)
+    elf_table: str = ""  # readelf's reading of every ELF file (verify.binutils), Markdown
 
     @property
     def ok(self) -> bool:
@@ -147,8 +151,32 @@ GLIBC_LIBRARIES = frozenset(
         "librt.so.1",
         "libutil.so.1",
         "ld-linux-x86-64.so.2",
+        "ld-linux-aarch64.so.1",  # aarch64's TLS descriptors (Tcl's thread-locals) resolve in it
     }
 )
+
+
+def audit_binutils(root: Path, infos: list[ElfInfo]) -> tuple[Check, str]:
+    """readelf's reading of every ELF file against pyelftools' (verify.binutils), and its
+    per-file table: NEEDED, RUNPATH and the highest GLIBC_ version."""
+    try:
+        rows = binutils.read_rows(root, infos)
+    except FileNotFoundError:
+        return Check(
+            "binutils-audit", False, "readelf is not installed (apt-get install -y binutils)"
+        ), ""
+    table = binutils.format_rows(rows)
+    differ = binutils.disagreements(root, rows, infos)
+    if differ:
+        return Check("binutils-audit", False, "readelf disagrees: " + _short(differ, 4)), table
+    machines = sorted({row.machine for row in rows})
+    if len(machines) > 1:
+        return Check("binutils-audit", False, f"ELF files of several CPUs: {machines}"), table
+    glibc = max((row.max_glibc for row in rows if row.max_glibc), default=None)
+    highest = "GLIBC_" + ".".join(map(str, glibc)) if glibc else "no GLIBC_ version"
+    machine = machines[0] if machines else "-"
+    detail = f"readelf reads the {len(rows)} ELF files as pyelftools does: {machine}, {highest}"
+    return Check("binutils-audit", True, detail), table
 
 
 def audit_self_contained(root: Path, infos: list[ElfInfo]) -> Check:
@@ -285,9 +313,12 @@ class Runner(Protocol):
     def path(self, host_path: Path) -> str: ...
 
 
+@dataclass(frozen=True)
 class HostRunner:
+    env_extra: tuple[tuple[str, str], ...] = ()  # added to the clean environment
+
     def run(self, cmd: list[str]) -> subprocess.CompletedProcess[str]:
-        return _run(cmd)
+        return _run(cmd, env_extra=dict(self.env_extra))
 
     def path(self, host_path: Path) -> str:
         return str(host_path)
@@ -341,6 +372,33 @@ def check_imports(
         detail += f"; not installed here ({system.name} leaves them to the system): "
         detail += _short(listing, 4)
     return Check(name, True, detail)
+
+
+def is_free_threaded(tree: InterpreterTree) -> bool:
+    """A free-threaded build: its ABI flags carry a `t` (python3.13t, lib/python3.13t)."""
+    return tree.ldversion.endswith("t")
+
+
+def check_free_threading(tree: InterpreterTree, runner: Runner = HOST) -> Check:
+    """A free-threaded tree runs without the GIL, and no extension module of its own turns the
+    GIL back on when imported (each must declare Py_mod_gil; 3.13t re-enables it otherwise)."""
+    modules = extension_modules(tree)
+    result = runner.run([runner.path(tree.executable), "-c", probes.FREE_THREADING, *modules])
+    if result.returncode != 0:
+        return Check("free-threading", False, _why(result))
+    data = json.loads(result.stdout)
+    if str(data["Py_GIL_DISABLED"]) != "1":
+        return Check("free-threading", False, f"Py_GIL_DISABLED={data['Py_GIL_DISABLED']}")
+    if data["gil_at_start"]:
+        return Check("free-threading", False, "sys._is_gil_enabled() is True at start-up")
+    if data["enabled_by"]:
+        why = f"importing {data['enabled_by']} turned the GIL on"
+        return Check("free-threading", False, f"{why}: {data['warning'] or 'no warning'}")
+    return Check(
+        "free-threading",
+        True,
+        f"sys._is_gil_enabled() is False, and stays so after importing {len(modules)} modules",
+    )
 
 
 # Extension modules a complete CPython has on Linux: a build that silently skipped one (because a
@@ -402,9 +460,37 @@ def check_compilers(data: dict) -> Check:
     return Check("compiler-vars", True, "CC/CXX/LDSHARED name compilers on PATH: " + named)
 
 
+def cross_compiler_runner(machine: Target) -> HostRunner | Check:
+    """A runner whose CC and LDSHARED are Debian's cross gcc for `machine` (a C extension for
+    a tree of another CPU), or the failed check that says which package is missing."""
+    gcc = f"{machine.cross_prefix}gcc"
+    if shutil.which(gcc) is None:
+        return Check(
+            "c-extension",
+            False,
+            f"not run: no {gcc} to compile a {machine.arch} extension with"
+            f" (apt-get install -y {machine.cross_gcc_package})",
+        )
+    if not (Path(machine.cross_libc_root) / "include" / "stdio.h").is_file():
+        return Check(
+            "c-extension",
+            False,
+            f"not run: {gcc} has no {machine.arch} C headers in {machine.cross_libc_root}/include"
+            f" (apt-get install -y libc6-dev-{machine.debian_arch}-cross)",
+        )
+    return HostRunner((("CC", gcc), ("LDSHARED", f"{gcc} -shared")))
+
+
 def runtime_checks(
-    tree: InterpreterTree, scratch: Path, reporter: Reporter, complete_build: bool = False
+    tree: InterpreterTree,
+    scratch: Path,
+    reporter: Reporter,
+    complete_build: bool = False,
+    machine: Target | None = None,
 ) -> list[Check]:
+    """Run the tree: start-up, locations, imports, ssl, venv and pip, a C extension, scripts.
+    A tree of another CPU (`machine`) runs under qemu-user (core.emulation, enabled by the
+    caller); its C extension is compiled with Debian's cross gcc."""
     checks: list[Check] = []
     python = str(tree.executable)
     reporter.step("runtime: start-up and locations")
@@ -427,6 +513,8 @@ def runtime_checks(
 
     reporter.step("runtime: importing every extension module")
     checks.append(check_imports(tree, "extensions-import"))
+    if is_free_threaded(tree):
+        checks.append(check_free_threading(tree))
     if complete_build:
         checks.append(check_required_modules(tree))
 
@@ -451,8 +539,15 @@ def runtime_checks(
     reporter.step("runtime: venv and pip install of a local wheel")
     checks.append(check_venv_pip(tree, scratch))
 
-    reporter.step("runtime: building a C extension with the host compiler")
-    checks.append(check_c_extension(tree, scratch))
+    if machine is not None and is_cross(machine):
+        reporter.step(f"runtime: building a C extension with {machine.cross_prefix}gcc")
+        compiler = cross_compiler_runner(machine)
+        checks.append(
+            compiler if isinstance(compiler, Check) else check_c_extension(tree, scratch, compiler)
+        )
+    else:
+        reporter.step("runtime: building a C extension with the host compiler")
+        checks.append(check_c_extension(tree, scratch))
 
     reporter.step("runtime: bin/ scripts")
     pip = tree.root / "bin" / "pip3"
@@ -640,6 +735,13 @@ def place_for_test(target: Path, scratch: Path) -> tuple[Path, dict[str, object]
     return first / "python", metadata, forbidden
 
 
+def tree_target(tree: InterpreterTree, infos: list[ElfInfo]) -> Target:
+    """The machine a tree's interpreter runs on, from its executable's ELF header."""
+    executable = tree.executable.resolve()
+    info = next((i for i in infos if i.path.resolve() == executable), None)
+    return target_of_elf(info.machine) if info is not None else host_target()
+
+
 def test_suite_for(archive: Path) -> Path:
     """The `test_suite` archive written beside an install_only archive."""
     name = re.sub(r"-install_only(_stripped)?\.tar\.(gz|zst)$", "-test_suite.tar.gz", archive.name)
@@ -717,6 +819,8 @@ def verify(
         report = VerifyReport(str(target), chosen.name)
         reporter.step("static audit: ELF dependencies, RUNPATHs, glibc, leftover paths")
         report.checks += audit_elf(root, infos, chosen)
+        check, report.elf_table = audit_binutils(root, infos)
+        report.checks.append(check)
         options = metadata.get("build_options")
         if isinstance(options, dict) and options.get("libs") == "source":
             report.checks.append(audit_self_contained(root, infos))
@@ -728,9 +832,13 @@ def verify(
             audit_hardening(root, infos, _build_cflags(tree), own, pie, grafted_files(metadata))
         )
         if runtime:
+            machine = tree_target(tree, infos)
+            if is_cross(machine):
+                reporter.step(f"runtime: {machine.arch} programs run under qemu-user here")
+                emulation.enable(machine)
             # relocpy's own builds (they carry metadata) must also have every standard module.
             complete = bool(metadata.get("relocpy_version"))
-            report.checks += runtime_checks(tree, scratch / "work", reporter, complete)
+            report.checks += runtime_checks(tree, scratch / "work", reporter, complete, machine)
             if test_suite is not None:
                 report.checks.append(_check_test_suite(tree, test_suite, scratch, reporter))
             if in_place:

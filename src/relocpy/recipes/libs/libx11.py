@@ -29,4 +29,6 @@ RECIPE = LibraryRecipe(
         "--datadir=/usr/share",
     ),
     env=(("LIBS", "-lxcb -lXau"),),
+    # glibc's and musl's malloc(0) return a pointer, as configure finds out natively
+    cross_configure_args=("--disable-malloc0returnsnull",),
 )

@@ -11,8 +11,6 @@ from pathlib import Path
 from relocpy.core.textfix import strip_prefix_maps
 from relocpy.recipes.library import LIBRARY_PREFIX, LibraryBuild, LibraryRecipe, debian_source
 
-PLATFORM = "linux-x86_64"
-
 
 def compiler_string(cc: str, cflags: str) -> str:
     """What `OpenSSL_version(OPENSSL_CFLAGS)` reports: the compiler's name and the flags, with
@@ -25,7 +23,7 @@ def build_openssl(build: LibraryBuild) -> None:
         [
             "perl",
             "./Configure",
-            PLATFORM,
+            build.target.openssl,
             "no-shared",
             "no-tests",
             "no-docs",
@@ -46,7 +44,7 @@ def build_openssl(build: LibraryBuild) -> None:
             'perl util/mkbuildinf.pl "$1" "$2" > crypto/buildinf.h',
             "mkbuildinf",
             compiler_string(build.env.get("CC", "cc"), build.env["CFLAGS"]),
-            PLATFORM,
+            build.target.openssl,
         ]
     )
     build.run(["make", f"-j{build.jobs}", "build_libs"])

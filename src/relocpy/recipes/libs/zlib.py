@@ -16,4 +16,5 @@ RECIPE = LibraryRecipe(
     license="Zlib",
     purpose="zlib, zipfile, gzip",
     configure_args=("--static",),
+    autoconf_host=False,  # its own configure: the target comes from CC
 )

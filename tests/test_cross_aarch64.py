@@ -1,0 +1,66 @@
+"""A real aarch64 CPython, cross-compiled with zig and proven under qemu-user on this machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from relocpy.core.errors import RelocpyError
+from relocpy.install.selection import Machine, select
+from relocpy.package.mirror import parse_index, write_index
+from relocpy.verify.checks import verify
+
+
+@pytest.mark.real
+def test_aarch64_build_runs_every_check_under_qemu(built_aarch64, tmp_path: Path) -> None:
+    archives = built_aarch64.archives
+    assert "-aarch64-unknown-linux-gnu-install_only" in archives.gz.name
+    options = json.loads(archives.metadata.read_text())["build_options"]
+    assert options["target"] == "aarch64-unknown-linux-gnu" and options["glibc_target"] == "2.17"
+    table = tmp_path / "elf.md"
+    report = verify(archives.gz)
+    table.write_text(report.elf_table)
+    failed = [f"{c.name}: {c.detail}" for c in report.checks if not c.ok]
+    assert not failed, failed
+    checks = {c.name: c.detail for c in report.checks}
+    assert "AArch64, GLIBC_2.17" in checks["binutils-audit"]
+    assert "compiled with aarch64-linux-gnu-gcc" in checks["c-extension"]
+    assert {"starts", "extensions-import", "ssl-ca-store", "venv-pip", "second-move-paths"} <= set(
+        checks
+    )
+    rows = [line for line in report.elf_table.splitlines() if line.startswith("| lib")]
+    assert rows and all("| AArch64 |" in row for row in rows)
+
+
+@pytest.mark.real
+def test_aarch64_archive_is_offered_to_aarch64_machines_only(built_aarch64, tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for path in (built_aarch64.archives.gz, built_aarch64.archives.metadata):
+        os.link(path, mirror / path.name)
+    write_index(mirror)
+    downloads = json.loads((mirror / "uv-downloads.json").read_text())
+    (entry,) = downloads.values()
+    assert entry["arch"]["family"] == "aarch64" and entry["libc"] == "gnu"
+    entries = parse_index((mirror / "index.json").read_text())
+    arm = Machine("aarch64", "gnu", (2, 17))
+    assert select("3.13", entries, arm).name == built_aarch64.archives.gz.name
+    with pytest.raises(RelocpyError, match="built for aarch64, this machine is x86_64"):
+        select("3.13", entries, Machine("x86_64", "gnu", (2, 36)))
+    env = {
+        "HOME": str(tmp_path / "home"),
+        "PATH": "/usr/bin:/bin",
+        "RELOCPY_HOME": str(tmp_path / "relocpy"),
+        "RELOCPY_BIN_DIR": str(tmp_path / "bin"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "relocpy", "install", "3.13", "--mirror", str(mirror), "--no-build"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert result.returncode != 0 and "built for aarch64" in result.stderr
+    assert not (tmp_path / "bin").exists() or not any((tmp_path / "bin").iterdir())
