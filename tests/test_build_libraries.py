@@ -163,3 +163,84 @@ def test_openssl_compiler_string_names_no_path() -> None:
     cc = "/home/u/.cache/relocpy/toolchains/ziglang-0.17.1/bin-x86_64-linux-gnu.2.17/cc"
     flags = "-O2 -ffile-prefix-map=/home/u/.cache/relocpy/libs/.work/openssl=/relocpy/openssl -fPIC"
     assert compiler_string(cc, flags) == "cc -O2 -fPIC"
+
+
+def _fake_recipes(monkeypatch: pytest.MonkeyPatch, depends: dict[str, tuple[str, ...]]):
+    """Recipes named after `depends`' keys (in that order), registered where the scheduler
+    looks dependencies up."""
+    import relocpy.build.libraries as libraries
+
+    base = RECIPES["zlib"]
+    fakes = {name: replace(base, name=name, depends=deps) for name, deps in depends.items()}
+    monkeypatch.setattr(libraries, "RECIPES", {**RECIPES, **fakes})
+    monkeypatch.setattr(libraries, "build_requirements", lambda *a: [])
+    return list(fakes.values())
+
+
+def test_independent_libraries_build_two_at_a_time_after_their_dependencies(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    import threading
+    import time
+
+    import relocpy.build.libraries as libraries
+    from relocpy.build.toolchain import Toolchain
+
+    graph = {"a": (), "b": (), "c": ("a",), "d": ("a", "b"), "e": ("c", "d")}
+    recipes = _fake_recipes(monkeypatch, graph)
+    lock = threading.Lock()
+    now: list[str] = []
+    most = 0
+    finished: list[str] = []
+
+    def fake_build(recipe, key, dependencies, *rest):
+        nonlocal most
+        assert {d.recipe.name for d in dependencies} == set(
+            names(dependency_closure(graph[recipe.name]))
+        )
+        assert all(d.recipe.name in finished for d in dependencies)
+        with lock:
+            now.append(recipe.name)
+            most = max(most, len(now))
+        time.sleep(0.2)
+        with lock:
+            now.remove(recipe.name)
+            finished.append(recipe.name)
+        return libraries.BuiltLibrary(recipe, key, tmp_path / recipe.name)
+
+    monkeypatch.setattr(libraries, "build_library", fake_build)
+    toolchain = Toolchain("test", "cc", "make", ())
+    built = build_libraries(recipes, toolchain, QuietReporter(), workers=2)
+    assert names(b.recipe for b in built) == list(graph)  # the caller's order
+    assert most == 2 and finished[-1] == "e"
+
+
+def test_a_failed_library_stops_the_others_and_raises(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    import threading
+    import time
+
+    import relocpy.build.libraries as libraries
+    from relocpy.build.toolchain import Toolchain
+    from relocpy.core.errors import BuildFailedError
+    from relocpy.core.runner import run_logged
+
+    recipes = _fake_recipes(monkeypatch, {"slow": (), "broken": (), "after": ("slow",)})
+    started = threading.Event()
+    ran: list[str] = []
+
+    def fake_build(recipe, key, deps, toolchain, cflags, jobs, reporter, group):
+        ran.append(recipe.name)
+        if recipe.name == "slow":  # a real command, which the failure must stop
+            started.set()
+            run_logged(["sleep", "60"], tmp_path, tmp_path / "log", reporter, "s", {}, group=group)
+        started.wait(10)
+        raise BuildFailedError(f"{recipe.name} failed")
+
+    monkeypatch.setattr(libraries, "build_library", fake_build)
+    start = time.monotonic()
+    with pytest.raises(BuildFailedError, match="broken failed"):
+        build_libraries(recipes, Toolchain("test", "cc", "make", ()), QuietReporter(), workers=2)
+    assert time.monotonic() - start < 30  # sleep 60 was stopped
+    assert "after" not in ran

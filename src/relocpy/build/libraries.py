@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,12 @@ from relocpy.core import home
 from relocpy.core.errors import BuildFailedError, RelocpyError
 from relocpy.core.preflight import Requirement, require
 from relocpy.core.progress import QuietReporter, Reporter
-from relocpy.core.runner import build_env, prefix_map_flags, unpack_source
+from relocpy.core.runner import (
+    CommandGroup,
+    build_env,
+    prefix_map_flags,
+    unpack_source,
+)
 from relocpy.core.targets import Target, host_target, is_cross
 from relocpy.recipes.library import LIBRARY_PREFIX, LibraryBuild, LibraryRecipe
 from relocpy.recipes.libs import RECIPES
@@ -295,8 +301,10 @@ def build_library(
     cflags: tuple[str, ...],
     jobs: int,
     reporter: Reporter,
+    group: CommandGroup | None = None,
 ) -> BuiltLibrary:
-    """Build one library into the cache (or find it there); atomic, one builder per key."""
+    """Build one library into the cache (or find it there); atomic, one builder per key.
+    `group` holds its commands, for whoever must stop them."""
     root = libs_dir()
     final = root / f"{recipe.name}-{recipe.version}-{key[:16]}"
     (root / "logs").mkdir(parents=True, exist_ok=True)
@@ -323,8 +331,9 @@ def build_library(
             deps = assemble(dependencies, work / "deps")
             env = _library_env(recipe, toolchain, cflags, deps, work / "tmp")
             build = LibraryBuild(
-                recipe, source, work / "stage", deps, env, jobs, log, reporter, toolchain.machine
-            )
+                recipe, source, work / "stage", deps, env, jobs, log, reporter, toolchain.machine,
+                group,
+            )  # fmt: skip
             build.prefix.mkdir(parents=True, exist_ok=True)
             _run_recipe(build)
             _tidy_output(build.prefix, LIBRARY_PREFIX)
@@ -355,25 +364,66 @@ def build_libraries(
     reporter: Reporter | None = None,
     jobs: int | None = None,
     cflags: tuple[str, ...] = BASE_CFLAGS,
+    workers: int | None = None,
 ) -> list[BuiltLibrary]:
-    """Every recipe built (or taken from the cache), in order."""
+    """Every recipe built (or taken from the cache), in `recipes`' order.
+
+    Up to `workers` libraries build at once (default: 2 where there are 2 cores or more), each
+    as soon as its dependencies are built: most of a small library's time is its configure
+    script, which uses one core. A failure or an interrupt stops the other builds; each
+    removes its own work directory, and the cache keeps only the libraries that finished.
+    """
     reporter = reporter or QuietReporter()
-    jobs = jobs or max(1, os.cpu_count() or 1)
+    cpus = max(1, os.cpu_count() or 1)
+    jobs = jobs or cpus
+    workers = max(1, workers or min(2, cpus))
     require(build_requirements(recipes, toolchain.identity, cflags), "the library builds")
+    keys = library_keys(recipes, toolchain.identity, cflags)
+    index = {recipe.name: number for number, recipe in enumerate(recipes, 1)}
     built: dict[str, BuiltLibrary] = {}
-    for index, recipe in enumerate(recipes, 1):
-        dependencies = [built[name] for name in _all_depends(recipe)]
-        key = library_key(recipe, toolchain.identity, cflags, [d.key for d in dependencies])
-        cached = _cached_prefix(recipe, key)
-        if cached.is_dir():
-            reporter.detail(f"[{index}/{len(recipes)}] {recipe.name}: cached")
-            built[recipe.name] = BuiltLibrary(recipe, key, cached)
-            continue
-        reporter.step(f"[{index}/{len(recipes)}] building {recipe.name} {recipe.version}")
-        built[recipe.name] = build_library(
-            recipe, key, dependencies, toolchain, cflags, jobs, reporter
-        )
-    return list(built.values())
+    pending = list(recipes)
+    running: dict[Future[BuiltLibrary], LibraryRecipe] = {}
+    group = CommandGroup()
+
+    def ready(recipe: LibraryRecipe) -> bool:
+        return all(name in built for name in _all_depends(recipe))
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="library") as pool:
+        try:
+            while pending or running:
+                for recipe in [r for r in pending if ready(r)]:
+                    where = f"[{index[recipe.name]}/{len(recipes)}]"
+                    cached = _cached_prefix(recipe, keys[recipe.name])
+                    if cached.is_dir():
+                        pending.remove(recipe)
+                        reporter.detail(f"{where} {recipe.name}: cached")
+                        built[recipe.name] = BuiltLibrary(recipe, keys[recipe.name], cached)
+                    elif len(running) < workers:
+                        pending.remove(recipe)
+                        reporter.step(f"{where} building {recipe.name} {recipe.version}")
+                        dependencies = [built[name] for name in _all_depends(recipe)]
+                        future = pool.submit(
+                            build_library, recipe, keys[recipe.name], dependencies,
+                            toolchain, cflags, jobs, reporter, group,
+                        )  # fmt: skip
+                        running[future] = recipe
+                if not running:
+                    if any(ready(r) for r in pending):  # cached ones made others ready
+                        continue
+                    if pending:  # only a recipe list that lacks a dependency gets here
+                        missing = sorted({d for r in pending for d in _all_depends(r)} - set(index))
+                        raise RelocpyError(f"libraries missing from the build: {missing}")
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    recipe = running.pop(future)
+                    built[recipe.name] = future.result()
+        except BaseException:
+            for future in running:
+                future.cancel()
+            group.stop()
+            raise
+    return [built[recipe.name] for recipe in recipes]
 
 
 def _all_depends(recipe: LibraryRecipe) -> list[str]:

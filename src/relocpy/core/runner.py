@@ -9,12 +9,42 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 from collections import deque
 from pathlib import Path
 
 from relocpy.core.archive import extract_archive
 from relocpy.core.errors import BuildFailedError
 from relocpy.core.progress import Reporter, append_log
+
+
+class CommandGroup:
+    """The commands run for one piece of work that runs in several threads (the library
+    builds of one CPython build), so that one thread can stop them all: after `stop()`,
+    a command of the group that is running is stopped and one that starts fails at once."""
+
+    def __init__(self) -> None:
+        self._running: set[subprocess.Popen[str]] = set()
+        self._lock = threading.Lock()
+        self.stopped = False
+
+    def add(self, process: subprocess.Popen[str]) -> None:
+        with self._lock:
+            self._running.add(process)
+            stopped = self.stopped
+        if stopped:
+            _stop_group(process)
+
+    def discard(self, process: subprocess.Popen[str]) -> None:
+        with self._lock:
+            self._running.discard(process)
+
+    def stop(self) -> None:
+        with self._lock:
+            self.stopped = True
+            running = list(self._running)
+        for process in running:
+            _stop_group(process)
 
 
 def unpack_source(tarball: Path, into: Path) -> Path:
@@ -37,10 +67,14 @@ def run_logged(
     env: dict[str, str],
     milestones: dict[str, str] | None = None,
     accept: tuple[int, ...] = (0,),
+    group: CommandGroup | None = None,
 ) -> int:
     """Run `cmd`, every output line to `log` and to the reporter's detail line; an output line
     that holds a key of `milestones` makes its value the reporter's current step. An exit
-    status not in `accept` raises BuildFailedError; the status is returned."""
+    status not in `accept` raises BuildFailedError; the status is returned. A command of a
+    `group` that was stopped raises BuildFailedError."""
+    if group is not None and group.stopped:
+        raise BuildFailedError(f"{label}: not started, the build was stopped")
     append_log(log, f"\n$ {' '.join(cmd)}   (in {cwd})")
     tail: deque[str] = deque(maxlen=25)
     with log.open("a", encoding="utf-8", errors="replace") as handle:
@@ -55,6 +89,8 @@ def run_logged(
             start_new_session=True,  # so an interrupt can stop make and all its children
         )
         assert process.stdout is not None
+        if group is not None:
+            group.add(process)
         try:
             for line in process.stdout:
                 handle.write(line)
@@ -67,6 +103,9 @@ def run_logged(
         except BaseException:
             _stop_group(process)
             raise
+        finally:
+            if group is not None:
+                group.discard(process)
     if code not in accept:
         last = next((line for line in reversed(tail) if line.strip()), "")
         raise BuildFailedError(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from relocpy.core.preflight import Requirement, macro, program
 from relocpy.core.progress import Reporter
-from relocpy.core.runner import run_logged
+from relocpy.core.runner import CommandGroup, run_logged
 from relocpy.core.targets import Target, host_target
 from relocpy.sources.catalog import SourcePin
 
@@ -68,6 +68,7 @@ class LibraryBuild:
     log: Path
     reporter: Reporter
     target: Target = field(default_factory=host_target)  # the machine the library runs on
+    group: CommandGroup | None = None  # the commands of the build this one is part of
 
     @property
     def prefix(self) -> Path:
@@ -75,7 +76,9 @@ class LibraryBuild:
 
     def run(self, cmd: list[str], cwd: Path | None = None) -> None:
         label = f"{self.recipe.name}: {Path(cmd[0]).name}"
-        run_logged(cmd, cwd or self.source, self.log, self.reporter, label, self.env)
+        run_logged(
+            cmd, cwd or self.source, self.log, self.reporter, label, self.env, group=self.group
+        )
 
 
 @dataclass(frozen=True)
