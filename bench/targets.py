@@ -6,14 +6,16 @@ e.g.
   .venv/bin/python bench/targets.py \\
       "x86_64 glibc=dist/cpython-3.13.15+T-x86_64-unknown-linux-gnu-install_only.tar.gz" \\
       "aarch64 glibc=dist-arm/cpython-3.13.15+T-aarch64-unknown-linux-gnu-install_only.tar.gz" \\
-      "3.13t=dist-ft/cpython-3.13.15+T-x86_64-unknown-linux-gnu-freethreaded+install_only.tar.gz"
+      "3.13t=dist-ft/cpython-3.13.15+T-x86_64-unknown-linux-gnu-freethreaded+install_only.tar.gz" \\
+      "musl static=dist-musl/cpython-3.13.15+T-x86_64-unknown-linux-musl-static+install_only.tar.gz"
 
 Each archive goes through `relocpy verify` (relocpy.verify.checks.verify): unpacked under a path
 with a space and non-ASCII, audited (pyelftools and readelf), run (under qemu-user for another
-CPU: the C extension is then compiled with Debian's cross gcc), moved a second time and run
-again. A cell is `pass` or `FAIL: reason`; a check that does not apply to the archive (the GIL
-check of a default build) is `-`. The table goes to stdout and is appended to --out (default
-bench/results/targets.md), with each check's full detail below it.
+CPU: the C extension is then compiled with Debian's cross gcc; a static build also runs alone
+in an empty root), moved a second time and run again. A cell is `pass` or `FAIL: reason`; a
+check that does not apply to the archive (the GIL check of a default build) is `-`. The table
+goes to stdout and is appended to --out (default bench/results/targets.md), with each check's
+full detail below it.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ COLUMNS = {
     "second-move-paths": "sysconfig after 2 moves",
     "c-extension": "C extension",
     "free-threading": "GIL off",
+    "empty-root": "empty root (no libc)",
     "binutils-audit": "readelf audit",
     "glibc": "glibc floor",
 }

@@ -149,14 +149,39 @@ def built_free_threaded(tmp_path_factory: pytest.TempPathFactory, built_archive)
 
 
 @pytest.fixture(scope="session")
-def built_aarch64(tmp_path_factory: pytest.TempPathFactory, built_tree):
-    """CPython 3.13 for aarch64 (zig, glibc 2.17, every library cross-compiled), once per
-    session, with the session's own x86_64 3.13 as the build Python. Its checks run under
-    qemu-user."""
+def cross_builds(tmp_path_factory: pytest.TempPathFactory, built_tree) -> dict[str, object]:
+    """The session's builds for other machines, made at the same time in two threads (each
+    build's configure steps use one core; together they keep both busy), once per session,
+    with the session's own x86_64 3.13 as their build Python:
+    - "aarch64": CPython 3.13 for aarch64 (zig, glibc 2.17, every library cross-compiled);
+      its checks run under qemu-user;
+    - "musl-static": CPython 3.13 for x86_64 musl, static: one executable with every module
+      built in; its checks include a run in an empty root.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from relocpy.pipeline import build
 
-    out = tmp_path_factory.mktemp("dist-aarch64")
-    return build(
-        "3.13", out, target="aarch64-linux-gnu", build_tag="20260101", stripped=False,
-        build_python=built_tree.executable,
-    )  # fmt: skip
+    def one(name: str, **options: object) -> object:
+        out = tmp_path_factory.mktemp(f"dist-{name}")
+        return build(
+            "3.13", out, build_tag="20260101", stripped=False,
+            build_python=built_tree.executable, **options,
+        )  # fmt: skip
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cross-build") as pool:
+        arm = pool.submit(one, "aarch64", target="aarch64-linux-gnu")
+        musl = pool.submit(one, "musl-static", target="x86_64-linux-musl", static=True)
+        return {"aarch64": arm.result(), "musl-static": musl.result()}
+
+
+@pytest.fixture(scope="session")
+def built_aarch64(cross_builds: dict[str, object]):
+    """CPython 3.13 for aarch64 (see cross_builds)."""
+    return cross_builds["aarch64"]
+
+
+@pytest.fixture(scope="session")
+def built_musl_static(cross_builds: dict[str, object]):
+    """CPython 3.13 for x86_64 musl, one static executable (see cross_builds)."""
+    return cross_builds["musl-static"]

@@ -184,7 +184,8 @@ def test_a_spec_maps_onto_the_build_functions_arguments() -> None:
     spec = MatrixSpec("3.13.15", "pgo+lto", "gcc", "2.17", cflags=("-O2",), pie=False)
     options = spec.build_options()
     assert set(options) <= set(inspect.signature(build).parameters)
-    fields = set(spec.as_dict()) - {"version"}
+    # (as_dict names `static` only where it is set, keeping older specs' hashes)
+    fields = set(spec.as_dict()) - {"version"} | {"static"}
     assert set(options) == fields  # nothing left out
     assert options["pie"] is False and options["cflags"] == ("-O2",)
     libraries = spec.library_options()
@@ -224,3 +225,18 @@ def test_target_axis_expands_names_and_refuses_native_only_options() -> None:
     assert "unknown target 'mips-linux-gnu'" in error_of(
         '[matrix]\nversion = "3.13.5"\ntarget = "mips-linux-gnu"\n'
     )
+
+
+def test_static_axis_goes_with_musl_targets_only() -> None:
+    (spec,) = specs_of(
+        '[matrix]\nversion = "3.13.5"\ntarget = "x86_64-linux-musl"\nstatic = true\n'
+    )
+    options = spec.build_options()
+    assert options["static"] is True and options["target"] == "x86_64-linux-musl"
+    assert options["glibc"] is None  # musl has no glibc floor
+    assert spec.label.endswith("x86_64-linux-musl static") and "glibc" not in spec.label
+    assert spec.as_dict()["static"] is True
+    glibc_static = '[matrix]\nversion = "3.13.5"\nstatic = true\n'
+    assert "a static build takes musl" in error_of(glibc_static)
+    dynamic_musl = '[matrix]\nversion = "3.13.5"\ntarget = "x86_64-linux-musl"\n'
+    assert "musl builds are static for now" in error_of(dynamic_musl)

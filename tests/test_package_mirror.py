@@ -279,3 +279,25 @@ def test_stripped_archives_with_bytecode_are_offered_first(tmp_path: Path) -> No
     assert chosen.glibc_floor == "2.17"  # the build's metadata describes both flavours
     uv = json.loads((tmp_path / "uv-downloads.json").read_text())
     assert uv["cpython-3.99.0-linux-x86_64-gnu"]["url"].endswith(stripped.name.replace("+", "%2B"))
+
+
+def test_static_musl_builds_are_not_offered_to_uv(tmp_path: Path) -> None:
+    from relocpy.package.mirror import MirrorEntry, uv_download_entries
+
+    gnu = MirrorEntry(
+        "cpython-3.13.5+20260101-x86_64-unknown-linux-gnu-install_only.tar.gz", "3.13.5",
+        "20260101", "default", "install_only", "x86_64-unknown-linux-gnu", "x86_64", "gnu",
+        "2.17", "0" * 64, 1,
+    )  # fmt: skip
+    static = dataclasses.replace(
+        gnu,
+        name="cpython-3.13.5+20260101-x86_64-unknown-linux-musl-static+install_only.tar.gz",
+        variant="static",
+        target_triple="x86_64-unknown-linux-musl",
+        libc="musl",
+        glibc_floor=None,
+    )
+    # uv could not install a binary wheel into anything made with a static interpreter
+    assert list(uv_download_entries([gnu, static], "http://m")) == [
+        "cpython-3.13.5-linux-x86_64-gnu"
+    ]

@@ -106,7 +106,14 @@ def _parser() -> argparse.ArgumentParser:
         "--target",
         metavar="TARGET",
         help="the machine to build for: aarch64-linux-gnu (cross-compiled with zig, checked"
-        " under qemu-user); default: this one",
+        " under qemu-user), x86_64-linux-musl or aarch64-linux-musl (with --static);"
+        " default: this one",
+    )
+    p.add_argument(
+        "--static",
+        action="store_true",
+        help="musl targets: one static executable with every extension module built in; it"
+        " runs with no C library on the machine, and loads no extension modules",
     )
     p.add_argument(
         "--build-python",
@@ -640,6 +647,7 @@ def _stages(args: argparse.Namespace) -> int:
             bolt=args.bolt,
             target=args.target,
             build_python=args.build_python,
+            static=args.static,
             also_needs=tuple(verify_needs()) if args.verify else (),
         )
         for path in (result.archives.gz, result.archives.zst, result.archives.metadata, result.log):

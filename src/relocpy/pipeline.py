@@ -43,7 +43,7 @@ from relocpy.core.checksums import sha256_file
 from relocpy.core.errors import BuildFailedError, ChecksumMismatchError, RelocpyError
 from relocpy.core.preflight import Requirement, header, program, require
 from relocpy.core.progress import QuietReporter, Reporter
-from relocpy.core.targets import Target, host_target, is_cross, parse_target
+from relocpy.core.targets import MUSL_VERSION, Target, host_target, is_cross, parse_target
 from relocpy.core.tree import InterpreterTree, inspect_tree
 from relocpy.elf.policy import get_policy
 from relocpy.package.archives import (
@@ -177,6 +177,7 @@ def build(
     bolt: bool = False,
     target: str | None = None,
     build_python: Path | None = None,
+    static: bool = False,
 ) -> BuildResult:
     """Build CPython `request` from its pinned source and write relocatable archives to `out_dir`.
 
@@ -194,6 +195,8 @@ def build(
     machine's CPython of the same version as the build Python, and runs the result under
     qemu-user for the checks that follow the build. `build_python` is that CPython, given
     (relocpy's own x86_64 build of the version, say); else relocpy builds it once.
+    `static` (a musl target) builds one static executable with every extension module in it,
+    which runs with no C library on the machine at all, and cannot load extension modules.
     Before anything is created, every program, aclocal macro and header the build needs (plus
     `also_needs`, what the caller does next) is checked, and all that is missing is named.
     Nothing appears in `out_dir` unless every step succeeded.
@@ -231,6 +234,7 @@ def build(
         read_profile_identity(Path(pgo_profile))  # not a profile at all: say so before building
     machine = parse_target(target)
     check_toolchain_choice(toolchain, glibc, libs, opt, bolt, machine, march)
+    check_flavour(machine, static, pin)
     pin = resolve_reachable(request, reporter)
     needs = build_needs(
         pin, toolchain, glibc, libs, readline, march, cflags, stripped, bolt, opt, machine,
@@ -243,7 +247,8 @@ def build(
         out_dir = writable_directory(out_dir)
         tag = build_tag or default_build_tag()
         triple = target_triple(march) if not is_cross(machine) else machine.triple
-        stem = archive_stem(pin.version, tag, flavour_name("install_only", free_threaded), triple)
+        flavour = flavour_name("install_only", free_threaded, static)
+        stem = archive_stem(pin.version, tag, flavour, triple)
         if log is None:
             logs = home.cache_dir() / "logs"
             logs.mkdir(parents=True, exist_ok=True)
@@ -263,10 +268,13 @@ def build(
             pie,
             Path(pgo_profile).resolve() if pgo_profile is not None else None,
             bolt,
+            static,
         )
         if spec.pgo_profile is not None:  # before the libraries are built, not after
             check_profile_identity(spec.pgo_profile, profile_identity(spec, tools))
         runs_on = f"glibc {tools.glibc}" if tools.glibc else "this host's glibc"
+        if machine.libc == "musl":
+            runs_on = f"musl {MUSL_VERSION}" + (", static" if static else "")
         if tools.cross:
             runs_on = f"{machine.arch}, {runs_on}"
         reporter.step(
@@ -296,11 +304,12 @@ def build(
                 # Debug info also names the work directory itself.
                 extra = (str(workdir / "deps"), str(workdir))
                 original = dataclasses.replace(original, build_dirs=(*original.build_dirs, *extra))
-            policy = (
-                get_policy(f"manylinux_{tools.glibc.replace('.', '_')}")
-                if tools.glibc
-                else default_policy()
-            )
+            if static:  # no library at all: nothing to graft, nothing to allow
+                policy = get_policy("static")
+            elif tools.glibc:
+                policy = get_policy(f"manylinux_{tools.glibc.replace('.', '_')}")
+            else:
+                policy = default_policy()
             report = repair_in_place(
                 staged.prefix_dir, original, policy=policy, reporter=reporter, log=log
             )
@@ -348,10 +357,12 @@ def build(
                 free_threaded=free_threaded,
                 stripped=stripped,
                 strip=strip_program(machine),
+                static=static,
             )
             tests = write_test_suite(
-                tree, partial, build=tag, mtime=epoch, triple=triple, free_threaded=free_threaded
-            )
+                tree, partial, build=tag, mtime=epoch, triple=triple,
+                free_threaded=free_threaded, static=static,
+            )  # fmt: skip
             pybi_path = None
             if pybi:
                 reporter.step("writing the .pybi (PEP 711)")
@@ -502,6 +513,27 @@ def build_needs(
     return needs
 
 
+def check_flavour(machine: Target, static: bool, pin: SourcePin) -> None:
+    """Refuse a build flavour the target cannot have: static needs musl (glibc's static
+    programs still load its NSS modules at run time), and musl builds are static for now."""
+    if static and machine.libc != "musl":
+        raise RelocpyError(
+            f"--static builds one executable with no C library to load, which takes musl,"
+            f" and --target {machine.name} is glibc",
+            hint=f"use --target {machine.arch}-linux-musl --static",
+        )
+    if machine.libc == "musl" and not static:
+        raise RelocpyError(
+            f"a musl build that loads extension modules is not supported yet ({machine.name})",
+            hint="add --static: every extension module built into one executable",
+        )
+    if static and pin.version_tuple[:2] < (3, 11):
+        raise RelocpyError(
+            f"static builds take CPython 3.11 or newer (Modules/Setup.stdlib), not {pin.version}",
+            hint="ask for 3.11 or newer",
+        )
+
+
 def check_toolchain_choice(
     name: str,
     glibc: str | None,
@@ -527,10 +559,15 @@ def check_toolchain_choice(
                 f"--libs host links this machine's libraries, which are not {machine.arch}'s",
                 hint="build the libraries (--libs source)",
             )
-        if march != "x86-64":
+        if march != "x86-64" and machine.arch != "x86_64":
             raise RelocpyError(
                 f"--march {march} is an x86-64 level, and --target {machine.name} is not x86-64",
                 hint="drop --march",
+            )
+        if machine.libc == "musl" and glibc is not None:
+            raise RelocpyError(
+                f"--glibc {glibc} sets a glibc floor, and --target {machine.name} links musl",
+                hint="drop --glibc",
             )
     if bolt and name != "clang":
         raise RelocpyError(
@@ -650,6 +687,7 @@ def _build_metadata(
             "pgo_training": spec.pgo_training if spec.opt.startswith("pgo") else None,
             "pie": spec.pie,
             "bolt": spec.bolt,
+            "static": spec.static,
         },
         "flavour": flavour_note(spec.opt),
         "bundled_libraries": [

@@ -28,10 +28,13 @@ from relocpy.elf.read import undefined_symbols
 from relocpy.recipes.cpython import (
     HARDENING_LDFLAGS,
     INSTALL_PREFIX,
+    STATIC_ENV,
     configure_args,
     cross_configuration,
     library_configuration,
+    patch_ctypes_for_static,
     profile_task,
+    static_ldflags,
     tolerant_profile_task,
     training_args,
 )
@@ -96,6 +99,8 @@ class BuildSpec:
     pgo_profile: Path | None = None
     # clang only: BOLT lays out the executable's code by a profile of the PGO training
     bolt: bool = False
+    # musl only: one static executable with every extension module built in
+    static: bool = False
 
     @property
     def make_variables(self) -> list[str]:
@@ -105,7 +110,7 @@ class BuildSpec:
 
     @property
     def configure_args(self) -> list[str]:
-        return configure_args(self.pin.version_tuple, self.opt, self.free_threaded)
+        return configure_args(self.pin.version_tuple, self.opt, self.free_threaded, self.static)
 
     @property
     def extra_cflags(self) -> list[str]:
@@ -130,6 +135,7 @@ def profile_identity(spec: BuildSpec, toolchain: Toolchain) -> dict[str, object]
         "pgo_training": spec.pgo_training,
         # only when set: the profiles of earlier builds, which had no BOLT, stay usable
         **({"bolt": True} if spec.bolt else {}),
+        **({"static": True} if spec.static else {}),
     }
 
 
@@ -197,7 +203,12 @@ def build_cpython(
         args += extra_args
         env.update(extra_env)
     env["LDFLAGS"] = " ".join(filter(None, [env.get("LDFLAGS", ""), HARDENING_LDFLAGS]))
+    if spec.static:
+        env.update(STATIC_ENV)
+        env["LDFLAGS"] += f" {static_ldflags(spec.pie)}"
     cflags = list(spec.extra_cflags)
+    if spec.static and spec.pie:  # CPython compiles its core without -fPIC when not shared
+        cflags.append("-fPIE")
     if toolchain.name == "zig":
         # CPython stamps __DATE__ into its build info; zig makes that an error by default.
         cflags.append("-Wno-error=date-time")
@@ -250,10 +261,12 @@ def build_cpython(
             [toolchain.make, f"-j{spec.jobs}", f"PROFILE_TASK={tolerant}"], source, log,
             reporter, "make", env, PGO_MILESTONES,
         )  # fmt: skip
-    reporter.step("linking python with libpython inside")
     run = MakeRun(source, workdir, toolchain.make, log, reporter, env)
-    static_python = link_static_python(run, spec.pie, spec.bolt)
-    if spec.bolt:
+    static_python = None
+    if not spec.static:  # a static build's python has libpython and every module inside
+        reporter.step("linking python with libpython inside")
+        static_python = link_static_python(run, spec.pie, spec.bolt)
+    if spec.bolt and static_python is not None:
         given = source / f"{static_python.name}{BOLT_FDATA_SUFFIX}"
         bolt_executable(
             BoltRun(source, log, reporter, env),
@@ -273,9 +286,12 @@ def build_cpython(
     if toolchain.cross:
         install_cross_pip(run, stage)
     staged = StagedBuild(spec, source, stage, log, time.monotonic() - start, profile)
-    install_static_python(
-        static_python, staged.prefix_dir, spec.pin.version_tuple, spec.free_threaded
-    )
+    if static_python is not None:
+        install_static_python(
+            static_python, staged.prefix_dir, spec.pin.version_tuple, spec.free_threaded
+        )
+    else:
+        finish_static_build(staged.prefix_dir)
     if deps is not None:
         share_openssl(run, staged.prefix_dir)
         install_tcltk_scripts(deps, staged.prefix_dir)
@@ -386,6 +402,24 @@ def install_static_python(
     if free_threaded:
         (bindir / plain).unlink(missing_ok=True)
         (bindir / plain).symlink_to(target.name)
+
+
+def finish_static_build(prefix: Path) -> None:
+    """A static build's tree: ctypes imports without dlopen (patch_ctypes_for_static), and
+    nothing was left a shared object."""
+    ctypes_init = next(prefix.glob("lib/python3*/ctypes/__init__.py"), None)
+    if ctypes_init is None:
+        raise BuildFailedError(f"make install left no ctypes package in {prefix}")
+    try:
+        ctypes_init.write_text(patch_ctypes_for_static(ctypes_init.read_text()))
+    except ValueError as exc:
+        raise BuildFailedError(f"cannot make ctypes work without dlopen: {exc}") from exc
+    shared = sorted(p.name for p in prefix.glob("lib/python3*/lib-dynload/*.so"))
+    if shared:
+        raise BuildFailedError(
+            f"a static build left {len(shared)} modules shared: {', '.join(shared[:5])}",
+            hint="Modules/Setup.stdlib names them *shared*; the log has configure's output",
+        )
 
 
 def replace_keeping_mode(built: Path, target: Path) -> None:

@@ -172,7 +172,8 @@ def _library_env(
     # and dates (OpenSSL's "built on", __DATE__) come from a fixed epoch: a library build is
     # shared by every spec with its key, whatever their build tags.
     remap = prefix_map_flags({str(tmp.parent): f"/relocpy/{recipe.name}"})
-    env["CFLAGS"] = " ".join((*cflags, *remap, *(_substitute(f, deps) for f in recipe.cflags)))
+    own = (*recipe.cflags, *(recipe.musl_cflags if toolchain.machine.libc == "musl" else ()))
+    env["CFLAGS"] = " ".join((*cflags, *remap, *(_substitute(f, deps) for f in own)))
     env["SOURCE_DATE_EPOCH"] = str(LIBRARY_EPOCH)
     env["CPPFLAGS"] = f"-I{deps}/include"
     env["LDFLAGS"] = f"-L{deps}/lib"

@@ -100,6 +100,38 @@ for name in sys.argv[1:]:
 print(json.dumps(failed))
 """
 
+# The modules built into the interpreter (a static build has all of them there), as JSON.
+BUILTIN_MODULES = r"""
+import json, sys
+print(json.dumps(sorted(set(sys.builtin_module_names) - {"__main__"})))
+"""
+
+# Run as / of an empty root that holds only the tree: every built-in module imports, and the
+# libraries behind them work (ssl makes a context, sqlite3 and decimal compute, ctypes calls
+# into libffi). What the interpreter saw of its root is printed too.
+EMPTY_ROOT = r"""
+import importlib, json, os, sys, sysconfig
+failed = {}
+for name in sorted(set(sys.builtin_module_names) - {"__main__"}):
+    try:
+        importlib.import_module(name)
+    except Exception as exc:
+        failed[name] = "%s: %s" % (type(exc).__name__, exc)
+import ctypes, decimal, sqlite3, ssl, readline, curses, zlib, lzma, bz2, hashlib
+work = {
+    "ssl": ssl.create_default_context().protocol.name and ssl.OPENSSL_VERSION,
+    "sqlite3": sqlite3.connect(":memory:").execute("select sqlite_version()").fetchone()[0],
+    "decimal": str(decimal.Decimal(1) / decimal.Decimal(7))[:8],
+    "ctypes": ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(lambda x: x * 2)(21),
+    "zlib": len(zlib.compress(b"relocpy" * 100)),
+    "sha256": hashlib.sha256(b"").hexdigest()[:8],
+}
+print(json.dumps({"failed": failed,
+                  "count": len(set(sys.builtin_module_names) - {"__main__"}),
+                  "root": sorted(os.listdir("/")), "prefix": sys.prefix,
+                  "stdlib": sysconfig.get_paths()["stdlib"], "work": work}))
+"""
+
 # A free-threaded interpreter: is the GIL off, and does it stay off while every module given
 # imports? (3.13t turns it back on, with a RuntimeWarning, for a C extension that does not
 # declare Py_mod_gil.) The first module that turned it on is named.

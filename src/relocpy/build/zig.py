@@ -68,7 +68,8 @@ def parse_glibc(value: str) -> str:
 def zig_identity(glibc: str = DEFAULT_GLIBC, target: Target | None = None) -> str:
     """What names this toolchain in build hashes (the same string `zig_toolchain` records)."""
     target = target or host_target()
-    return f"zig {ZIG_VERSION} {target.zig_target(parse_glibc(glibc))}, wrapper {_WRAPPER_VERSION}"
+    floor = parse_glibc(glibc) if target.libc == "gnu" else None
+    return f"zig {ZIG_VERSION} {target.zig_target(floor)}, wrapper {_WRAPPER_VERSION}"
 
 
 def toolchains_dir() -> Path:
@@ -192,15 +193,16 @@ def zig_toolchain(
     target: Target | None = None,
 ) -> Toolchain:
     """cc/ar/ranlib wrapper scripts around zig for `<arch>-linux-gnu.<glibc>` (this machine's
-    CPU unless `target` says another: a cross toolchain).
+    CPU unless `target` says another: a cross toolchain), or for `<arch>-linux-musl` (zig's
+    own musl; `glibc` is not read).
 
     Configure scripts want one word for CC, so the target lives in a wrapper, not in CC.
     """
-    glibc = parse_glibc(glibc)
+    machine = target or host_target()
+    floor = parse_glibc(glibc) if machine.libc == "gnu" else None
     require_dev_fd()
     zig = ensure_zig(reporter, log)
-    machine = target or host_target()
-    target_name = machine.zig_target(glibc)
+    target_name = machine.zig_target(floor)
     bindir = zig.parent.parent / f"bin-{target_name}"
     bindir.mkdir(parents=True, exist_ok=True)
     # A new cache for a new wrapper version: the old one holds start files with home paths.
@@ -258,7 +260,7 @@ def zig_toolchain(
         ar=str(bindir / "ar"),
         ranlib=str(bindir / "ranlib"),
         identity=zig_identity(glibc, machine),
-        glibc=glibc,
+        glibc=floor,
         target=target,
         # CPython's --with-lto for clang wants llvm-ar; zig's ar is one.
         extra_env=(("CXX", str(bindir / "c++")), ("LLVM_AR", str(bindir / "ar"))),

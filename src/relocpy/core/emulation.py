@@ -17,7 +17,7 @@ from pathlib import Path
 
 from relocpy.core.errors import MissingToolError
 from relocpy.core.preflight import Requirement
-from relocpy.core.targets import Target, is_cross
+from relocpy.core.targets import Target, needs_emulation
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 LOADER_PREFIX_VARIABLE = "QEMU_LD_PREFIX"
@@ -57,10 +57,13 @@ def registered_for(target: Target, binfmt_dir: Path = BINFMT_DIR) -> str | None:
 
 def emulation_requirements(target: Target, who: str) -> list[Requirement]:
     """What running `target`'s programs here needs: qemu-user and the target's C library."""
-    if not is_cross(target):
+    if not needs_emulation(target):
         return []
+    needs = [Requirement("program", qemu_program(target), "qemu-user-static", who)]
+    if target.libc != "gnu":  # zig links musl into the programs
+        return needs
     return [
-        Requirement("program", qemu_program(target), "qemu-user-static", who),
+        *needs,
         Requirement(
             "file",
             f"{target.cross_libc_root}/lib/libc.so.6",
@@ -93,8 +96,9 @@ def _mount_binfmt(binfmt_dir: Path) -> None:
 
 def enable(target: Target, binfmt_dir: Path = BINFMT_DIR) -> str | None:
     """Make this machine run `target`'s programs (idempotent); returns the qemu it uses, or
-    None for the host's own target. Sets QEMU_LD_PREFIX for this process and its children."""
-    if not is_cross(target):
+    None for the host's CPU. Sets QEMU_LD_PREFIX for this process and its children (glibc
+    targets: the loader and C library their programs need)."""
+    if not needs_emulation(target):
         return None
     qemu = shutil.which(qemu_program(target))
     if qemu is None:
@@ -103,13 +107,14 @@ def enable(target: Target, binfmt_dir: Path = BINFMT_DIR) -> str | None:
             hint="apt-get install -y qemu-user-static",
         )
     loader_root = Path(target.cross_libc_root)
-    if not (loader_root / "lib" / "libc.so.6").is_file():
+    if target.libc == "gnu" and not (loader_root / "lib" / "libc.so.6").is_file():
         raise MissingToolError(
             f"no {target.arch} C library at {loader_root} for qemu to run programs with",
             hint=f"apt-get install -y {target.cross_gcc_package}"
             f" (or libc6-{target.debian_arch}-cross)",
         )
-    os.environ[LOADER_PREFIX_VARIABLE] = str(loader_root)
+    if target.libc == "gnu":
+        os.environ[LOADER_PREFIX_VARIABLE] = str(loader_root)
     found = registered_for(target, binfmt_dir)
     if found:
         return found

@@ -40,8 +40,9 @@ class Target:
 
     @property
     def multiarch(self) -> str:
-        """Debian's multiarch directory (lib/aarch64-linux-gnu)."""
-        return self.name
+        """Debian's multiarch directory of the CPU's glibc packages (lib/aarch64-linux-gnu),
+        where the Debian packages a recipe takes prebuilt keep their files."""
+        return f"{self.arch}-linux-gnu"
 
     @property
     def cross_prefix(self) -> str:
@@ -57,6 +58,14 @@ class Target:
         """Where Debian's libc6-<arch>-cross puts the target's loader and C library: a root for
         qemu-user to find /lib/ld-linux-*.so.1 in (QEMU_LD_PREFIX)."""
         return f"/usr/{self.name}"
+
+    @property
+    def musllinux(self) -> str | None:
+        """The musllinux platform tag of a dynamic musl build (musllinux_1_2_x86_64)."""
+        if self.libc != "musl":
+            return None
+        major, minor = MUSL_VERSION.split(".")[:2]
+        return f"musllinux_{major}_{minor}_{self.arch}"
 
     def zig_target(self, glibc: str | None) -> str:
         """`zig cc -target` for this target: aarch64-linux-gnu.2.17, or x86_64-linux-musl."""
@@ -80,12 +89,17 @@ class Target:
 
 
 BIG_ENDIAN = frozenset({"s390x"})
+# The musl zig 0.17 builds and links (its lib/libc/musl/VERSION)
+MUSL_VERSION = "1.2.5"
 
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
         Target("x86_64", "gnu", "2.17", "linux-x86_64", 62, "amd64", "x86_64"),
         Target("aarch64", "gnu", "2.17", "linux-aarch64", 183, "arm64", "aarch64"),
+        # musl: no glibc floor (the field is not read for them)
+        Target("x86_64", "musl", "", "linux-x86_64", 62, "amd64", "x86_64"),
+        Target("aarch64", "musl", "", "linux-aarch64", 183, "arm64", "aarch64"),
     )
 }
 
@@ -130,5 +144,11 @@ def target_of_elf(machine: str, libc: str = "gnu") -> Target:
 
 
 def is_cross(target: Target) -> bool:
-    """Whether `target` is not the machine relocpy runs on (a cross build, run under qemu)."""
+    """Whether `target` is not the machine relocpy runs on: a cross build (configure's --host
+    differs), for another CPU or another C library."""
     return target.arch != HOST_ARCH or target.libc != host_target().libc
+
+
+def needs_emulation(target: Target) -> bool:
+    """Whether `target`'s programs run here only under qemu-user (another CPU)."""
+    return target.arch != HOST_ARCH

@@ -27,6 +27,14 @@ class Policy:
         return version is None or tuple(version) <= self.glibc_max
 
 
+# musl trees: no glibc symbol at all. A static tree needs no library; a dynamic one only musl's
+# (libc.so is both its loader and its C library, named by its soname).
+MUSL_POLICIES = (
+    Policy("static", (0, 0), frozenset()),
+    Policy("musllinux_1_2", (0, 0), frozenset({"libc.so"})),
+)
+
+
 @cache
 def all_policies() -> tuple[Policy, ...]:
     text = resources.files("relocpy.elf").joinpath("policies.json").read_text(encoding="utf-8")
@@ -37,7 +45,7 @@ def all_policies() -> tuple[Policy, ...]:
         policies += [
             Policy(alias, policy.glibc_max, policy.lib_whitelist) for alias in entry["aliases"]
         ]
-    return tuple(policies)
+    return (*policies, *MUSL_POLICIES)
 
 
 def get_policy(name: str) -> Policy:
@@ -58,7 +66,7 @@ def host_glibc() -> tuple[int, int]:
 def policy_for_glibc(version: tuple[int, ...] | None) -> Policy:
     """The strictest policy whose glibc ceiling admits `version` (the lowest one if None)."""
     ordered = sorted(
-        (p for p in all_policies() if not p.name.startswith("manylinux2")),
+        (p for p in all_policies() if p.name.startswith("manylinux_")),
         key=lambda p: p.glibc_max,
     )
     for policy in ordered:

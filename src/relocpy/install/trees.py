@@ -41,7 +41,7 @@ class InstallError(RelocpyError):
 
 
 def install_key(entry: MirrorEntry) -> str:
-    variant = "+freethreaded" if entry.variant == "freethreaded" else ""
+    variant = "" if entry.variant == "default" else f"+{entry.variant}"  # freethreaded, static
     arch = entry.arch + (f"_{entry.cpu_level}" if entry.cpu_level else "")
     return f"cpython-{entry.version}{variant}+{entry.build}-linux-{arch}-{entry.libc}"
 

@@ -56,6 +56,11 @@ class MatrixSpec:
     pie: bool = True
     bolt: bool = False
     target: str = HOST_TARGET  # the machine it runs on (zig's name: aarch64-linux-gnu)
+    static: bool = False  # musl: one executable, every extension module built in
+
+    @property
+    def musl(self) -> bool:
+        return parse_target(self.target).libc == "musl"
 
     @property
     def cross(self) -> bool:
@@ -76,7 +81,10 @@ class MatrixSpec:
     @property
     def label(self) -> str:
         parts = [self.version + ("t" if self.free_threaded else ""), self.opt, self.toolchain]
-        parts.append(f"glibc{self.glibc}" if self.glibc else "host-glibc")
+        if self.musl:
+            parts.append("musl")
+        else:
+            parts.append(f"glibc{self.glibc}" if self.glibc else "host-glibc")
         parts.append(self.march)
         if self.cflags:
             parts.append(" ".join(self.cflags))
@@ -92,6 +100,8 @@ class MatrixSpec:
             parts.append("bolt")
         if self.cross:
             parts.append(self.target)
+        if self.static:
+            parts.append("static")
         return " ".join(parts)
 
     def build_options(self) -> dict[str, Any]:
@@ -100,7 +110,7 @@ class MatrixSpec:
         return {
             "opt": self.opt,
             "toolchain": self.toolchain,
-            "glibc": self.glibc,
+            "glibc": None if self.musl else self.glibc,
             "libs": self.libs,
             "readline": self.readline,
             "march": self.march,
@@ -110,6 +120,7 @@ class MatrixSpec:
             "pie": self.pie,
             "bolt": self.bolt,
             "target": self.target if self.cross else None,
+            "static": self.static,
         }
 
     def library_options(self) -> dict[str, Any]:
@@ -133,6 +144,8 @@ class MatrixSpec:
             "pie": self.pie,
             "bolt": self.bolt,
             "target": self.target,
+            # only when set: the hashes of the specs before this axis stay what they were
+            **({"static": True} if self.static else {}),
         }
 
 
@@ -211,6 +224,7 @@ AXES = (
     "pie",
     "bolt",
     "target",
+    "static",
 )
 _PLURALS = {"versions": "version", "toolchains": "toolchain", "opts": "opt", "targets": "target"}
 
@@ -411,7 +425,7 @@ def _check_value(
         if not isinstance(value, str) or not _GLIBC.fullmatch(value):
             raise fail(f'glibc floor {value!r} is not a version from 2.17 on (e.g. "2.28")')
         return value
-    if axis in ("free_threaded", "pie", "bolt"):
+    if axis in ("free_threaded", "pie", "bolt", "static"):
         if not isinstance(value, bool):
             raise fail(f"{axis} is true or false, not {value!r}")
         return value
@@ -462,7 +476,19 @@ def _conflict(spec: dict[str, object]) -> tuple[str, tuple[str, ...]] | None:
             " (toolchain zig, libs source, no x86-64 march level)",
             ("target", "toolchain", "libs", "march"),
         )
+    musl = parse_target(str(spec["target"])).libc == "musl"
+    if spec["static"] != musl:
+        return (
+            f"target {spec['target']} with static {str(spec['static']).lower()}: a static"
+            " build takes musl, and musl builds are static for now",
+            ("static", "target"),
+        )
     version = tuple(int(p) for p in str(spec["version"]).split("."))
+    if spec["static"] and version[:2] < (3, 11):
+        return (
+            f"static builds take CPython 3.11 or newer, not {spec['version']}",
+            ("static", "version"),
+        )
     if spec["free_threaded"] and version[:2] < (3, 13):
         return (
             f"free-threaded builds exist from CPython 3.13 on, not {spec['version']}",
@@ -485,6 +511,7 @@ def _defaults(toolchain: object) -> dict[str, object]:
         "pie": True,
         "bolt": False,
         "target": HOST_TARGET,
+        "static": False,
     }
 
 

@@ -18,7 +18,7 @@ from relocpy.core.archive import GZIP_LEVEL_SMALLEST, iter_tree, write_archives,
 from relocpy.core.checksums import sha256_file
 from relocpy.core.errors import ToolFailedError
 from relocpy.core.sbom import SBOM_PATH, make_sbom
-from relocpy.core.targets import Target, is_cross
+from relocpy.core.targets import Target, needs_emulation
 from relocpy.core.tree import InterpreterTree
 from relocpy.elf.policy import policy_for_glibc
 from relocpy.elf.read import iter_elf_files
@@ -41,9 +41,19 @@ def target_triple(march: str = "x86-64") -> str:
     return f"{arch}-unknown-linux-gnu"
 
 
-def flavour_name(flavour: str, free_threaded: bool = False) -> str:
-    """`install_only`, or `freethreaded+install_only` for a free-threaded build."""
-    return f"freethreaded+{flavour}" if free_threaded else flavour
+def flavour_name(flavour: str, free_threaded: bool = False, static: bool = False) -> str:
+    """`install_only`; `freethreaded+install_only` for a free-threaded build, and
+    `static+install_only` for a static one (musl: every extension module built in)."""
+    options = [*(["freethreaded"] if free_threaded else []), *(["static"] if static else [])]
+    return "+".join([*options, flavour])
+
+
+def variant_name(free_threaded: bool = False, static: bool = False) -> str:
+    """The metadata's and mirror index's variant: default, freethreaded, static."""
+    return (
+        "+".join([*(["freethreaded"] if free_threaded else []), *(["static"] if static else [])])
+        or "default"
+    )
 
 
 _PYC_FLAGS = slice(4, 8)
@@ -160,9 +170,10 @@ def write_test_suite(
     mtime: int | None = None,
     triple: str = TARGET_TRIPLE,
     free_threaded: bool = False,
+    static: bool = False,
 ) -> Path:
     """`<stem>-test_suite.tar.gz`: unpacked over an install_only tree, it runs `-m test`."""
-    flavour = flavour_name("test_suite", free_threaded)
+    flavour = flavour_name("test_suite", free_threaded, static)
     path = out_dir / f"{archive_stem(tree.version, build, flavour, triple)}.tar.gz"
     every = (p.relative_to(tree.root).as_posix() for p in iter_tree(tree.root, lambda _: True))
     frozen = frozenset(
@@ -288,7 +299,7 @@ def strip_tree(root: Path, strip: str = "strip") -> int:
 
 def strip_program(machine: Target) -> str:
     """binutils' strip for `machine`'s ELF files: the host's, or Debian's cross binutils."""
-    return f"{machine.cross_prefix}strip" if is_cross(machine) else "strip"
+    return f"{machine.cross_prefix}strip" if needs_emulation(machine) else "strip"
 
 
 def strip_package(program: str) -> str:
@@ -308,11 +319,14 @@ def package_tree(
     free_threaded: bool = False,
     stripped: bool = True,
     strip: str = "strip",
+    static: bool = False,
 ) -> PackagedArchives:
     """Write `.tar.gz`, `.tar.zst`, a `.sha256` beside each, and `<stem>.json` into `out_dir`;
     with `stripped`, also the `install_only_stripped` pair (ELF files without debug info, only
     the plain bytecode: see `include_in_stripped`)."""
-    stem = archive_stem(tree.version, build, flavour_name("install_only", free_threaded), triple)
+    stem = archive_stem(
+        tree.version, build, flavour_name("install_only", free_threaded, static), triple
+    )
     gz = out_dir / f"{stem}.tar.gz"
     zst = out_dir / f"{stem}.tar.zst"
     sbom = out_dir / f"{stem}.cdx.json"
@@ -338,7 +352,7 @@ def package_tree(
     write_archives(tree.root, "python", gz, zst, include, mtime)
     written = [gz, zst]
     if stripped:
-        flavour = flavour_name("install_only_stripped", free_threaded)
+        flavour = flavour_name("install_only_stripped", free_threaded, static)
         stripped_stem = archive_stem(tree.version, build, flavour, triple)
         copy = out_dir / ".stripped-tree"
 
@@ -360,6 +374,11 @@ def package_tree(
         finally:
             shutil.rmtree(copy, ignore_errors=True)
     glibc = measured_glibc(tree.root)
+    libc = "musl" if triple.endswith("-musl") else "gnu"
+    if libc == "musl":  # no glibc symbol versions: the policy says what the tree needs
+        policy = "static" if static else "musllinux_1_2"
+    else:
+        policy = policy_for_glibc(glibc).name
     info: dict[str, object] = {
         "format": 1,
         "python_version": tree.version,
@@ -367,10 +386,10 @@ def package_tree(
         "build": build,
         "target_triple": triple,
         "flavour": "install_only",
-        "variant": "freethreaded" if free_threaded else "default",
-        "libc": "gnu",
-        "glibc_floor": ".".join(map(str, glibc)) if glibc else None,
-        "policy": policy_for_glibc(glibc).name,
+        "variant": variant_name(free_threaded, static),
+        "libc": libc,
+        "glibc_floor": ".".join(map(str, glibc)) if glibc and libc == "gnu" else None,
+        "policy": policy,
         **metadata,
         # what install_only_stripped holds of the bytecode: "plain" (`.pyc` of the standard
         # library, for `python` without -O). Installers prefer it where this says so.

@@ -69,7 +69,7 @@ class MirrorEntry:
     name: str  # file name, relative to the mirror
     version: str
     build: str
-    variant: str  # "default" or "freethreaded"
+    variant: str  # "default", "freethreaded", "static" (musl, no extension loading)
     flavour: str  # install_only, install_only_stripped
     target_triple: str
     arch: str  # the CPU family: x86_64, aarch64, ...
@@ -100,11 +100,12 @@ def parse_archive_name(name: str) -> dict[str, str] | None:
         return None
     fields = {k: v or "" for k, v in match.groupdict().items()}
     flavour = fields["flavour"]
-    variant = "default"
-    if "freethreaded" in flavour:
-        variant = "freethreaded"
-        flavour = flavour.replace("freethreaded+", "").replace("freethreaded", "install_only")
-    fields["flavour"], fields["variant"] = flavour, variant
+    options = []
+    for option in ("freethreaded", "static"):
+        if option in flavour:
+            options.append(option)
+            flavour = flavour.replace(f"{option}+", "").replace(option, "install_only")
+    fields["flavour"], fields["variant"] = flavour, "+".join(options) or "default"
     return fields
 
 
@@ -375,10 +376,12 @@ def uv_download_entries(entries: list[MirrorEntry], base_url: str) -> dict[str, 
     archive is listed, the one `relocpy install` would take of that build (`install_rank`:
     the stripped flavour where it holds bytecode, `.tar.zst`). An x86-64-v3 build is listed
     under its own key, with the `v3` arch variant uv selects on such CPUs.
+    A static build (musl, every extension module built in) is left out: it cannot load
+    an extension module, so no environment uv makes with it could install a binary wheel.
     """
     chosen: dict[str, MirrorEntry] = {}
     for entry in entries:
-        if not entry.flavour.startswith("install_only"):
+        if not entry.flavour.startswith("install_only") or "static" in entry.variant:
             continue
         suffix = "" if entry.variant == "default" else f"+{entry.variant}"
         arch = entry.arch + (f"_{entry.cpu_level}" if entry.cpu_level else "")

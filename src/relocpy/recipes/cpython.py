@@ -76,7 +76,22 @@ def training_args(training: str, jobs: int) -> list[str]:
     return [arg for arg in task.split() if not arg.startswith("--timeout=")]
 
 
-def configure_args(version: tuple[int, ...], opt: str, free_threaded: bool = False) -> list[str]:
+# A static build (musl): one executable with every standard-library extension module built
+# in. configure takes Modules/Setup.stdlib's build type from MODULE_BUILDTYPE; the test
+# modules, some of which must be shared objects, are left out; a static executable cannot
+# load extensions (musl's static dlopen always fails), so SQLite's is left out too.
+STATIC_ENV = {"MODULE_BUILDTYPE": "static"}
+
+
+def static_ldflags(pie: bool) -> str:
+    """A static executable's link flags: static-pie (musl's rcrt1: the executable relocates
+    itself, so it loads at a random address and its GOT is read-only) unless `pie` is off."""
+    return "-static -pie" if pie else "-static"
+
+
+def configure_args(
+    version: tuple[int, ...], opt: str, free_threaded: bool = False, static: bool = False
+) -> list[str]:
     if free_threaded and version[:2] < (3, 13):
         raise ValueError(f"free-threaded builds exist from CPython 3.13 on, not {version}")
     if opt not in OPT_ARGS:
@@ -88,7 +103,32 @@ def configure_args(version: tuple[int, ...], opt: str, free_threaded: bool = Fal
     args += OPT_ARGS[opt]
     if free_threaded:
         args.append("--disable-gil")
+    if static:
+        if version[:2] < (3, 11):
+            raise ValueError(f"static builds exist from CPython 3.11 on, not {version}")
+        args = ["--disable-shared" if a == "--enable-shared" else a for a in args]
+        args = [a for a in args if a != "--enable-loadable-sqlite-extensions"]
+        args.append("--disable-test-modules")
     return args
+
+
+# ctypes makes `pythonapi` at import from dlopen(NULL), which a static executable cannot
+# answer: in a static build the import would fail. There it becomes None, and ctypes imports.
+CTYPES_PYTHONAPI = "    pythonapi = PyDLL(None)\n"
+CTYPES_PYTHONAPI_STATIC = (
+    "    try:\n"
+    "        pythonapi = PyDLL(None)\n"
+    "    except OSError:  # relocpy: a static interpreter (no dlopen)\n"
+    "        pythonapi = None\n"
+)
+
+
+def patch_ctypes_for_static(source: str) -> str:
+    """ctypes/__init__.py of a static build (see CTYPES_PYTHONAPI); ValueError if the line
+    to change is not there exactly once."""
+    if source.count(CTYPES_PYTHONAPI) != 1:
+        raise ValueError("ctypes/__init__.py has no single `pythonapi = PyDLL(None)` line")
+    return source.replace(CTYPES_PYTHONAPI, CTYPES_PYTHONAPI_STATIC)
 
 
 # The modules a complete build has, each with the releases that have it (first, and the first

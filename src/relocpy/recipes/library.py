@@ -122,6 +122,8 @@ class LibraryRecipe:
     # What configure cannot find out in a cross build, where it cannot run a test program on
     # the machine it builds for (given the answer a Linux C library gives).
     cross_configure_args: tuple[str, ...] = ()
+    # Flags a build for musl adds (what glibc's headers define and musl's leave to the program)
+    musl_cflags: tuple[str, ...] = ()
     build: Callable[[LibraryBuild], None] | None = field(default=None, compare=False)
     # Runs after a standard configure/make/install (where `build` would replace all of it).
     after_install: Callable[[LibraryBuild], None] | None = field(default=None, compare=False)
@@ -177,6 +179,8 @@ class LibraryRecipe:
             data["autoconf_host"] = False
         if self.cross_configure_args:
             data["cross_configure_args"] = self.cross_configure_args
+        if self.musl_cflags:
+            data["musl_cflags"] = self.musl_cflags
         if self.symlinks:  # fields added later enter only when used, keeping older keys valid
             data["symlinks"] = self.symlinks
         if self.after_install:

@@ -23,7 +23,7 @@ from relocpy.core.archive import extract_archive
 from relocpy.core.errors import RelocpyError
 from relocpy.core.preflight import Requirement, program
 from relocpy.core.progress import QuietReporter, Reporter
-from relocpy.core.targets import Target, host_target, is_cross, target_of_elf
+from relocpy.core.targets import Target, host_target, needs_emulation, target_of_elf
 from relocpy.core.tree import InterpreterTree, clean_env, inspect_tree
 from relocpy.elf.ldpaths import resolve_needed
 from relocpy.elf.policy import Policy, get_policy, policy_for_glibc
@@ -354,6 +354,12 @@ def check_imports(
     """Every extension module imports. With a `system` policy, a module whose only problem is
     that a library the policy leaves to the system (libX11) is not installed does not fail."""
     modules = extension_modules(tree)
+    builtin = not modules  # a static build: its modules are built in
+    if builtin:
+        listing = runner.run([runner.path(tree.executable), "-c", probes.BUILTIN_MODULES])
+        if listing.returncode != 0:
+            return Check(name, False, _why(listing))
+        modules = json.loads(listing.stdout)
     result = runner.run([runner.path(tree.executable), "-c", probes.IMPORT_MODULES, *modules])
     if result.returncode != 0:
         return Check(name, False, _why(result))
@@ -366,7 +372,7 @@ def check_imports(
             del failed[module]
     if failed:
         return Check(name, False, _short([f"{k} ({v})" for k, v in sorted(failed.items())], 4))
-    detail = f"{len(modules) - len(absent)} extension modules import"
+    detail = f"{len(modules) - len(absent)} {'built-in' if builtin else 'extension'} modules import"
     if absent and system is not None:
         listing = [f"{k} needs {v}" for k, v in sorted(absent.items())]
         detail += f"; not installed here ({system.name} leaves them to the system): "
@@ -487,10 +493,13 @@ def runtime_checks(
     reporter: Reporter,
     complete_build: bool = False,
     machine: Target | None = None,
+    static: bool = False,
 ) -> list[Check]:
     """Run the tree: start-up, locations, imports, ssl, venv and pip, a C extension, scripts.
     A tree of another CPU (`machine`) runs under qemu-user (core.emulation, enabled by the
-    caller); its C extension is compiled with Debian's cross gcc."""
+    caller); its C extension is compiled with Debian's cross gcc. A `static` tree (one
+    executable, every module built in) is also run in an empty root, and loads no C
+    extension."""
     checks: list[Check] = []
     python = str(tree.executable)
     reporter.step("runtime: start-up and locations")
@@ -513,6 +522,9 @@ def runtime_checks(
 
     reporter.step("runtime: importing every extension module")
     checks.append(check_imports(tree, "extensions-import"))
+    if static:
+        reporter.step("runtime: in an empty root (no C library, nothing but the tree)")
+        checks.append(check_empty_root(tree, scratch))
     if is_free_threaded(tree):
         checks.append(check_free_threading(tree))
     if complete_build:
@@ -539,7 +551,16 @@ def runtime_checks(
     reporter.step("runtime: venv and pip install of a local wheel")
     checks.append(check_venv_pip(tree, scratch))
 
-    if machine is not None and is_cross(machine):
+    if static:
+        checks.append(
+            Check(
+                "c-extension",
+                True,
+                "skipped: a static interpreter loads no extension module (musl's static"
+                " dlopen always fails); every standard module is built in",
+            )
+        )
+    elif machine is not None and needs_emulation(machine):
         reporter.step(f"runtime: building a C extension with {machine.cross_prefix}gcc")
         compiler = cross_compiler_runner(machine)
         checks.append(
@@ -603,6 +624,52 @@ def check_venv_pip(tree: InterpreterTree, scratch: Path, runner: Runner = HOST) 
         "venv created; pip installed a local wheel; it imports"
         if ok
         else "import: " + _why(result),
+    )
+
+
+def check_empty_root(tree: InterpreterTree, scratch: Path) -> Check:
+    """A static tree, alone in a directory made `/` by chroot (no C library, no /etc, /dev or
+    /proc): every built-in module imports, and ssl, sqlite3, decimal and ctypes work."""
+    if os.geteuid() != 0:
+        return Check("empty-root", False, "not run: chroot needs root")
+    root = scratch / "empty root"
+    root.mkdir(parents=True)
+    shutil.copytree(tree.root, root / "python", symlinks=True, copy_function=os.link)
+    inside = f"/python/{tree.executable.relative_to(tree.root).as_posix()}"
+    try:
+
+        def enter() -> None:  # in the child, before the interpreter starts
+            os.chroot(root)
+            os.chdir("/")
+
+        result = subprocess.run(
+            [inside, "-c", probes.EMPTY_ROOT],
+            preexec_fn=enter,
+            env={},  # nothing from this machine: no PATH, no locale, no PYTHON*
+            capture_output=True,
+            text=True,
+            timeout=_TIMEOUT,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    if result.returncode != 0:
+        return Check("empty-root", False, _why(result))
+    data = json.loads(result.stdout)
+    problems = [f"{k} ({v})" for k, v in sorted(data["failed"].items())]
+    if data["root"] != ["python"]:
+        problems.append(f"the root held {data['root']}")
+    if not data["prefix"].startswith("/python") or not data["stdlib"].startswith("/python"):
+        problems.append(f"prefix {data['prefix']}, stdlib {data['stdlib']}")
+    if problems:
+        return Check("empty-root", False, _short(problems, 4))
+    work = data["work"]
+    return Check(
+        "empty-root",
+        True,
+        f"alone in an empty root: {data['count']} built-in modules import; {work['ssl']},"
+        f" SQLite {work['sqlite3']}, decimal 1/7={work['decimal']}, ctypes callback"
+        f" {work['ctypes']}",
     )
 
 
@@ -735,16 +802,32 @@ def place_for_test(target: Path, scratch: Path) -> tuple[Path, dict[str, object]
     return first / "python", metadata, forbidden
 
 
-def tree_target(tree: InterpreterTree, infos: list[ElfInfo]) -> Target:
-    """The machine a tree's interpreter runs on, from its executable's ELF header."""
+def _executable_info(tree: InterpreterTree, infos: list[ElfInfo]) -> ElfInfo | None:
     executable = tree.executable.resolve()
-    info = next((i for i in infos if i.path.resolve() == executable), None)
-    return target_of_elf(info.machine) if info is not None else host_target()
+    return next((i for i in infos if i.path.resolve() == executable), None)
+
+
+def is_static_executable(info: ElfInfo | None) -> bool:
+    """A program with no dynamic loader and no library to load: relocpy's static musl build."""
+    return info is not None and not info.has_interp and not info.needed
+
+
+def tree_target(tree: InterpreterTree, infos: list[ElfInfo]) -> Target:
+    """The machine a tree's interpreter runs on, from its executable's ELF header: its CPU,
+    and musl where it is static or needs musl's libc.so (glibc's is libc.so.6)."""
+    info = _executable_info(tree, infos)
+    if info is None:
+        return host_target()
+    musl = is_static_executable(info) or "libc.so" in info.needed
+    return target_of_elf(info.machine, "musl" if musl else "gnu")
 
 
 def test_suite_for(archive: Path) -> Path:
     """The `test_suite` archive written beside an install_only archive."""
-    name = re.sub(r"-install_only(_stripped)?\.tar\.(gz|zst)$", "-test_suite.tar.gz", archive.name)
+    # (the flavour follows a dash, or a "+" after build options: freethreaded+install_only)
+    name = re.sub(
+        r"([-+])install_only(_stripped)?\.tar\.(gz|zst)$", r"\1test_suite.tar.gz", archive.name
+    )
     return archive.with_name(name)
 
 
@@ -833,12 +916,15 @@ def verify(
         )
         if runtime:
             machine = tree_target(tree, infos)
-            if is_cross(machine):
+            if needs_emulation(machine):
                 reporter.step(f"runtime: {machine.arch} programs run under qemu-user here")
                 emulation.enable(machine)
             # relocpy's own builds (they carry metadata) must also have every standard module.
             complete = bool(metadata.get("relocpy_version"))
-            report.checks += runtime_checks(tree, scratch / "work", reporter, complete, machine)
+            static = is_static_executable(_executable_info(tree, infos))
+            report.checks += runtime_checks(
+                tree, scratch / "work", reporter, complete, machine, static
+            )
             if test_suite is not None:
                 report.checks.append(_check_test_suite(tree, test_suite, scratch, reporter))
             if in_place:

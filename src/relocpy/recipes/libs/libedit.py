@@ -18,5 +18,8 @@ RECIPE = LibraryRecipe(
     depends=("ncurses",),
     configure_args=("--disable-shared", "--enable-static", "--disable-examples"),
     cflags=("-I{deps}/include/ncursesw",),
+    # its chartype.h insists on __STDC_ISO_10646__, which glibc predefines; musl's wchar_t is
+    # UCS-4 as well, and says nothing
+    musl_cflags=("-D__STDC_ISO_10646__=201706L",),
     env=(("LIBS", "-lncursesw"),),
 )

@@ -3,9 +3,56 @@
 The one library taken prebuilt: this machine's archive has no libxau source package, so the
 static library comes from Debian's libxau-dev (1.0.9; plain C89 calls, all present in glibc
 2.17). With the upstream tarball reachable this recipe would be a normal autotools build.
+
+Debian compiled it against glibc with _FORTIFY_SOURCE and large-file stat: its objects call
+`__snprintf_chk` and `__xstat`, which only glibc has. For a musl build, two small wrappers
+with those names (over musl's vsnprintf and stat) are added to the archive.
 """
 
-from relocpy.recipes.library import LibraryRecipe, debian_binary
+from pathlib import Path
+
+from relocpy.recipes.library import LibraryBuild, LibraryRecipe, debian_binary
+
+# glibc's entry points that Debian's libXau.a calls, for a static link with musl. The stat
+# layouts agree: musl and glibc both use the kernel's struct stat on x86_64 and aarch64.
+GLIBC_SHIM = """\
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+int __snprintf_chk(char *s, size_t n, int flag, size_t slen, const char *format, ...)
+{
+    va_list ap;
+    int r;
+    (void)flag;
+    (void)slen;
+    va_start(ap, format);
+    r = vsnprintf(s, n, format, ap);
+    va_end(ap);
+    return r;
+}
+
+int __xstat(int ver, const char *path, struct stat *buf)
+{
+    (void)ver;
+    return stat(path, buf);
+}
+"""
+
+
+def add_glibc_shim(build: LibraryBuild) -> None:
+    """On musl, put GLIBC_SHIM's object into libXau.a (see the module's docstring)."""
+    if build.target.libc != "musl":
+        return
+    work = Path(build.env["TMPDIR"])
+    source = work / "xau-glibc-shim.c"
+    source.write_text(GLIBC_SHIM)
+    obj = work / "xau-glibc-shim.o"
+    cflags = build.env["CFLAGS"].split()
+    build.run([build.env["CC"], *cflags, "-c", str(source), "-o", str(obj)], cwd=work)
+    build.run([build.env["AR"], "rs", str(build.prefix / "lib" / "libXau.a"), str(obj)], cwd=work)
+
 
 RECIPE = LibraryRecipe(
     name="libxau",
@@ -36,4 +83,5 @@ RECIPE = LibraryRecipe(
         ("usr/lib/{multiarch}/libXau.a", "lib/libXau.a"),
         ("usr/lib/{multiarch}/pkgconfig/xau.pc", "lib/pkgconfig/xau.pc"),
     ),
+    build=add_glibc_shim,
 )

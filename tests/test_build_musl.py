@@ -1,0 +1,139 @@
+"""musl builds: names, refusals, the static flavour's configure and ctypes (pure parts)."""
+
+from __future__ import annotations
+
+import pytest
+
+from relocpy.build.libraries import cross_configure_args, libraries_for, library_keys
+from relocpy.build.zig import zig_identity
+from relocpy.core import emulation
+from relocpy.core.errors import RelocpyError
+from relocpy.core.targets import TARGETS, host_target, is_cross, needs_emulation, parse_target
+from relocpy.package.archives import flavour_name, strip_program, variant_name
+from relocpy.package.mirror import parse_archive_name
+from relocpy.pipeline import check_flavour, check_toolchain_choice
+from relocpy.recipes.cpython import configure_args, patch_ctypes_for_static, static_ldflags
+from relocpy.recipes.libs import RECIPES
+from relocpy.sources.catalog import resolve_cpython
+
+MUSL = TARGETS["x86_64-linux-musl"]
+ARM_MUSL = TARGETS["aarch64-linux-musl"]
+
+
+def test_musl_targets_are_named_as_zig_and_python_build_standalone_name_them() -> None:
+    assert parse_target("x86_64-unknown-linux-musl") is MUSL
+    assert MUSL.zig_target("2.17") == "x86_64-linux-musl"  # no glibc floor for musl
+    assert MUSL.triple == "x86_64-unknown-linux-musl"
+    assert MUSL.musllinux == "musllinux_1_2_x86_64" and host_target().musllinux is None
+    # another C library is a cross build (configure's --host), on this CPU it runs natively
+    assert is_cross(MUSL) and not needs_emulation(MUSL) and needs_emulation(ARM_MUSL)
+    assert zig_identity("2.17", MUSL) == zig_identity("2.28", MUSL)
+    assert "x86_64-linux-musl" in zig_identity("2.17", MUSL)
+    assert strip_program(MUSL) == "strip"  # the host's binutils read any x86_64 ELF file
+    assert cross_configure_args(RECIPES["xz"], MUSL) == [
+        "--host=x86_64-linux-musl",
+        "--build=x86_64-linux-gnu",
+    ]
+
+
+def test_musl_library_keys_are_their_own_and_libxau_comes_from_the_glibc_package() -> None:
+    flags = ("-O2",)
+    host = library_keys(libraries_for((3, 13, 5)), zig_identity("2.17"), flags)
+    recipes = libraries_for((3, 13, 5), target=MUSL)
+    musl = library_keys(recipes, zig_identity("2.17", MUSL), flags)
+    assert set(host) == set(musl) and not set(host.values()) & set(musl.values())
+    xau = next(r for r in recipes if r.name == "libxau")
+    assert ("usr/lib/x86_64-linux-gnu/libXau.a", "lib/libXau.a") in xau.copy_tree
+
+
+def test_musl_needs_qemu_only_for_another_cpu_and_no_glibc() -> None:
+    assert emulation.emulation_requirements(MUSL, "x") == []
+    needs = emulation.emulation_requirements(ARM_MUSL, "x")
+    assert [(r.name, r.package) for r in needs] == [("qemu-aarch64-static", "qemu-user-static")]
+
+
+def test_static_flavour_refusals() -> None:
+    pin = resolve_cpython("3.13.5")
+    check_flavour(MUSL, True, pin)  # the one that builds
+    with pytest.raises(RelocpyError, match="takes musl") as info:
+        check_flavour(host_target(), True, pin)
+    assert "--target x86_64-linux-musl --static" in (info.value.hint or "")
+    with pytest.raises(RelocpyError, match="not supported yet"):
+        check_flavour(MUSL, False, pin)
+    with pytest.raises(RelocpyError, match=r"3\.11 or newer"):
+        check_flavour(MUSL, True, resolve_cpython("3.9.2"))
+    with pytest.raises(RelocpyError, match="links musl"):
+        check_toolchain_choice("zig", "2.28", "source", "noopt", target=MUSL)
+    check_toolchain_choice("zig", None, "source", "noopt", target=MUSL, march="x86-64-v3")
+
+
+def test_static_configure_builds_every_module_in_and_no_test_modules() -> None:
+    args = configure_args((3, 13, 5), "noopt", static=True)
+    assert "--disable-shared" in args and "--enable-shared" not in args
+    assert "--disable-test-modules" in args
+    assert "--enable-loadable-sqlite-extensions" not in args  # no dlopen to load one with
+    assert "--enable-shared" in configure_args((3, 13, 5), "noopt")
+    # static-pie by default: it loads at a random address and relocates itself (BIND_NOW)
+    assert static_ldflags(True) == "-static -pie" and static_ldflags(False) == "-static"
+
+
+CTYPES_TAIL = """\
+if _os.name == "nt":
+    pythonapi = PyDLL("python dll", None, _sys.dllhandle)
+else:
+    pythonapi = PyDLL(None)
+"""
+
+
+def test_ctypes_of_a_static_build_imports_without_dlopen() -> None:
+    patched = patch_ctypes_for_static(CTYPES_TAIL)
+    namespace: dict[str, object] = {}
+
+    def no_dlopen(name: object) -> object:
+        raise OSError("Dynamic loading not supported")
+
+    class Os:
+        name = "posix"
+
+    exec(patched, {"_os": Os, "_sys": None, "PyDLL": no_dlopen}, namespace)
+    assert namespace["pythonapi"] is None
+    exec(patched, {"_os": Os, "_sys": None, "PyDLL": lambda n: "handle"}, namespace)
+    assert namespace["pythonapi"] == "handle"
+    with pytest.raises(ValueError, match="no single"):
+        patch_ctypes_for_static("pythonapi = None\n")
+
+
+def test_static_archives_are_named_and_read_back_as_such() -> None:
+    assert flavour_name("install_only", static=True) == "static+install_only"
+    assert variant_name(static=True) == "static" and variant_name() == "default"
+    fields = parse_archive_name(
+        "cpython-3.13.5+20260101-x86_64-unknown-linux-musl-static+install_only.tar.gz"
+    )
+    assert fields is not None
+    assert (fields["libc"], fields["variant"], fields["flavour"]) == (
+        "musl",
+        "static",
+        "install_only",
+    )
+
+
+def test_libxau_glibc_shim_defines_what_debians_objects_call(tmp_path) -> None:
+    import subprocess
+
+    from relocpy.recipes.libs.libxau import GLIBC_SHIM
+
+    source = tmp_path / "shim.c"
+    source.write_text(GLIBC_SHIM)
+    obj = tmp_path / "shim.o"
+    subprocess.run(["gcc", "-Wall", "-Werror", "-c", str(source), "-o", str(obj)], check=True)
+    symbols = subprocess.run(["nm", str(obj)], capture_output=True, text=True, check=True)
+    defined = {line.split()[-1] for line in symbols.stdout.splitlines() if " T " in line}
+    assert defined == {"__snprintf_chk", "__xstat"}
+
+
+def test_test_suite_archive_is_found_beside_any_flavour(tmp_path) -> None:
+    from relocpy.verify.checks import test_suite_for
+
+    for stem in ("x86_64-unknown-linux-gnu-", "x86_64-unknown-linux-musl-static+"):
+        archive = tmp_path / f"cpython-3.13.5+20260101-{stem}install_only_stripped.tar.zst"
+        assert test_suite_for(archive).name == f"cpython-3.13.5+20260101-{stem}test_suite.tar.gz"

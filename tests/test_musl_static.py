@@ -1,0 +1,81 @@
+"""A real static musl CPython: every module built in, run in an empty root."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from relocpy.core.archive import extract_archive
+from relocpy.core.errors import RelocpyError
+from relocpy.install.selection import Machine, select
+from relocpy.package.mirror import parse_index, write_index
+from relocpy.verify.checks import verify
+
+
+@pytest.mark.real
+def test_musl_static_build_runs_alone_in_an_empty_root(built_musl_static, tmp_path: Path) -> None:
+    archives = built_musl_static.archives
+    assert "-x86_64-unknown-linux-musl-static+install_only.tar.gz" in archives.gz.name
+    info = json.loads(archives.metadata.read_text())
+    assert (info["libc"], info["variant"], info["policy"]) == ("musl", "static", "static")
+    assert info["build_options"]["static"] is True and info["glibc_floor"] is None
+    report = verify(archives.gz)
+    failed = [f"{c.name}: {c.detail}" for c in report.checks if not c.ok]
+    assert not failed, failed
+    checks = {c.name: c.detail for c in report.checks}
+    assert "alone in an empty root" in checks["empty-root"]
+    assert "built-in modules import" in checks["extensions-import"]
+    assert checks["c-extension"].startswith("skipped: a static interpreter")
+    assert {"starts", "ssl-ca-store", "venv-pip", "required-modules", "second-move-paths"} <= set(
+        checks
+    )
+
+
+@pytest.mark.real
+def test_musl_static_tree_is_one_static_executable(built_musl_static, tmp_path: Path) -> None:
+    extract_archive(built_musl_static.archives.gz, tmp_path)
+    root = tmp_path / "python"
+    executable = (root / "bin" / "python3.13").resolve()
+    with executable.open("rb") as handle:
+        elf = ELFFile(handle)
+        kinds = {segment["p_type"] for segment in elf.iter_segments()}
+        dynamic = elf.get_section_by_name(".dynamic")
+        needed = [t.needed for t in dynamic.iter_tags("DT_NEEDED")] if dynamic else []
+        flags = [t.entry.d_val for t in dynamic.iter_tags("DT_FLAGS_1")] if dynamic else []
+        kind = elf["e_type"]
+    # static-pie: no loader, no library; it relocates itself (its only dynamic section)
+    assert "PT_INTERP" not in kinds and needed == [] and kind == "ET_DYN"
+    assert flags and flags[0] & 0x08000000  # DF_1_PIE
+    # nothing left to load: no shared module, no libpython
+    shared = [p.name for p in root.rglob("*.so*") if p.is_file()]
+    assert shared == [], shared
+    # tkinter's module is in too (Tk and Xlib static; Debian's libXau with its glibc shim)
+    result = subprocess.run(
+        [str(executable), "-c", "import sys; print(sorted(sys.builtin_module_names))"],
+        capture_output=True, text=True, env={}, check=True,
+    )  # fmt: skip
+    for name in ("_tkinter", "_ssl", "_sqlite3", "_ctypes", "_decimal", "_curses", "readline"):
+        assert f"'{name}'" in result.stdout
+
+
+@pytest.mark.real
+def test_static_builds_are_left_out_of_uvs_list_and_offered_to_musl(
+    built_musl_static, tmp_path: Path
+) -> None:
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for path in (built_musl_static.archives.gz, built_musl_static.archives.metadata):
+        os.link(path, mirror / path.name)
+    write_index(mirror)
+    assert json.loads((mirror / "uv-downloads.json").read_text()) == {}
+    entries = parse_index((mirror / "index.json").read_text())
+    (entry,) = entries
+    assert (entry.libc, entry.variant, entry.flavour) == ("musl", "static", "install_only")
+    assert select("3.13", entries, Machine("x86_64", "musl", (0, 0))).name == entry.name
+    with pytest.raises(RelocpyError, match="built for musl"):
+        select("3.13", entries, Machine("x86_64", "gnu", (2, 36)))
