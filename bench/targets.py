@@ -12,7 +12,8 @@ e.g.
 Each archive goes through `relocpy verify` (relocpy.verify.checks.verify): unpacked under a path
 with a space and non-ASCII, audited (pyelftools and readelf), run (under qemu-user for another
 CPU: the C extension is then compiled with Debian's cross gcc; a static build also runs alone
-in an empty root), moved a second time and run again. A cell is `pass` or `FAIL: reason`; a
+in an empty root, a dynamic musl build installs a musllinux wheel in a root with only musl's
+loader), moved a second time and run again. A cell is `pass` or `FAIL: reason`; a
 check that does not apply to the archive (the GIL check of a default build) is `-`. The table
 goes to stdout and is appended to --out (default bench/results/targets.md), with each check's
 full detail below it.
@@ -41,6 +42,7 @@ COLUMNS = {
     "c-extension": "C extension",
     "free-threading": "GIL off",
     "empty-root": "empty root (no libc)",
+    "musl-root": "musllinux wheel, musl-only root",
     "binutils-audit": "readelf audit",
     "glibc": "glibc floor",
 }

@@ -156,7 +156,9 @@ def cross_builds(tmp_path_factory: pytest.TempPathFactory, built_tree) -> dict[s
     - "aarch64": CPython 3.13 for aarch64 (zig, glibc 2.17, every library cross-compiled);
       its checks run under qemu-user;
     - "musl-static": CPython 3.13 for x86_64 musl, static: one executable with every module
-      built in; its checks include a run in an empty root.
+      built in; its checks include a run in an empty root;
+    - "musl": CPython 3.13 for x86_64 musl, dynamic (musl's loader, extension modules), after
+      the static one in the same thread: the libraries they link are the same.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -169,10 +171,15 @@ def cross_builds(tmp_path_factory: pytest.TempPathFactory, built_tree) -> dict[s
             build_python=built_tree.executable, **options,
         )  # fmt: skip
 
+    def both_musl() -> tuple[object, object]:
+        static = one("musl-static", target="x86_64-linux-musl", static=True)
+        return static, one("musl", target="x86_64-linux-musl")
+
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cross-build") as pool:
         arm = pool.submit(one, "aarch64", target="aarch64-linux-gnu")
-        musl = pool.submit(one, "musl-static", target="x86_64-linux-musl", static=True)
-        return {"aarch64": arm.result(), "musl-static": musl.result()}
+        musl = pool.submit(both_musl)
+        static, dynamic = musl.result()
+        return {"aarch64": arm.result(), "musl-static": static, "musl": dynamic}
 
 
 @pytest.fixture(scope="session")
@@ -185,3 +192,9 @@ def built_aarch64(cross_builds: dict[str, object]):
 def built_musl_static(cross_builds: dict[str, object]):
     """CPython 3.13 for x86_64 musl, one static executable (see cross_builds)."""
     return cross_builds["musl-static"]
+
+
+@pytest.fixture(scope="session")
+def built_musl(cross_builds: dict[str, object]):
+    """CPython 3.13 for x86_64 musl, dynamic (see cross_builds)."""
+    return cross_builds["musl"]

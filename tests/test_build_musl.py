@@ -30,6 +30,7 @@ def test_musl_targets_are_named_as_zig_and_python_build_standalone_name_them() -
     assert zig_identity("2.17", MUSL) == zig_identity("2.28", MUSL)
     assert "x86_64-linux-musl" in zig_identity("2.17", MUSL)
     assert strip_program(MUSL) == "strip"  # the host's binutils read any x86_64 ELF file
+    assert strip_program(ARM_MUSL) == "aarch64-linux-gnu-strip"  # Debian's aarch64 binutils
     assert cross_configure_args(RECIPES["xz"], MUSL) == [
         "--host=x86_64-linux-musl",
         "--build=x86_64-linux-gnu",
@@ -58,8 +59,7 @@ def test_static_flavour_refusals() -> None:
     with pytest.raises(RelocpyError, match="takes musl") as info:
         check_flavour(host_target(), True, pin)
     assert "--target x86_64-linux-musl --static" in (info.value.hint or "")
-    with pytest.raises(RelocpyError, match="not supported yet"):
-        check_flavour(MUSL, False, pin)
+    check_flavour(MUSL, False, pin)  # the dynamic flavour
     with pytest.raises(RelocpyError, match=r"3\.11 or newer"):
         check_flavour(MUSL, True, resolve_cpython("3.9.2"))
     with pytest.raises(RelocpyError, match="links musl"):
@@ -137,3 +137,49 @@ def test_test_suite_archive_is_found_beside_any_flavour(tmp_path) -> None:
     for stem in ("x86_64-unknown-linux-gnu-", "x86_64-unknown-linux-musl-static+"):
         archive = tmp_path / f"cpython-3.13.5+20260101-{stem}install_only_stripped.tar.zst"
         assert test_suite_for(archive).name == f"cpython-3.13.5+20260101-{stem}test_suite.tar.gz"
+
+
+def test_dynamic_musl_leaves_out_what_musl_added_after_its_floor() -> None:
+    from relocpy.recipes.cpython import MUSL_FLOOR, MUSL_FLOOR_CACHE_VARIABLES
+
+    # zig's musl 1.2.5 has them; Debian 12's and Alpine 3.17's musl 1.2.3 does not
+    assert MUSL_FLOOR == "1.2.3"
+    assert MUSL_FLOOR_CACHE_VARIABLES == {"ac_cv_func_preadv2": "no", "ac_cv_func_pwritev2": "no"}
+
+
+def test_extension_wheel_has_its_tag_and_a_record_that_checks(tmp_path) -> None:
+    import base64
+    import hashlib
+    import zipfile
+
+    from relocpy.verify.roots import make_root, write_extension_wheel
+
+    ext = tmp_path / "relocpy_cprobe.cpython-313-x86_64-linux-musl.so"
+    ext.write_bytes(b"\x7fELF not really")
+    tag = "cp313-cp313-musllinux_1_2_x86_64"
+    wheel = write_extension_wheel(ext, tmp_path / "wheels", tag)
+    assert wheel.name == f"relocpy_cprobe-1.0-{tag}.whl"
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        info = "relocpy_cprobe-1.0.dist-info"
+        assert f"Tag: {tag}" in archive.read(f"{info}/WHEEL").decode()
+        for line in archive.read(f"{info}/RECORD").decode().splitlines():
+            name, digest, size = line.split(",")
+            assert name in names
+            if name.endswith("RECORD"):
+                assert (digest, size) == ("", "")
+                continue
+            data = archive.read(name)
+            expected = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+            assert digest == f"sha256={expected.decode()}" and int(size) == len(data)
+    # a root: the tree (hard links) and the loader (a copy) at its own path, nothing else
+    tree = tmp_path / "tree"
+    (tree / "bin").mkdir(parents=True)
+    (tree / "bin" / "python3.13").write_text("x")
+    loader = tmp_path / "lib" / "ld-musl-x86_64.so.1"
+    loader.parent.mkdir()
+    loader.write_text("loader")
+    root = tmp_path / "root"
+    assert make_root(tree, root, loader) == "/python"
+    assert (root / "python" / "bin" / "python3.13").stat().st_nlink == 2
+    assert (root / loader.relative_to("/")).read_text() == "loader"

@@ -60,7 +60,7 @@ from relocpy.package.archives import (
     write_test_suite,
 )
 from relocpy.package.pybi import write_pybi
-from relocpy.recipes.cpython import OPT_LEVELS, PGO_TRAININGS
+from relocpy.recipes.cpython import MUSL_FLOOR, OPT_LEVELS, PGO_TRAININGS
 from relocpy.repair.cacerts import add_ca_fallback
 from relocpy.repair.graft import GRAFTED_ORIGIN
 from relocpy.repair.relocate import default_policy, recompile, repair_in_place, writable_directory
@@ -274,7 +274,7 @@ def build(
             check_profile_identity(spec.pgo_profile, profile_identity(spec, tools))
         runs_on = f"glibc {tools.glibc}" if tools.glibc else "this host's glibc"
         if machine.libc == "musl":
-            runs_on = f"musl {MUSL_VERSION}" + (", static" if static else "")
+            runs_on = f"musl {MUSL_VERSION}, static" if static else f"musl {MUSL_FLOOR} or newer"
         if tools.cross:
             runs_on = f"{machine.arch}, {runs_on}"
         reporter.step(
@@ -306,6 +306,8 @@ def build(
                 original = dataclasses.replace(original, build_dirs=(*original.build_dirs, *extra))
             if static:  # no library at all: nothing to graft, nothing to allow
                 policy = get_policy("static")
+            elif machine.libc == "musl":  # musl's libc.so only
+                policy = get_policy("musllinux_1_2")
             elif tools.glibc:
                 policy = get_policy(f"manylinux_{tools.glibc.replace('.', '_')}")
             else:
@@ -515,17 +517,12 @@ def build_needs(
 
 def check_flavour(machine: Target, static: bool, pin: SourcePin) -> None:
     """Refuse a build flavour the target cannot have: static needs musl (glibc's static
-    programs still load its NSS modules at run time), and musl builds are static for now."""
+    programs still load its NSS modules at run time) and CPython 3.11 (Setup.stdlib)."""
     if static and machine.libc != "musl":
         raise RelocpyError(
             f"--static builds one executable with no C library to load, which takes musl,"
             f" and --target {machine.name} is glibc",
             hint=f"use --target {machine.arch}-linux-musl --static",
-        )
-    if machine.libc == "musl" and not static:
-        raise RelocpyError(
-            f"a musl build that loads extension modules is not supported yet ({machine.name})",
-            hint="add --static: every extension module built into one executable",
         )
     if static and pin.version_tuple[:2] < (3, 11):
         raise RelocpyError(

@@ -28,6 +28,8 @@ from relocpy.elf.read import undefined_symbols
 from relocpy.recipes.cpython import (
     HARDENING_LDFLAGS,
     INSTALL_PREFIX,
+    MUSL_DYNAMIC_LDFLAGS,
+    MUSL_FLOOR_CACHE_VARIABLES,
     STATIC_ENV,
     configure_args,
     cross_configuration,
@@ -206,6 +208,9 @@ def build_cpython(
     if spec.static:
         env.update(STATIC_ENV)
         env["LDFLAGS"] += f" {static_ldflags(spec.pie)}"
+    elif toolchain.machine.libc == "musl":
+        env.update(MUSL_FLOOR_CACHE_VARIABLES)
+        env["LDFLAGS"] += f" {MUSL_DYNAMIC_LDFLAGS}"
     cflags = list(spec.extra_cflags)
     if spec.static and spec.pie:  # CPython compiles its core without -fPIC when not shared
         cflags.append("-fPIE")

@@ -132,6 +132,24 @@ print(json.dumps({"failed": failed,
                   "stdlib": sysconfig.get_paths()["stdlib"], "work": work}))
 """
 
+# Run in a root with only musl's loader, after pip installed the probe's musllinux wheel: every
+# extension module given imports, and so does the wheel's; which musllinux tag pip accepted.
+MUSL_ROOT = r"""
+import importlib, json, os, sys
+failed = {}
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except Exception as exc:
+        failed[name] = "%s: %s" % (type(exc).__name__, exc)
+import relocpy_cprobe
+from pip._vendor.packaging import tags
+best = next((str(t) for t in tags.sys_tags() if "musllinux" in str(t)), None)
+print(json.dumps({"failed": failed, "count": len(sys.argv) - 1, "root": sorted(os.listdir("/")),
+                  "add": relocpy_cprobe.add(2, 3), "file": relocpy_cprobe.__file__,
+                  "best_tag": best}))
+"""
+
 # A free-threaded interpreter: is the GIL off, and does it stay off while every module given
 # imports? (3.13t turns it back on, with a RuntimeWarning, for a C extension that does not
 # declare Py_mod_gil.) The first module that turned it on is named.

@@ -163,7 +163,8 @@ def _prime_libc(bindir: Path, reporter: Reporter, log: Path | None) -> None:
     with FileLock(str(bindir / ".prime.lock")):
         if stamp.is_file():
             return
-        reporter.step("zig: building its glibc start files and stubs")
+        what = "musl C library" if "musl" in bindir.name else "glibc start files and stubs"
+        reporter.step(f"zig: building its {what} for {bindir.name.removeprefix('bin-')}")
         prime = bindir / "prime"
         prime.mkdir(exist_ok=True)
         (prime / "prime.c").write_text("int main(void) { return 0; }\n")

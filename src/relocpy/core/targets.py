@@ -46,18 +46,19 @@ class Target:
 
     @property
     def cross_prefix(self) -> str:
-        """Debian's cross toolchain prefix: `aarch64-linux-gnu-` (gcc-aarch64-linux-gnu)."""
-        return f"{self.name}-"
+        """Debian's cross toolchain prefix: `aarch64-linux-gnu-` (gcc-aarch64-linux-gnu). Its
+        binutils (strip) read the CPU's ELF files whatever their C library."""
+        return f"{self.multiarch}-"
 
     @property
     def cross_gcc_package(self) -> str:
-        return f"gcc-{self.name}"
+        return f"gcc-{self.multiarch}"
 
     @property
     def cross_libc_root(self) -> str:
         """Where Debian's libc6-<arch>-cross puts the target's loader and C library: a root for
         qemu-user to find /lib/ld-linux-*.so.1 in (QEMU_LD_PREFIX)."""
-        return f"/usr/{self.name}"
+        return f"/usr/{self.multiarch}"
 
     @property
     def musllinux(self) -> str | None:

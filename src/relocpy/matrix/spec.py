@@ -476,11 +476,10 @@ def _conflict(spec: dict[str, object]) -> tuple[str, tuple[str, ...]] | None:
             " (toolchain zig, libs source, no x86-64 march level)",
             ("target", "toolchain", "libs", "march"),
         )
-    musl = parse_target(str(spec["target"])).libc == "musl"
-    if spec["static"] != musl:
+    if spec["static"] and parse_target(str(spec["target"])).libc != "musl":
         return (
-            f"target {spec['target']} with static {str(spec['static']).lower()}: a static"
-            " build takes musl, and musl builds are static for now",
+            f"static with target {spec['target']}: a static build takes musl"
+            " (e.g. target x86_64-linux-musl)",
             ("static", "target"),
         )
     version = tuple(int(p) for p in str(spec["version"]).split("."))

@@ -83,6 +83,15 @@ def training_args(training: str, jobs: int) -> list[str]:
 STATIC_ENV = {"MODULE_BUILDTYPE": "static"}
 
 
+# A dynamic musl build: zig links musl programs static unless told `-dynamic`. It compiles
+# against zig's musl 1.2.5; the functions musl added after 1.2.3 (Debian 12's, Alpine 3.17's)
+# are left out, so the interpreter loads with any musl from 1.2.3 on. The list is the
+# difference of the two libc.so symbol tables that CPython's configure looks for.
+MUSL_DYNAMIC_LDFLAGS = "-dynamic"
+MUSL_FLOOR = "1.2.3"
+MUSL_FLOOR_CACHE_VARIABLES = {"ac_cv_func_preadv2": "no", "ac_cv_func_pwritev2": "no"}
+
+
 def static_ldflags(pie: bool) -> str:
     """A static executable's link flags: static-pie (musl's rcrt1: the executable relocates
     itself, so it loads at a random address and its GOT is read-only) unless `pie` is off."""

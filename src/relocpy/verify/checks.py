@@ -31,9 +31,11 @@ from relocpy.elf.read import ElfInfo, iter_elf_files, read_hardening
 from relocpy.recipes.cpython import modules_of
 from relocpy.repair.graft import GRAFTED_ORIGIN
 from relocpy.verify import binutils
+from relocpy.verify.roots import make_root, musl_loader, write_extension_wheel
 
 MOVE_1 = "moved here ü ñ"
 MOVE_2 = "moved again é ß"
+C_EXTENSION_DIR = "c ext ü"  # where check_c_extension builds its module, under the scratch
 _TIMEOUT = 600
 
 
@@ -156,6 +158,10 @@ GLIBC_LIBRARIES = frozenset(
 )
 
 
+# musl's one library: the C library, which is also its dynamic loader
+MUSL_LIBRARIES = frozenset({"libc.so"})
+
+
 def audit_binutils(root: Path, infos: list[ElfInfo]) -> tuple[Check, str]:
     """readelf's reading of every ELF file against pyelftools' (verify.binutils), and its
     per-file table: NEEDED, RUNPATH and the highest GLIBC_ version."""
@@ -180,20 +186,20 @@ def audit_binutils(root: Path, infos: list[ElfInfo]) -> tuple[Check, str]:
 
 
 def audit_self_contained(root: Path, infos: list[ElfInfo]) -> Check:
-    """Every NEEDED is one of glibc's libraries or the tree's libpython: nothing else, and so
-    nothing grafted."""
+    """Every NEEDED is one of the C library's (glibc's, or musl's libc.so) or the tree's
+    libpython: nothing else, and so nothing grafted."""
     problems = sorted(
         {
             f"{info.path.relative_to(root)} needs {soname}"
             for info in infos
             for soname in info.needed
-            if soname not in GLIBC_LIBRARIES and not soname.startswith("libpython")
+            if soname not in GLIBC_LIBRARIES | MUSL_LIBRARIES and not soname.startswith("libpython")
         }
     )
     return Check(
         "elf-glibc-only",
         not problems,
-        f"{len(infos)} ELF files need only glibc's libraries and libpython"
+        f"{len(infos)} ELF files need only the C library's libraries and libpython"
         if not problems
         else _short(problems),
     )
@@ -502,6 +508,11 @@ def runtime_checks(
     extension."""
     checks: list[Check] = []
     python = str(tree.executable)
+    if machine is not None and machine.libc == "musl" and not static:
+        loader = musl_loader(machine.arch)
+        if not loader.exists():  # what the kernel would say: "No such file or directory"
+            why = f"not run: this machine has no musl loader {loader} (apt-get install -y musl)"
+            return [Check("starts", False, why)]
     reporter.step("runtime: start-up and locations")
     result = _run([python, "-c", "import sys; print(sys.version.split()[0])"])
     checks.append(
@@ -560,6 +571,14 @@ def runtime_checks(
                 " dlopen always fails); every standard module is built in",
             )
         )
+    elif machine is not None and machine.libc == "musl":
+        reporter.step("runtime: building a C extension with musl-gcc")
+        compiler = musl_compiler_runner()
+        checks.append(
+            compiler if isinstance(compiler, Check) else check_c_extension(tree, scratch, compiler)
+        )
+        reporter.step("runtime: a musllinux wheel in a root with only musl's loader")
+        checks.append(check_musl_root(tree, scratch, machine.arch))
     elif machine is not None and needs_emulation(machine):
         reporter.step(f"runtime: building a C extension with {machine.cross_prefix}gcc")
         compiler = cross_compiler_runner(machine)
@@ -627,30 +646,38 @@ def check_venv_pip(tree: InterpreterTree, scratch: Path, runner: Runner = HOST) 
     )
 
 
+def _in_root(root: Path, cmd: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run `cmd` chrooted into `root`, with an empty environment (nothing of this machine's:
+    no PATH, no locale, no PYTHON*)."""
+
+    def enter() -> None:  # in the child, before the program starts
+        os.chroot(root)
+        os.chdir("/")
+
+    try:
+        return subprocess.run(
+            cmd,
+            preexec_fn=enter,  # one child, and no lock of ours held in it
+            env={},
+            capture_output=True,
+            text=True,
+            timeout=_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return subprocess.CompletedProcess(cmd, 127, "", str(exc))
+
+
 def check_empty_root(tree: InterpreterTree, scratch: Path) -> Check:
     """A static tree, alone in a directory made `/` by chroot (no C library, no /etc, /dev or
     /proc): every built-in module imports, and ssl, sqlite3, decimal and ctypes work."""
     if os.geteuid() != 0:
         return Check("empty-root", False, "not run: chroot needs root")
     root = scratch / "empty root"
-    root.mkdir(parents=True)
-    shutil.copytree(tree.root, root / "python", symlinks=True, copy_function=os.link)
-    inside = f"/python/{tree.executable.relative_to(tree.root).as_posix()}"
     try:
-
-        def enter() -> None:  # in the child, before the interpreter starts
-            os.chroot(root)
-            os.chdir("/")
-
-        result = subprocess.run(
-            [inside, "-c", probes.EMPTY_ROOT],
-            preexec_fn=enter,
-            env={},  # nothing from this machine: no PATH, no locale, no PYTHON*
-            capture_output=True,
-            text=True,
-            timeout=_TIMEOUT,
-            check=False,
-        )
+        inside = make_root(tree.root, root)
+        executable = f"{inside}/{tree.executable.relative_to(tree.root).as_posix()}"
+        result = _in_root(root, [executable, "-c", probes.EMPTY_ROOT])
     finally:
         shutil.rmtree(root, ignore_errors=True)
     if result.returncode != 0:
@@ -673,9 +700,70 @@ def check_empty_root(tree: InterpreterTree, scratch: Path) -> Check:
     )
 
 
+def musl_compiler_runner() -> HostRunner | Check:
+    """A runner whose CC and LDSHARED are Debian's musl-gcc (a C extension for a musl tree),
+    or the failed check that names the package."""
+    if shutil.which("musl-gcc") is None:
+        return Check(
+            "c-extension",
+            False,
+            "not run: no musl-gcc to compile a musl extension with (apt-get install -y musl-tools)",
+        )
+    return HostRunner((("CC", "musl-gcc"), ("LDSHARED", "musl-gcc -shared")))
+
+
+def check_musl_root(tree: InterpreterTree, scratch: Path, arch: str) -> Check:
+    """A dynamic musl tree in a root that holds only musl's loader (its libc.so) besides the
+    tree: pip installs a musllinux wheel of the C extension the c-extension check compiled,
+    and it imports, as does every extension module of the tree."""
+    if os.geteuid() != 0:
+        return Check("musl-root", False, "not run: chroot needs root")
+    loader = musl_loader(arch)
+    if not loader.exists():
+        return Check("musl-root", False, f"not run: no musl loader {loader} (apt-get install musl)")
+    built = sorted((scratch / C_EXTENSION_DIR).glob("relocpy_cprobe*.so"))
+    if not built:
+        return Check("musl-root", False, "not run: no C extension was built (see c-extension)")
+    abi = tree.short_version.replace(".", "")
+    tag = f"cp{abi}-cp{abi}-musllinux_1_2_{arch}"
+    root = scratch / "musl root"
+    try:
+        inside = make_root(tree.root, root, loader)
+        wheel = write_extension_wheel(built[0], root / "wheels", tag)
+        executable = f"{inside}/{tree.executable.relative_to(tree.root).as_posix()}"
+        install = [
+            executable, "-m", "pip", "install", "--no-index", "--no-deps", "--no-cache-dir",
+            "--disable-pip-version-check", f"/wheels/{wheel.name}",
+        ]  # fmt: skip
+        result = _in_root(root, install)
+        if result.returncode != 0:
+            return Check("musl-root", False, f"pip install {wheel.name}: {_why(result)}")
+        modules = extension_modules(tree)
+        result = _in_root(root, [executable, "-c", probes.MUSL_ROOT, *modules])
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    if result.returncode != 0:
+        return Check("musl-root", False, _why(result))
+    data = json.loads(result.stdout)
+    problems = [f"{k} ({v})" for k, v in sorted(data["failed"].items())]
+    extra = set(data["root"]) - {"python", "lib", "wheels"}
+    if extra:
+        problems.append(f"the root held {sorted(extra)}")
+    if data["add"] != 5:
+        problems.append(f"the wheel's module added 2 and 3 to {data['add']}")
+    if problems:
+        return Check("musl-root", False, _short(problems, 4))
+    return Check(
+        "musl-root",
+        True,
+        f"in a root with only {loader}: pip installed {wheel.name} (best tag {data['best_tag']})"
+        f" and it imports; {data['count']} extension modules import",
+    )
+
+
 def check_c_extension(tree: InterpreterTree, scratch: Path, runner: Runner = HOST) -> Check:
     """A C extension compiled with the tree's sysconfig CC/CFLAGS/LDSHARED imports."""
-    build = scratch / "c ext ü"
+    build = scratch / C_EXTENSION_DIR
     build.mkdir(parents=True, exist_ok=True)
     source = build / "relocpy_cprobe.c"
     source.write_text(probes.PROBE_C)

@@ -1,4 +1,5 @@
-"""A real static musl CPython: every module built in, run in an empty root."""
+"""Real musl CPythons: the static one run in an empty root, the dynamic one in a root with only
+musl's loader, where pip installs a musllinux wheel."""
 
 from __future__ import annotations
 
@@ -79,3 +80,42 @@ def test_static_builds_are_left_out_of_uvs_list_and_offered_to_musl(
     assert select("3.13", entries, Machine("x86_64", "musl", (0, 0))).name == entry.name
     with pytest.raises(RelocpyError, match="built for musl"):
         select("3.13", entries, Machine("x86_64", "gnu", (2, 36)))
+
+
+@pytest.mark.real
+def test_musl_dynamic_build_installs_a_musllinux_wheel_in_a_musl_only_root(
+    built_musl, tmp_path: Path
+) -> None:
+    archives = built_musl.archives
+    assert archives.gz.name.endswith("-x86_64-unknown-linux-musl-install_only.tar.gz")
+    info = json.loads(archives.metadata.read_text())
+    assert (info["libc"], info["variant"], info["policy"]) == ("musl", "default", "musllinux_1_2")
+    report = verify(archives.gz)
+    failed = [f"{c.name}: {c.detail}" for c in report.checks if not c.ok]
+    assert not failed, failed
+    checks = {c.name: c.detail for c in report.checks}
+    assert "compiled with musl-gcc" in checks["c-extension"]
+    assert "musllinux_1_2_x86_64.whl" in checks["musl-root"]
+    assert "and it imports" in checks["musl-root"]
+    # musl's loader and libc.so, nothing else, whatever file asks
+    extract_archive(archives.gz, tmp_path)
+    executable = tmp_path / "python" / "bin" / "python3.13"
+    with executable.open("rb") as handle:
+        elf = ELFFile(handle)
+        interp = next(s for s in elf.iter_segments() if s["p_type"] == "PT_INTERP")
+        needed = [t.needed for t in elf.get_section_by_name(".dynamic").iter_tags("DT_NEEDED")]
+    assert interp.get_interp_name() == "/lib/ld-musl-x86_64.so.1" and needed == ["libc.so"]
+
+
+@pytest.mark.real
+def test_uv_is_offered_the_dynamic_musl_build(built_musl, tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for path in (built_musl.archives.gz, built_musl.archives.metadata):
+        os.link(path, mirror / path.name)
+    write_index(mirror)
+    downloads = json.loads((mirror / "uv-downloads.json").read_text())
+    (entry,) = downloads.values()
+    assert (entry["libc"], entry["arch"]["family"], entry["variant"]) == ("musl", "x86_64", None)
+    entries = parse_index((mirror / "index.json").read_text())
+    assert select("3.13", entries, Machine("x86_64", "musl", (0, 0))).name == entries[0].name
