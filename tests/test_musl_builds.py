@@ -119,3 +119,10 @@ def test_uv_is_offered_the_dynamic_musl_build(built_musl, tmp_path: Path) -> Non
     assert (entry["libc"], entry["arch"]["family"], entry["variant"]) == ("musl", "x86_64", None)
     entries = parse_index((mirror / "index.json").read_text())
     assert select("3.13", entries, Machine("x86_64", "musl", (0, 0))).name == entries[0].name
+
+
+@pytest.mark.real
+def test_a_static_build_writes_no_empty_test_suite(built_musl_static) -> None:
+    # configure's --disable-test-modules installs no `test` package: nothing to ship
+    assert built_musl_static.test_suite is None
+    assert not list(built_musl_static.archives.gz.parent.glob("*test_suite*"))

@@ -145,7 +145,9 @@ class BuildResult:
     archives: PackagedArchives
     log: Path
     seconds: float
-    test_suite: Path  # CPython's own tests, to unpack over the install_only tree
+    # CPython's own tests, to unpack over the install_only tree (None: a static build, which
+    # leaves the test package and its modules out)
+    test_suite: Path | None
     pybi: Path | None = None  # the same tree as a PEP 711 .pybi (`build(pybi=True)`)
     pgo_profile: Path | None = None  # a PGO build's profile, to rebuild the same bytes from
 
@@ -361,10 +363,12 @@ def build(
                 strip=strip_program(machine),
                 static=static,
             )
-            tests = write_test_suite(
-                tree, partial, build=tag, mtime=epoch, triple=triple,
-                free_threaded=free_threaded, static=static,
-            )  # fmt: skip
+            tests = None
+            if not static:  # configure's --disable-test-modules installs no `test` package
+                tests = write_test_suite(
+                    tree, partial, build=tag, mtime=epoch, triple=triple,
+                    free_threaded=free_threaded,
+                )  # fmt: skip
             pybi_path = None
             if pybi:
                 reporter.step("writing the .pybi (PEP 711)")
@@ -387,7 +391,7 @@ def build(
                 final,
                 out_dir / f"{stem}.log",
                 time.monotonic() - start,
-                out_dir / tests.name,
+                out_dir / tests.name if tests else None,
                 out_dir / pybi_path.name if pybi_path else None,
                 out_dir / profile_path.name if profile_path else None,
             )

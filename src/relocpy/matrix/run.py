@@ -200,7 +200,8 @@ def build_planned(
                     )
             archives = result.archives
             stripped = [p for p in (archives.stripped_gz, archives.stripped_zst) if p is not None]
-            files = [archives.gz, archives.zst, *stripped, archives.metadata, result.test_suite]
+            files = [archives.gz, archives.zst, *stripped, archives.metadata]
+            files += [result.test_suite] if result.test_suite else []
             files += [archives.sbom] if archives.sbom else []
             # a PGO build's profile: what a rebuild needs to repeat its bytes (--pgo-profile)
             files += [result.pgo_profile] if result.pgo_profile else []

@@ -170,10 +170,9 @@ def write_test_suite(
     mtime: int | None = None,
     triple: str = TARGET_TRIPLE,
     free_threaded: bool = False,
-    static: bool = False,
 ) -> Path:
     """`<stem>-test_suite.tar.gz`: unpacked over an install_only tree, it runs `-m test`."""
-    flavour = flavour_name("test_suite", free_threaded, static)
+    flavour = flavour_name("test_suite", free_threaded)
     path = out_dir / f"{archive_stem(tree.version, build, flavour, triple)}.tar.gz"
     every = (p.relative_to(tree.root).as_posix() for p in iter_tree(tree.root, lambda _: True))
     frozen = frozenset(
