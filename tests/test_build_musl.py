@@ -183,3 +183,11 @@ def test_extension_wheel_has_its_tag_and_a_record_that_checks(tmp_path) -> None:
     assert make_root(tree, root, loader) == "/python"
     assert (root / "python" / "bin" / "python3.13").stat().st_nlink == 2
     assert (root / loader.relative_to("/")).read_text() == "loader"
+
+
+def test_a_musl_pybi_is_refused_before_anything_is_built(tmp_path) -> None:
+    from relocpy.pipeline import build
+
+    with pytest.raises(RelocpyError, match="musllinux"):
+        build("3.13.5", tmp_path / "out", target="x86_64-linux-musl", pybi=True)
+    assert not (tmp_path / "out").exists()

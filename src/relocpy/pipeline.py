@@ -237,6 +237,11 @@ def build(
     machine = parse_target(target)
     check_toolchain_choice(toolchain, glibc, libs, opt, bolt, machine, march)
     check_flavour(machine, static, pin)
+    if pybi and machine.libc == "musl":
+        raise RelocpyError(
+            "--pybi writes manylinux platform tags, and a musl build needs musllinux ones",
+            hint="drop --pybi for a musl target (its archives are written as usual)",
+        )
     pin = resolve_reachable(request, reporter)
     needs = build_needs(
         pin, toolchain, glibc, libs, readline, march, cflags, stripped, bolt, opt, machine,
