@@ -244,3 +244,13 @@ def test_a_failed_library_stops_the_others_and_raises(
         build_libraries(recipes, Toolchain("test", "cc", "make", ()), QuietReporter(), workers=2)
     assert time.monotonic() - start < 30  # sleep 60 was stopped
     assert "after" not in ran
+
+
+def test_the_longest_chain_of_builds_starts_first() -> None:
+    from relocpy.build.libraries import critical_paths
+
+    chains = critical_paths(libraries_for((3, 13, 15)))
+    # xorgproto is quick, but libxcb, libx11 and tk wait on it; bzip2 is quick and alone
+    assert chains["xorgproto"] > chains["libx11"] > chains["tk"] > chains["bzip2"]
+    assert chains["zlib"] > chains["openssl"]  # openssl needs zlib
+    assert chains["bzip2"] == 3  # nothing needs it: its own typical seconds

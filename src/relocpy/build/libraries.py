@@ -389,10 +389,16 @@ def build_libraries(
     def ready(recipe: LibraryRecipe) -> bool:
         return all(name in built for name in _all_depends(recipe))
 
+    # the longest chain of builds first: X11's (libxcb, libx11, tk) would otherwise start late
+    # and run alone at the end
+    urgency = {name: -seconds for name, seconds in critical_paths(recipes).items()}
+
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="library") as pool:
         try:
             while pending or running:
-                for recipe in [r for r in pending if ready(r)]:
+                for recipe in sorted(
+                    (r for r in pending if ready(r)), key=lambda r: urgency[r.name]
+                ):
                     where = f"[{index[recipe.name]}/{len(recipes)}]"
                     cached = _cached_prefix(recipe, keys[recipe.name])
                     if cached.is_dir():
@@ -425,6 +431,22 @@ def build_libraries(
             group.stop()
             raise
     return [built[recipe.name] for recipe in recipes]
+
+
+def critical_paths(recipes: list[LibraryRecipe]) -> dict[str, float]:
+    """Per recipe, the typical seconds of the longest chain of builds that starts with it (it,
+    then what needs it, and so on): how much work waits on it (TYPICAL_SECONDS; 10 s for a
+    library not timed there)."""
+    needed_by: dict[str, list[str]] = {r.name: [] for r in recipes}
+    for recipe in recipes:
+        for dep in recipe.depends:
+            if dep in needed_by:
+                needed_by[dep].append(recipe.name)
+    chain: dict[str, float] = {}
+    for recipe in reversed(recipes):  # dependencies come first, so dependents are done
+        after = max((chain[name] for name in needed_by[recipe.name]), default=0.0)
+        chain[recipe.name] = TYPICAL_SECONDS.get(recipe.name, 10) + after
+    return chain
 
 
 def _all_depends(recipe: LibraryRecipe) -> list[str]:
