@@ -156,9 +156,7 @@ def cross_builds(tmp_path_factory: pytest.TempPathFactory, built_tree) -> dict[s
     - "aarch64": CPython 3.13 for aarch64 (zig, glibc 2.17, every library cross-compiled);
       its checks run under qemu-user;
     - "musl-static": CPython 3.13 for x86_64 musl, static: one executable with every module
-      built in; its checks include a run in an empty root;
-    - "musl": CPython 3.13 for x86_64 musl, dynamic (musl's loader, extension modules), after
-      the static one in the same thread: the libraries they link are the same.
+      built in; its checks include a run in an empty root.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -171,15 +169,10 @@ def cross_builds(tmp_path_factory: pytest.TempPathFactory, built_tree) -> dict[s
             build_python=built_tree.executable, **options,
         )  # fmt: skip
 
-    def both_musl() -> tuple[object, object]:
-        static = one("musl-static", target="x86_64-linux-musl", static=True)
-        return static, one("musl", target="x86_64-linux-musl")
-
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cross-build") as pool:
         arm = pool.submit(one, "aarch64", target="aarch64-linux-gnu")
-        musl = pool.submit(both_musl)
-        static, dynamic = musl.result()
-        return {"aarch64": arm.result(), "musl-static": static, "musl": dynamic}
+        musl = pool.submit(one, "musl-static", target="x86_64-linux-musl", static=True)
+        return {"aarch64": arm.result(), "musl-static": musl.result()}
 
 
 @pytest.fixture(scope="session")
@@ -195,6 +188,13 @@ def built_musl_static(cross_builds: dict[str, object]):
 
 
 @pytest.fixture(scope="session")
-def built_musl(cross_builds: dict[str, object]):
-    """CPython 3.13 for x86_64 musl, dynamic (see cross_builds)."""
-    return cross_builds["musl"]
+def built_musl(tmp_path_factory: pytest.TempPathFactory, built_tree, built_musl_static):
+    """CPython 3.13 for x86_64 musl, dynamic (musl's loader, extension modules), once per
+    session: after the static one, whose libraries it links (the same keys)."""
+    from relocpy.pipeline import build
+
+    out = tmp_path_factory.mktemp("dist-musl")
+    return build(
+        "3.13", out, target="x86_64-linux-musl", build_tag="20260101", stripped=False,
+        build_python=built_tree.executable,
+    )  # fmt: skip

@@ -17,6 +17,7 @@ TOOLS = Path(sys.executable).parent
 
 
 @pytest.mark.real
+@pytest.mark.bench  # 3.13t's build: left to bench runs (CI time)
 def test_free_threaded_build_verifies_without_the_gil(built_free_threaded) -> None:
     archives = built_free_threaded.archives
     assert "-freethreaded+install_only" in archives.gz.name
@@ -40,6 +41,7 @@ def mirror_with_both(built_free_threaded, built_archive, tmp_path_factory) -> Pa
 
 
 @pytest.mark.real
+@pytest.mark.bench  # 3.13t's build: left to bench runs (CI time)
 def test_install_313t_picks_the_free_threaded_build(mirror_with_both: Path, tmp_path: Path) -> None:
     env = {
         "HOME": str(tmp_path / "home"),
@@ -68,6 +70,7 @@ def test_install_313t_picks_the_free_threaded_build(mirror_with_both: Path, tmp_
 
 
 @pytest.mark.real
+@pytest.mark.bench  # 3.13t's build: left to bench runs (CI time)
 def test_uv_installs_313t_from_our_json(mirror_with_both: Path, tmp_path: Path) -> None:
     downloads = json.loads((mirror_with_both / "uv-downloads.json").read_text())
     assert any(v["variant"] == "freethreaded" for v in downloads.values())
