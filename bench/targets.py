@@ -51,6 +51,8 @@ COLUMNS = {
 def _cell(check: object | None) -> str:
     if check is None:
         return "-"
+    if check.ok and check.detail.startswith("skipped"):  # type: ignore[attr-defined]
+        return "skipped: " + check.detail.split(": ", 1)[1].split(" (")[0][:60]  # type: ignore[attr-defined]
     if check.ok:  # type: ignore[attr-defined]
         return "pass"
     return f"FAIL: {check.detail[:80]}"  # type: ignore[attr-defined]
