@@ -88,17 +88,27 @@ print(json.dumps({
 }))
 """
 
-# Import every named extension module; print the failures as JSON.
-IMPORT_MODULES = r"""
-import importlib, json, sys
-failed = {}
-for name in sys.argv[1:]:
-    try:
-        importlib.import_module(name)
-    except Exception as exc:
-        failed[name] = "%s: %s" % (type(exc).__name__, exc)
-print(json.dumps(failed))
+# The probes below that import modules share this function: name -> why it failed.
+_IMPORT_EACH = r"""
+import importlib
+def import_each(names):
+    failed = {}
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            failed[name] = "%s: %s" % (type(exc).__name__, exc)
+    return failed
 """
+
+# Import every named extension module; print the failures as JSON.
+IMPORT_MODULES = (
+    _IMPORT_EACH
+    + r"""
+import json, sys
+print(json.dumps(import_each(sys.argv[1:])))
+"""
+)
 
 # The modules built into the interpreter (a static build has all of them there), as JSON.
 BUILTIN_MODULES = r"""
@@ -109,14 +119,12 @@ print(json.dumps(sorted(set(sys.builtin_module_names) - {"__main__"})))
 # Run as / of an empty root that holds only the tree: every built-in module imports, and the
 # libraries behind them work (ssl makes a context, sqlite3 and decimal compute, ctypes calls
 # into libffi). What the interpreter saw of its root is printed too.
-EMPTY_ROOT = r"""
-import importlib, json, os, sys, sysconfig
-failed = {}
-for name in sorted(set(sys.builtin_module_names) - {"__main__"}):
-    try:
-        importlib.import_module(name)
-    except Exception as exc:
-        failed[name] = "%s: %s" % (type(exc).__name__, exc)
+EMPTY_ROOT = (
+    _IMPORT_EACH
+    + r"""
+import json, os, sys, sysconfig
+builtin = sorted(set(sys.builtin_module_names) - {"__main__"})
+failed = import_each(builtin)
 import ctypes, decimal, sqlite3, ssl, readline, curses, zlib, lzma, bz2, hashlib
 work = {
     "ssl": ssl.create_default_context().protocol.name and ssl.OPENSSL_VERSION,
@@ -126,22 +134,19 @@ work = {
     "zlib": len(zlib.compress(b"relocpy" * 100)),
     "sha256": hashlib.sha256(b"").hexdigest()[:8],
 }
-print(json.dumps({"failed": failed,
-                  "count": len(set(sys.builtin_module_names) - {"__main__"}),
+print(json.dumps({"failed": failed, "count": len(builtin),
                   "root": sorted(os.listdir("/")), "prefix": sys.prefix,
                   "stdlib": sysconfig.get_paths()["stdlib"], "work": work}))
 """
+)
 
 # Run in a root with only musl's loader, after pip installed the probe's musllinux wheel: every
 # extension module given imports, and so does the wheel's; which musllinux tag pip accepted.
-MUSL_ROOT = r"""
-import importlib, json, os, sys
-failed = {}
-for name in sys.argv[1:]:
-    try:
-        importlib.import_module(name)
-    except Exception as exc:
-        failed[name] = "%s: %s" % (type(exc).__name__, exc)
+MUSL_ROOT = (
+    _IMPORT_EACH
+    + r"""
+import json, os, sys
+failed = import_each(sys.argv[1:])
 import relocpy_cprobe
 from pip._vendor.packaging import tags
 best = next((str(t) for t in tags.sys_tags() if "musllinux" in str(t)), None)
@@ -149,6 +154,7 @@ print(json.dumps({"failed": failed, "count": len(sys.argv) - 1, "root": sorted(o
                   "add": relocpy_cprobe.add(2, 3), "file": relocpy_cprobe.__file__,
                   "best_tag": best}))
 """
+)
 
 # A free-threaded interpreter: is the GIL off, and does it stay off while every module given
 # imports? (3.13t turns it back on, with a RuntimeWarning, for a C extension that does not

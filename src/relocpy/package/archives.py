@@ -41,19 +41,19 @@ def target_triple(march: str = "x86-64") -> str:
     return f"{arch}-unknown-linux-gnu"
 
 
+def _build_options(free_threaded: bool, static: bool) -> list[str]:
+    return [*(["freethreaded"] if free_threaded else []), *(["static"] if static else [])]
+
+
 def flavour_name(flavour: str, free_threaded: bool = False, static: bool = False) -> str:
     """`install_only`; `freethreaded+install_only` for a free-threaded build, and
     `static+install_only` for a static one (musl: every extension module built in)."""
-    options = [*(["freethreaded"] if free_threaded else []), *(["static"] if static else [])]
-    return "+".join([*options, flavour])
+    return "+".join([*_build_options(free_threaded, static), flavour])
 
 
 def variant_name(free_threaded: bool = False, static: bool = False) -> str:
     """The metadata's and mirror index's variant: default, freethreaded, static."""
-    return (
-        "+".join([*(["freethreaded"] if free_threaded else []), *(["static"] if static else [])])
-        or "default"
-    )
+    return "+".join(_build_options(free_threaded, static)) or "default"
 
 
 _PYC_FLAGS = slice(4, 8)

@@ -31,7 +31,7 @@ from relocpy.elf.read import ElfInfo, iter_elf_files, read_hardening
 from relocpy.recipes.cpython import modules_of
 from relocpy.repair.graft import GRAFTED_ORIGIN
 from relocpy.verify import binutils
-from relocpy.verify.roots import make_root, musl_loader, write_extension_wheel
+from relocpy.verify.roots import musl_loader, root_with_tree, write_extension_wheel
 
 MOVE_1 = "moved here ü ñ"
 MOVE_2 = "moved again é ß"
@@ -674,12 +674,8 @@ def check_empty_root(tree: InterpreterTree, scratch: Path) -> Check:
     if os.geteuid() != 0:
         return Check("empty-root", False, "not run: chroot needs root")
     root = scratch / "empty root"
-    try:
-        inside = make_root(tree.root, root)
-        executable = f"{inside}/{tree.executable.relative_to(tree.root).as_posix()}"
+    with root_with_tree(tree.root, tree.executable, root) as executable:
         result = _in_root(root, [executable, "-c", probes.EMPTY_ROOT])
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
     if result.returncode != 0:
         return Check("empty-root", False, _why(result))
     data = json.loads(result.stdout)
@@ -727,10 +723,8 @@ def check_musl_root(tree: InterpreterTree, scratch: Path, arch: str) -> Check:
     abi = tree.short_version.replace(".", "")
     tag = f"cp{abi}-cp{abi}-musllinux_1_2_{arch}"
     root = scratch / "musl root"
-    try:
-        inside = make_root(tree.root, root, loader)
+    with root_with_tree(tree.root, tree.executable, root, loader) as executable:
         wheel = write_extension_wheel(built[0], root / "wheels", tag)
-        executable = f"{inside}/{tree.executable.relative_to(tree.root).as_posix()}"
         install = [
             executable, "-m", "pip", "install", "--no-index", "--no-deps", "--no-cache-dir",
             "--disable-pip-version-check", f"/wheels/{wheel.name}",
@@ -740,8 +734,6 @@ def check_musl_root(tree: InterpreterTree, scratch: Path, arch: str) -> Check:
             return Check("musl-root", False, f"pip install {wheel.name}: {_why(result)}")
         modules = extension_modules(tree)
         result = _in_root(root, [executable, "-c", probes.MUSL_ROOT, *modules])
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
     if result.returncode != 0:
         return Check("musl-root", False, _why(result))
     data = json.loads(result.stdout)

@@ -9,10 +9,12 @@ index would come.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import shutil
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 # Where musl's dynamic loader (which is also its libc.so) lives on every musl system
@@ -36,6 +38,19 @@ def make_root(tree_root: Path, root: Path, loader: Path | None = None) -> str:
         inside.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(loader.resolve(), inside)
     return "/python"
+
+
+@contextlib.contextmanager
+def root_with_tree(
+    tree_root: Path, executable: Path, root: Path, loader: Path | None = None
+) -> Iterator[str]:
+    """`make_root` for the time of the `with`, then removed; yields the path `executable` (a
+    file of the tree) has inside the root."""
+    try:
+        inside = make_root(tree_root, root, loader)
+        yield f"{inside}/{executable.relative_to(tree_root).as_posix()}"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _record_hash(data: bytes) -> str:
