@@ -97,6 +97,8 @@ def test_cache_is_a_mirror_for_install_and_other_caches(matrix_run, tmp_path: Pa
         assert plan_file(path, other)[0].where == "local"
 
 
+# a second 3.11 build (224 s in CI): left to bench runs, with bench/ci_jobs.py (CI time)
+@pytest.mark.bench
 def test_generated_ci_jobs_run_independently_and_equal_the_local_build(
     matrix_run, session_home: Path, tmp_path: Path
 ) -> None:
