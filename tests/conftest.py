@@ -188,6 +188,19 @@ def built_musl_static(cross_builds: dict[str, object]):
 
 
 @pytest.fixture(scope="session")
+def built_aarch64_musl(tmp_path_factory: pytest.TempPathFactory, built_tree):
+    """CPython 3.13 for aarch64 musl, dynamic, once per session (bench runs only): its checks
+    run under qemu-user with Debian's arm64 musl as the loader."""
+    from relocpy.pipeline import build
+
+    out = tmp_path_factory.mktemp("dist-aarch64-musl")
+    return build(
+        "3.13", out, target="aarch64-linux-musl", build_tag="20260101", stripped=False,
+        build_python=built_tree.executable,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
 def built_musl(tmp_path_factory: pytest.TempPathFactory, built_tree, built_musl_static):
     """CPython 3.13 for x86_64 musl, dynamic (musl's loader, extension modules), once per
     session: after the static one, whose libraries it links (the same keys)."""

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from relocpy.build.libraries import cross_configure_args, libraries_for, library_keys
 from relocpy.build.zig import zig_identity
 from relocpy.core import emulation
 from relocpy.core.errors import RelocpyError
+from relocpy.core.progress import QuietReporter
 from relocpy.core.targets import TARGETS, host_target, is_cross, needs_emulation, parse_target
 from relocpy.package.archives import flavour_name, strip_program, variant_name
 from relocpy.package.mirror import parse_archive_name
@@ -172,17 +177,59 @@ def test_extension_wheel_has_its_tag_and_a_record_that_checks(tmp_path) -> None:
             data = archive.read(name)
             expected = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
             assert digest == f"sha256={expected.decode()}" and int(size) == len(data)
-    # a root: the tree (hard links) and the loader (a copy) at its own path, nothing else
+    # a root: the tree (hard links) and the loader (a copy, wherever this machine keeps it:
+    # another CPU's is in the cache) at musl's path, /lib/ld-musl-<arch>.so.1; nothing else
     tree = tmp_path / "tree"
     (tree / "bin").mkdir(parents=True)
     (tree / "bin" / "python3.13").write_text("x")
-    loader = tmp_path / "lib" / "ld-musl-x86_64.so.1"
-    loader.parent.mkdir()
+    loader = tmp_path / "cache" / "lib" / "ld-musl-aarch64.so.1"
+    loader.parent.mkdir(parents=True)
     loader.write_text("loader")
     root = tmp_path / "root"
     assert make_root(tree, root, loader) == "/python"
     assert (root / "python" / "bin" / "python3.13").stat().st_nlink == 2
-    assert (root / loader.relative_to("/")).read_text() == "loader"
+    assert (root / "lib" / "ld-musl-aarch64.so.1").read_text() == "loader"
+    assert sorted(p.name for p in root.iterdir()) == ["lib", "python"]
+
+
+def test_musl_loader_is_the_hosts_for_its_cpu_and_a_cached_package_for_another(
+    tmp_path, monkeypatch
+) -> None:
+    from relocpy.sources import loaders
+
+    monkeypatch.setenv("RELOCPY_HOME", str(tmp_path / "home"))
+    assert loaders.musl_loader("x86_64") == Path("/lib/ld-musl-x86_64.so.1")
+    arm = loaders.musl_loader("aarch64")
+    assert arm == tmp_path / "home/cache/emulation/musl-aarch64/lib/ld-musl-aarch64.so.1"
+    pin = loaders.FOREIGN_MUSL["aarch64"]
+    assert pin.debian_pool == "pool/main/m/musl/musl_1.2.3-1_arm64.deb" and len(pin.sha256) == 64
+    with pytest.raises(RelocpyError, match="no musl loader for riscv64"):
+        loaders.ensure_foreign_musl("riscv64", QuietReporter())
+    # a glibc target or the host's CPU leaves qemu's loader prefix alone
+    monkeypatch.delenv("QEMU_LD_PREFIX", raising=False)
+    assert loaders.use_foreign_musl(parse_target("aarch64-linux-gnu"), QuietReporter()) is None
+    assert loaders.use_foreign_musl(parse_target("x86_64-linux-musl"), QuietReporter()) is None
+    assert "QEMU_LD_PREFIX" not in os.environ
+
+
+@pytest.mark.real
+def test_aarch64_musl_loader_is_fetched_checked_and_unpacked_once(tmp_path, monkeypatch) -> None:
+    """Debian's arm64 musl from the archive's pool: its loader runs a program under qemu."""
+    from relocpy.sources import loaders
+
+    monkeypatch.setenv("RELOCPY_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("QEMU_LD_PREFIX", raising=False)
+    root = loaders.use_foreign_musl(parse_target("aarch64-linux-musl"), QuietReporter())
+    assert root is not None and os.environ["QEMU_LD_PREFIX"] == str(root)
+    loader = root / "lib" / "ld-musl-aarch64.so.1"
+    assert loader.resolve().name == "libc.so" and loader.resolve().stat().st_size > 100_000
+    assert [p.name for p in root.parent.iterdir()] == ["musl-aarch64"]  # no partial copy
+    # musl's loader run as a program prints its usage (and exits 1): it is an aarch64 musl
+    result = subprocess.run(
+        ["qemu-aarch64-static", str(loader)], capture_output=True, text=True, check=False
+    )
+    assert "musl libc (aarch64)" in result.stderr, result.stderr
+    assert loaders.ensure_foreign_musl("aarch64", QuietReporter()) == root  # once
 
 
 def test_a_musl_pybi_is_refused_before_anything_is_built(tmp_path) -> None:

@@ -110,6 +110,26 @@ def test_musl_dynamic_build_installs_a_musllinux_wheel_in_a_musl_only_root(
 
 
 @pytest.mark.real
+@pytest.mark.bench  # another 3.13 build, for aarch64: left to bench runs (CI time)
+def test_aarch64_musl_dynamic_build_runs_every_check_under_qemu(built_aarch64_musl) -> None:
+    """Debian has no aarch64 musl cross compiler and apt here no arm64 package: the C
+    extension is compiled with zig for aarch64-linux-musl, and qemu runs the tree with
+    Debian's arm64 musl (from the archive's pool) as its loader; pip, which runs that loader
+    to learn musl's version, runs in a root that holds it."""
+    archives = built_aarch64_musl.archives
+    assert archives.gz.name.endswith("-aarch64-unknown-linux-musl-install_only.tar.gz")
+    info = json.loads(archives.metadata.read_text())
+    assert (info["libc"], info["policy"]) == ("musl", "musllinux_1_2")
+    report = verify(archives.gz)
+    failed = [f"{c.name}: {c.detail}" for c in report.checks if not c.ok]
+    assert not failed, failed
+    checks = {c.name: c.detail for c in report.checks}
+    assert "bin-aarch64-linux-musl/cc" in checks["c-extension"]
+    assert "musllinux_1_2_aarch64.whl" in checks["musl-root"]
+    assert "in a root with only ld-musl-aarch64.so.1" in checks["venv-pip"]
+
+
+@pytest.mark.real
 @pytest.mark.bench  # a fourth 3.13 build: left to bench runs (CI time)
 def test_uv_is_offered_the_dynamic_musl_build(built_musl, tmp_path: Path) -> None:
     mirror = tmp_path / "mirror"

@@ -72,6 +72,7 @@ from relocpy.sources.fetch import (
     fetch,
     resolve_reachable,
 )
+from relocpy.sources.loaders import use_foreign_musl
 from relocpy.verify.checks import check_required_modules
 
 
@@ -249,6 +250,8 @@ def build(
     )  # fmt: skip
     require([*needs, *also_needs], f"the build of CPython {pin.version}")
     emulation.enable(machine)  # before hours of building: a machine that cannot run it says so
+    if not static:  # a dynamic musl program of another CPU: its loader, for qemu
+        use_foreign_musl(machine, reporter)
     existed = Path(out_dir).exists()
     try:
         out_dir = writable_directory(out_dir)

@@ -23,15 +23,16 @@ from relocpy.core.archive import extract_archive
 from relocpy.core.errors import RelocpyError
 from relocpy.core.preflight import Requirement, program
 from relocpy.core.progress import QuietReporter, Reporter
-from relocpy.core.targets import Target, host_target, needs_emulation, target_of_elf
+from relocpy.core.targets import HOST_ARCH, Target, host_target, needs_emulation, target_of_elf
 from relocpy.core.tree import InterpreterTree, clean_env, inspect_tree
 from relocpy.elf.ldpaths import resolve_needed
 from relocpy.elf.policy import Policy, get_policy, policy_for_glibc
 from relocpy.elf.read import ElfInfo, iter_elf_files, read_hardening
 from relocpy.recipes.cpython import modules_of
 from relocpy.repair.graft import GRAFTED_ORIGIN
+from relocpy.sources.loaders import musl_loader, use_foreign_musl
 from relocpy.verify import binutils
-from relocpy.verify.roots import musl_loader, root_with_tree, write_extension_wheel
+from relocpy.verify.roots import root_with_tree, write_extension_wheel
 
 MOVE_1 = "moved here ü ñ"
 MOVE_2 = "moved again é ß"
@@ -153,7 +154,12 @@ GLIBC_LIBRARIES = frozenset(
         "librt.so.1",
         "libutil.so.1",
         "ld-linux-x86-64.so.2",
-        "ld-linux-aarch64.so.1",  # aarch64's TLS descriptors (Tcl's thread-locals) resolve in it
+        # the loaders: TLS (Tcl's thread-locals) resolves in them on aarch64, ppc64le, s390x
+        # and riscv64 (__tls_get_addr, TLS descriptors)
+        "ld-linux-aarch64.so.1",
+        "ld64.so.2",
+        "ld64.so.1",
+        "ld-linux-riscv64-lp64d.so.1",
     }
 )
 
@@ -559,8 +565,14 @@ def runtime_checks(
     else:
         checks.append(Check("ssl-ca-store", False, _why(result)))
 
-    reporter.step("runtime: venv and pip install of a local wheel")
-    checks.append(check_venv_pip(tree, scratch))
+    if machine is not None and machine.libc == "musl" and not static and needs_emulation(machine):
+        # pip runs musl's loader (/lib/ld-musl-<arch>.so.1) to read musl's version, and qemu-user
+        # hands a program's exec to this machine as it is: only a root holding the loader has it
+        reporter.step("runtime: venv and pip of a local wheel, in a root with musl's loader")
+        checks.append(check_venv_pip_in_root(tree, scratch, musl_loader(machine.arch)))
+    else:
+        reporter.step("runtime: venv and pip install of a local wheel")
+        checks.append(check_venv_pip(tree, scratch))
 
     if static:
         checks.append(
@@ -572,8 +584,8 @@ def runtime_checks(
             )
         )
     elif machine is not None and machine.libc == "musl":
-        reporter.step("runtime: building a C extension with musl-gcc")
-        compiler = musl_compiler_runner()
+        compiler = musl_compiler_runner(machine)
+        reporter.step(f"runtime: building a C extension with {_compiler_name(compiler)}")
         checks.append(
             compiler if isinstance(compiler, Check) else check_c_extension(tree, scratch, compiler)
         )
@@ -646,6 +658,35 @@ def check_venv_pip(tree: InterpreterTree, scratch: Path, runner: Runner = HOST) 
     )
 
 
+@dataclass(frozen=True)
+class RootRunner:
+    """Runs commands chrooted into `root` (a `verify.roots.make_root` root: the tree of
+    `tree_root` at /python) with an empty environment; a host path is seen from inside."""
+
+    root: Path
+    tree_root: Path
+
+    def run(self, cmd: list[str]) -> subprocess.CompletedProcess[str]:
+        return _in_root(self.root, cmd)
+
+    def path(self, host_path: Path) -> str:
+        if Path(host_path).is_relative_to(self.tree_root):
+            return f"/python/{Path(host_path).relative_to(self.tree_root).as_posix()}"
+        return f"/{Path(host_path).relative_to(self.root).as_posix()}"
+
+
+def check_venv_pip_in_root(tree: InterpreterTree, scratch: Path, loader: Path) -> Check:
+    """`check_venv_pip` in a root that holds the tree and musl's `loader` only (a dynamic musl
+    tree of another CPU, run under qemu-user: see runtime_checks)."""
+    if os.geteuid() != 0:
+        return Check("venv-pip", False, "not run: a root with musl's loader needs chroot (root)")
+    root = scratch / "venv root"
+    with root_with_tree(tree.root, tree.executable, root, loader):
+        (root / "work").mkdir()
+        check = check_venv_pip(tree, root / "work", RootRunner(root, tree.root))
+    return replace(check, detail=f"{check.detail} (in a root with only {loader.name})")
+
+
 def _in_root(root: Path, cmd: list[str]) -> subprocess.CompletedProcess[str]:
     """Run `cmd` chrooted into `root`, with an empty environment (nothing of this machine's:
     no PATH, no locale, no PYTHON*)."""
@@ -696,9 +737,23 @@ def check_empty_root(tree: InterpreterTree, scratch: Path) -> Check:
     )
 
 
-def musl_compiler_runner() -> HostRunner | Check:
-    """A runner whose CC and LDSHARED are Debian's musl-gcc (a C extension for a musl tree),
-    or the failed check that names the package."""
+def _compiler_name(compiler: HostRunner | Check) -> str:
+    if isinstance(compiler, Check):
+        return "no compiler"
+    cc = dict(compiler.env_extra).get("CC", "cc")
+    return cc if "/" not in cc else f"zig cc ({Path(cc).parent.name.removeprefix('bin-')})"
+
+
+def musl_compiler_runner(machine: Target) -> HostRunner | Check:
+    """A runner whose CC and LDSHARED compile a C extension for a musl tree: Debian's musl-gcc
+    for this machine's CPU; for another CPU, for which Debian has no musl cross compiler,
+    zig's cc for `<arch>-linux-musl` (the compiler the tree was built with). Or the failed
+    check that names the package."""
+    if machine.arch != HOST_ARCH:
+        from relocpy.build.zig import zig_toolchain
+
+        cc = zig_toolchain(target=machine).cc
+        return HostRunner((("CC", cc), ("LDSHARED", f"{cc} -shared")))
     if shutil.which("musl-gcc") is None:
         return Check(
             "c-extension",
@@ -996,12 +1051,14 @@ def verify(
         )
         if runtime:
             machine = tree_target(tree, infos)
+            static = is_static_executable(_executable_info(tree, infos))
             if needs_emulation(machine):
                 reporter.step(f"runtime: {machine.arch} programs run under qemu-user here")
                 emulation.enable(machine)
+                if not static:
+                    use_foreign_musl(machine, reporter)
             # relocpy's own builds (they carry metadata) must also have every standard module.
             complete = bool(metadata.get("relocpy_version"))
-            static = is_static_executable(_executable_info(tree, infos))
             report.checks += runtime_checks(
                 tree, scratch / "work", reporter, complete, machine, static
             )

@@ -1,7 +1,9 @@
 """Minimal roots to run a tree in, and a wheel to install there.
 
 An empty root holds the tree alone (a static build needs nothing else); a musl root adds musl's
-loader, which is also its C library, and nothing more. The wheel wraps a C extension built for
+loader, which is also its C library, and nothing more (`sources.loaders` finds it, for another
+CPU too).
+The wheel wraps a C extension built for
 the tree into a binary wheel with a platform tag (musllinux_1_2_x86_64), as a wheel from an
 index would come.
 """
@@ -17,24 +19,18 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-# Where musl's dynamic loader (which is also its libc.so) lives on every musl system
-MUSL_LOADER = "/lib/ld-musl-{arch}.so.1"
 WHEEL_NAME = "relocpy_cprobe"
 WHEEL_VERSION = "1.0"
 
 
-def musl_loader(arch: str) -> Path:
-    return Path(MUSL_LOADER.format(arch=arch))
-
-
 def make_root(tree_root: Path, root: Path, loader: Path | None = None) -> str:
     """`root` with the tree at /python (hard links) and, if given, `loader` at musl's loader
-    path for `arch` (a copy: the host's may be a link into its multiarch directory).
+    path, /lib/<its name> (a copy: the host's may be a link into its multiarch directory).
     Returns the tree's path inside the root."""
     root.mkdir(parents=True)
     shutil.copytree(tree_root, root / "python", symlinks=True, copy_function=os.link)
     if loader is not None:
-        inside = root / loader.relative_to("/")
+        inside = root / "lib" / loader.name
         inside.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(loader.resolve(), inside)
     return "/python"
