@@ -8,7 +8,14 @@ import pytest
 
 from relocpy.core import emulation
 from relocpy.core.errors import MissingToolError, RelocpyError
-from relocpy.core.targets import TARGETS, Target, host_target, is_cross, parse_target
+from relocpy.core.targets import (
+    TARGETS,
+    Target,
+    host_target,
+    is_cross,
+    parse_target,
+    target_of_elf,
+)
 
 # qemu's own scripts/qemu-binfmt-conf.sh (qemu 7.2), for the CPUs it names
 QEMU_CONF = {
@@ -109,3 +116,60 @@ def test_requirements_name_the_packages() -> None:
         ("/usr/aarch64-linux-gnu/lib/libc.so.6", "libc6-arm64-cross"),
     }
     assert emulation.emulation_requirements(host_target(), "a build") == []
+
+
+def test_other_cpus_are_spelt_as_each_tool_spells_them() -> None:
+    """ppc64le is powerpc64le to zig, autoconf and Debian's multiarch, ppc64el to dpkg; each
+    CPU's glibc floor is the lowest zig provides (2.17 where it can, as manylinux2014)."""
+    ppc = parse_target("ppc64le-unknown-linux-gnu")
+    assert (ppc.name, ppc.triple) == ("ppc64le-linux-gnu", "ppc64le-unknown-linux-gnu")
+    assert ppc.zig_target(None) == "powerpc64le-linux-gnu.2.19"
+    assert ppc.gnu_host == ppc.multiarch == "powerpc64le-linux-gnu"
+    assert ppc.cross_gcc_package == "gcc-powerpc64le-linux-gnu"
+    assert ppc.cross_prefix == "powerpc64le-linux-gnu-"
+    needs = emulation.emulation_requirements(ppc, "a build")
+    assert {(r.name, r.package) for r in needs} == {
+        ("qemu-ppc64le-static", "qemu-user-static"),
+        ("/usr/powerpc64le-linux-gnu/lib/libc.so.6", "libc6-ppc64el-cross"),
+    }
+    s390x, riscv = parse_target("s390x-linux-gnu"), parse_target("riscv64-linux-gnu")
+    assert s390x.zig_target(None) == "s390x-linux-gnu.2.17"
+    assert riscv.zig_target(None) == "riscv64-linux-gnu.2.27"
+    assert riscv.cross_libc_root == "/usr/riscv64-linux-gnu"
+    for target in (ppc, s390x, riscv):
+        assert target_of_elf(ELF_NAMES[target.arch]) is target
+
+
+# pyelftools' names of these CPUs' e_machine
+ELF_NAMES = {"ppc64le": "64-bit PowerPC", "s390x": "IBM S/390", "riscv64": "RISC-V"}
+
+
+@pytest.mark.parametrize(
+    ("name", "header"),
+    [
+        # the first 20 bytes of what `zig cc -target <cpu>-linux-gnu.<floor>` writes
+        ("ppc64le-linux-gnu", "7f454c4602010100000000000000000002001500"),
+        ("s390x-linux-gnu", "7f454c4602020100000000000000000000020016"),
+        ("riscv64-linux-gnu", "7f454c460201010000000000000000000300f300"),
+    ],
+)
+def test_binfmt_rules_match_each_cpus_real_header(name: str, header: str) -> None:
+    magic, mask = TARGETS[name].binfmt
+    data = bytes.fromhex(header)
+    assert all((h & m) == (g & m) for h, g, m in zip(data, magic, mask, strict=True))
+    for other in TARGETS.values():
+        if other.arch != TARGETS[name].arch:
+            magic, mask = other.binfmt
+            assert not all((h & m) == (g & m) for h, g, m in zip(data, magic, mask, strict=True))
+
+
+def test_ppc64le_compiles_with_ibms_long_double_and_says_so_in_its_identity() -> None:
+    """glibc before 2.32 has no IEEE-quad printf (__printfieee128): zig's wrapper passes
+    -mabi=ibmlongdouble for ppc64le, and the toolchain identity (cache keys) names it."""
+    from relocpy.build.zig import zig_identity
+
+    ppc = TARGETS["ppc64le-linux-gnu"]
+    assert ppc.cflags == ("-mabi=ibmlongdouble",)
+    assert "powerpc64le-linux-gnu.2.19 -mabi=ibmlongdouble," in zig_identity("2.19", ppc)
+    arm = TARGETS["aarch64-linux-gnu"]
+    assert zig_identity("2.17", arm).startswith("zig ") and "-mabi" not in zig_identity("2.17", arm)

@@ -301,3 +301,26 @@ def test_static_musl_builds_are_not_offered_to_uv(tmp_path: Path) -> None:
     assert list(uv_download_entries([gnu, static], "http://m")) == [
         "cpython-3.13.5-linux-x86_64-gnu"
     ]
+
+
+def test_uv_is_told_each_cpu_by_its_own_name(tmp_path: Path) -> None:
+    """python-build-standalone's ppc64le is uv's powerpc64le; s390x and riscv64 are alike."""
+    from relocpy.package.mirror import MirrorEntry, uv_download_entries
+
+    def entry(arch: str) -> MirrorEntry:
+        triple = f"{arch}-unknown-linux-gnu"
+        return MirrorEntry(
+            f"cpython-3.13.5+20260101-{triple}-install_only.tar.gz", "3.13.5", "20260101",
+            "default", "install_only", triple, arch, "gnu", "2.17", "0" * 64, 1,
+        )  # fmt: skip
+
+    out = uv_download_entries([entry(a) for a in ("ppc64le", "s390x", "riscv64")], "http://m")
+    assert sorted(out) == [
+        "cpython-3.13.5-linux-powerpc64le-gnu",
+        "cpython-3.13.5-linux-riscv64-gnu",
+        "cpython-3.13.5-linux-s390x-gnu",
+    ]
+    assert {v["arch"]["family"] for v in out.values()} == {"powerpc64le", "s390x", "riscv64"}  # type: ignore[index]
+    assert out["cpython-3.13.5-linux-powerpc64le-gnu"]["url"] == (
+        "http://m/cpython-3.13.5%2B20260101-ppc64le-unknown-linux-gnu-install_only.tar.gz"
+    )

@@ -69,7 +69,8 @@ def zig_identity(glibc: str = DEFAULT_GLIBC, target: Target | None = None) -> st
     """What names this toolchain in build hashes (the same string `zig_toolchain` records)."""
     target = target or host_target()
     floor = parse_glibc(glibc) if target.libc == "gnu" else None
-    return f"zig {ZIG_VERSION} {target.zig_target(floor)}, wrapper {_WRAPPER_VERSION}"
+    flags = "".join(f" {flag}" for flag in target.cflags)
+    return f"zig {ZIG_VERSION} {target.zig_target(floor)}{flags}, wrapper {_WRAPPER_VERSION}"
 
 
 def toolchains_dir() -> Path:
@@ -236,9 +237,10 @@ def zig_toolchain(
     # /relocpy/toolchains/... in debug info; zig's own headers are /dev/fd/9/... (ZIG_LIB_FD).
     remap = toolchain_prefix_map()
     cache.mkdir(parents=True, exist_ok=True)
+    flags = "".join(f" {flag}" for flag in machine.cflags)
     for name, command, prelude in (
-        ("cc", f'cc -target {target_name} "{remap}"', linker_query),
-        ("c++", f'c++ -target {target_name} "{remap}"', linker_query),
+        ("cc", f'cc -target {target_name}{flags} "{remap}"', linker_query),
+        ("c++", f'c++ -target {target_name}{flags} "{remap}"', linker_query),
         ("ar", "ar", ""),
         ("ranlib", "ranlib", ""),
     ):

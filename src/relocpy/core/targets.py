@@ -22,11 +22,21 @@ class Target:
     e_machine: int  # the ELF header's e_machine
     debian_arch: str  # dpkg's name of the CPU (Debian's packages for it)
     qemu: str  # qemu-user's name of the CPU (qemu-<name>-static)
+    # the GNU name of the CPU, where it is not `arch` (ppc64le is powerpc64le to zig, autoconf
+    # and Debian's multiarch directories)
+    gnu_cpu: str = ""
+    # what every compile for it takes (in the compiler wrapper, so every build step has it)
+    cflags: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
-        """zig's and the CLI's name: aarch64-linux-gnu."""
+        """The CLI's name: aarch64-linux-gnu, ppc64le-linux-gnu."""
         return f"{self.arch}-linux-{self.libc}"
+
+    @property
+    def cpu(self) -> str:
+        """The CPU as zig, autoconf and Debian's multiarch spell it: powerpc64le."""
+        return self.gnu_cpu or self.arch
 
     @property
     def triple(self) -> str:
@@ -35,14 +45,14 @@ class Target:
 
     @property
     def gnu_host(self) -> str:
-        """What autoconf's --host and --build take: aarch64-linux-gnu."""
-        return self.name
+        """What autoconf's --host and --build take: aarch64-linux-gnu, powerpc64le-linux-gnu."""
+        return f"{self.cpu}-linux-{self.libc}"
 
     @property
     def multiarch(self) -> str:
         """Debian's multiarch directory of the CPU's glibc packages (lib/aarch64-linux-gnu),
         where the Debian packages a recipe takes prebuilt keep their files."""
-        return f"{self.arch}-linux-gnu"
+        return f"{self.cpu}-linux-gnu"
 
     @property
     def cross_prefix(self) -> str:
@@ -71,8 +81,8 @@ class Target:
     def zig_target(self, glibc: str | None) -> str:
         """`zig cc -target` for this target: aarch64-linux-gnu.2.17, or x86_64-linux-musl."""
         if self.libc == "gnu":
-            return f"{self.name}.{glibc or self.glibc_floor}"
-        return self.name
+            return f"{self.gnu_host}.{glibc or self.glibc_floor}"
+        return self.gnu_host
 
     @property
     def binfmt(self) -> tuple[bytes, bytes]:
@@ -101,6 +111,23 @@ TARGETS: dict[str, Target] = {
         # musl: no glibc floor (the field is not read for them)
         Target("x86_64", "musl", "", "linux-x86_64", 62, "amd64", "x86_64"),
         Target("aarch64", "musl", "", "linux-aarch64", 183, "arm64", "aarch64"),
+        # zig's floors: 2.17 is refused for powerpc64le (2.19 is its lowest), and RISC-V's
+        # glibc port begins at 2.27
+        # ppc64le's long double is IBM's double-double in glibc before 2.32 (which added the
+        # IEEE quad printf family, __printfieee128 ...), as in every manylinux ppc64le wheel
+        Target(
+            "ppc64le",
+            "gnu",
+            "2.19",
+            "linux-ppc64le",
+            21,
+            "ppc64el",
+            "ppc64le",
+            "powerpc64le",
+            ("-mabi=ibmlongdouble",),
+        ),
+        Target("s390x", "gnu", "2.17", "linux64-s390x", 22, "s390x", "s390x"),
+        Target("riscv64", "gnu", "2.27", "linux64-riscv64", 243, "riscv64", "riscv64"),
     )
 }
 
@@ -129,7 +156,13 @@ def parse_target(text: str | None) -> Target:
 
 
 # pyelftools' names of the CPUs above (ELFFile.get_machine_arch)
-_ELF_MACHINE_NAMES = {"x64": "x86_64", "AArch64": "aarch64"}
+_ELF_MACHINE_NAMES = {
+    "x64": "x86_64",
+    "AArch64": "aarch64",
+    "64-bit PowerPC": "ppc64le",
+    "IBM S/390": "s390x",
+    "RISC-V": "riscv64",
+}
 
 
 def target_of_elf(machine: str, libc: str = "gnu") -> Target:

@@ -50,6 +50,9 @@ _ARCHIVE = re.compile(
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
 # ELF e_machine values of the CPUs relocpy names in triples
+# uv's names of CPU families where they are not python-build-standalone's (uv's own
+# download metadata maps ppc64le so; its other families are spelt alike)
+UV_ARCH_FAMILY = {"ppc64le": "powerpc64le"}
 _ELF_MACHINES = {62: "x86_64", 183: "aarch64", 3: "i686", 40: "armv7", 21: "ppc64le", 22: "s390x"}
 _ELF_MACHINES[243] = "riscv64"
 
@@ -384,7 +387,8 @@ def uv_download_entries(entries: list[MirrorEntry], base_url: str) -> dict[str, 
         if not entry.flavour.startswith("install_only") or "static" in entry.variant:
             continue
         suffix = "" if entry.variant == "default" else f"+{entry.variant}"
-        arch = entry.arch + (f"_{entry.cpu_level}" if entry.cpu_level else "")
+        family = UV_ARCH_FAMILY.get(entry.arch, entry.arch)
+        arch = family + (f"_{entry.cpu_level}" if entry.cpu_level else "")
         key = f"cpython-{entry.version}{suffix}-linux-{arch}-{entry.libc}"
         best = chosen.get(key)
         if best is None or (entry.build, *install_rank(entry)) > (
@@ -397,7 +401,10 @@ def uv_download_entries(entries: list[MirrorEntry], base_url: str) -> dict[str, 
         major, minor, patch = re.match(r"(\d+)\.(\d+)\.(\d+)", entry.version).groups()  # type: ignore[union-attr]
         out[key] = {
             "name": "cpython",
-            "arch": {"family": entry.arch, "variant": entry.cpu_level or None},
+            "arch": {
+                "family": UV_ARCH_FAMILY.get(entry.arch, entry.arch),
+                "variant": entry.cpu_level or None,
+            },
             "os": "linux",
             "libc": entry.libc,
             "major": int(major),

@@ -74,6 +74,37 @@ RECIPE = LibraryRecipe(
                 pool="pool/main/libx/libxau",
             ),
         ),
+        (
+            "ppc64le",
+            debian_binary(
+                "libxau-dev",
+                "1:1.0.9-1",
+                "libxau-dev_1%3a1.0.9-1_ppc64el.deb",
+                "9a855edb8a9455c35dd6dc5c95e986bef639bc232aac957c725c09d35843f3c7",
+                pool="pool/main/libx/libxau",
+            ),
+        ),
+        (
+            "s390x",
+            debian_binary(
+                "libxau-dev",
+                "1:1.0.9-1",
+                "libxau-dev_1%3a1.0.9-1_s390x.deb",
+                "b1280bdda910b4751f83f423630a79683581abbd736fc4c4fc39feaaebb2fce0",
+                pool="pool/main/libx/libxau",
+            ),
+        ),
+        (
+            # riscv64 became a Debian release architecture with trixie: its oldest libXau
+            "riscv64",
+            debian_binary(
+                "libxau-dev",
+                "1:1.0.11-1",
+                "libxau-dev_1%3a1.0.11-1_riscv64.deb",
+                "1181a1a24d4d5bc5bd043516ac8424e93db5ac4fa4f5b6b7ae2bf8f05edcbe16",
+                pool="pool/main/libx/libxau",
+            ),
+        ),
     ),
     license="MIT",
     purpose="libxcb authentication",
