@@ -64,3 +64,38 @@ def test_aarch64_archive_is_offered_to_aarch64_machines_only(built_aarch64, tmp_
     )  # fmt: skip
     assert result.returncode != 0 and "built for aarch64" in result.stderr
     assert not (tmp_path / "bin").exists() or not any((tmp_path / "bin").iterdir())
+
+
+# what readelf calls each CPU (binutils-audit's detail), and the glibc floor zig gives it
+OTHER_CPUS = {
+    "ppc64le": ("PowerPC64", "2.19"),
+    "s390x": ("IBM S/390", "2.17"),
+    "riscv64": ("RISC-V", "2.27"),
+}
+
+
+@pytest.mark.real
+@pytest.mark.bench  # three more cross builds (~12 minutes each here): left to bench runs
+@pytest.mark.parametrize("arch", sorted(OTHER_CPUS))
+def test_other_cpus_build_and_run_every_check_under_qemu(
+    arch: str, built_tree, tmp_path: Path
+) -> None:
+    """ppc64le, s390x (big-endian) and riscv64, cross-compiled with zig at the lowest glibc
+    it provides for each, pass every check under qemu-user, the C extension compiled with
+    Debian's cross gcc of that CPU (scripts/setup --all-targets)."""
+    from relocpy.pipeline import build
+
+    readelf_name, floor = OTHER_CPUS[arch]
+    result = build(
+        "3.13", tmp_path / "dist", target=f"{arch}-linux-gnu", build_tag="20260101",
+        stripped=False, build_python=built_tree.executable,
+    )  # fmt: skip
+    options = json.loads(result.archives.metadata.read_text())["build_options"]
+    assert options["target"] == f"{arch}-unknown-linux-gnu" and options["glibc_target"] == floor
+    report = verify(result.archives.gz)
+    failed = [f"{c.name}: {c.detail}" for c in report.checks if not c.ok]
+    assert not failed, failed
+    checks = {c.name: c.detail for c in report.checks}
+    assert f"GLIBC_{floor}" in checks["glibc"] and readelf_name in checks["binutils-audit"]
+    gcc = {"ppc64le": "powerpc64le"}.get(arch, arch)
+    assert f"compiled with {gcc}-linux-gnu-gcc" in checks["c-extension"]

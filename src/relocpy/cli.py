@@ -105,9 +105,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--target",
         metavar="TARGET",
-        help="the machine to build for: aarch64-linux-gnu (cross-compiled with zig, checked"
-        " under qemu-user), x86_64-linux-musl or aarch64-linux-musl (with --static);"
-        " default: this one",
+        help="the machine to build for: aarch64-linux-gnu, ppc64le-linux-gnu, s390x-linux-gnu,"
+        " riscv64-linux-gnu (cross-compiled with zig, checked under qemu-user),"
+        " x86_64-linux-musl or aarch64-linux-musl (dynamic, or --static); default: this one",
     )
     p.add_argument(
         "--static",
