@@ -47,6 +47,21 @@ def test_library_keys_differ_per_target_and_take_the_targets_package() -> None:
     assert ("usr/lib/aarch64-linux-gnu/libXau.a", "lib/libXau.a") in xau.copy_tree
 
 
+def test_a_cpus_own_configure_arguments_enter_its_recipe_and_its_key() -> None:
+    """OpenSSL for riscv64 is configured `no-asm` (its perlasm AES does not link with lld);
+    the argument is in that target's recipe, so in its cache key, and in no other's."""
+    riscv = TARGETS["riscv64-linux-gnu"]
+    ssl_riscv = next(r for r in libraries_for((3, 13, 5), target=riscv) if r.name == "openssl")
+    ssl_arm = next(r for r in libraries_for((3, 13, 5), target=ARM) if r.name == "openssl")
+    assert ssl_riscv.configure_args == ("no-asm",) and ssl_arm.configure_args == ()
+    assert ssl_riscv.arch_configure_args == () == ssl_arm.arch_configure_args
+    assert '"no-asm"' in ssl_riscv.fingerprint() and '"no-asm"' not in ssl_arm.fingerprint()
+    ppc = TARGETS["ppc64le-linux-gnu"]
+    xau = next(r for r in libraries_for((3, 13, 5), target=ppc) if r.name == "libxau")
+    assert xau.source.filename.endswith("_ppc64el.deb")
+    assert ("usr/lib/powerpc64le-linux-gnu/libXau.a", "lib/libXau.a") in xau.copy_tree
+
+
 @pytest.mark.parametrize(
     ("toolchain", "libs", "march", "message"),
     [

@@ -109,6 +109,8 @@ class LibraryRecipe:
     # A Debian binary package per CPU (arch, pin) where the CPU's build differs from `source`
     # (this machine's); `copy_tree` paths may say {multiarch} (lib/{multiarch}/libXau.a).
     arch_sources: tuple[tuple[str, SourcePin], ...] = ()
+    # (arch, args) configure arguments for one CPU only, added to configure_args by for_target
+    arch_configure_args: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # (link, target) symlinks made in the prefix after installing, e.g. compatibility names.
     symlinks: tuple[tuple[str, str], ...] = ()
     # Host programs the build runs besides make and the compiler (perl, tclsh, tic, ...), and
@@ -135,7 +137,15 @@ class LibraryRecipe:
             (inside.replace("{multiarch}", target.multiarch), dest)
             for inside, dest in self.copy_tree
         )
-        return dataclasses.replace(self, source=source, copy_tree=tree, arch_sources=())
+        args = (*self.configure_args, *dict(self.arch_configure_args).get(target.arch, ()))
+        return dataclasses.replace(
+            self,
+            source=source,
+            copy_tree=tree,
+            configure_args=args,
+            arch_sources=(),
+            arch_configure_args=(),
+        )
 
     def used_by(self, version: tuple[int, ...]) -> bool:
         low, high = self.python

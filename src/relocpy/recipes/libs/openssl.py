@@ -24,6 +24,7 @@ def build_openssl(build: LibraryBuild) -> None:
             "perl",
             "./Configure",
             build.target.openssl,
+            *build.recipe.configure_args,  # a CPU's own (arch_configure_args)
             "no-shared",
             "no-tests",
             "no-docs",
@@ -68,5 +69,9 @@ RECIPE = LibraryRecipe(
     purpose="ssl, hashlib",
     depends=("zlib",),
     build=build_openssl,
+    # riscv64: the perlasm AES (aes-riscv64.s) reaches AES_set_encrypt_key by a `jal`, which
+    # lld cannot relocate against a global symbol once libcrypto.a is linked into _ssl's
+    # shared object ("R_RISCV_JAL cannot be used against symbol"): OpenSSL's C code instead
+    arch_configure_args=(("riscv64", ("no-asm",)),),
     tools=("perl",),
 )
