@@ -163,13 +163,14 @@ def test_binfmt_rules_match_each_cpus_real_header(name: str, header: str) -> Non
             assert not all((h & m) == (g & m) for h, g, m in zip(data, magic, mask, strict=True))
 
 
-def test_ppc64le_compiles_with_ibms_long_double_and_says_so_in_its_identity() -> None:
-    """glibc before 2.32 has no IEEE-quad printf (__printfieee128): zig's wrapper passes
-    -mabi=ibmlongdouble for ppc64le, and the toolchain identity (cache keys) names it."""
+def test_ppc64le_compiles_long_double_as_double_and_says_so_in_its_identity() -> None:
+    """glibc before 2.32 has no IEEE-quad printf (__printfieee128), and zig no IBM
+    double-double helpers (__gcc_qadd): zig's wrapper passes -mlong-double-64 for ppc64le,
+    and the toolchain identity (cache keys) names it."""
     from relocpy.build.zig import zig_identity
 
     ppc = TARGETS["ppc64le-linux-gnu"]
-    assert ppc.cflags == ("-mabi=ibmlongdouble",)
-    assert "powerpc64le-linux-gnu.2.19 -mabi=ibmlongdouble," in zig_identity("2.19", ppc)
+    assert ppc.cflags == ("-mlong-double-64",)
+    assert "powerpc64le-linux-gnu.2.19 -mlong-double-64," in zig_identity("2.19", ppc)
     arm = TARGETS["aarch64-linux-gnu"]
     assert zig_identity("2.17", arm).startswith("zig ") and "-mabi" not in zig_identity("2.17", arm)

@@ -113,8 +113,10 @@ TARGETS: dict[str, Target] = {
         Target("aarch64", "musl", "", "linux-aarch64", 183, "arm64", "aarch64"),
         # zig's floors: 2.17 is refused for powerpc64le (2.19 is its lowest), and RISC-V's
         # glibc port begins at 2.27
-        # ppc64le's long double is IBM's double-double in glibc before 2.32 (which added the
-        # IEEE quad printf family, __printfieee128 ...), as in every manylinux ppc64le wheel
+        # long double as double: zig's default, IEEE quad, needs glibc 2.32's printf family
+        # (__printfieee128 ...), and IBM's double-double needs libgcc's helpers (__gcc_qadd
+        # ...), which zig's compiler-rt lacks. glibc's headers redirect long double calls to
+        # its __nldbl_ functions for such code (since 2.4), and musl on ppc64le does the same.
         Target(
             "ppc64le",
             "gnu",
@@ -124,7 +126,7 @@ TARGETS: dict[str, Target] = {
             "ppc64el",
             "ppc64le",
             "powerpc64le",
-            ("-mabi=ibmlongdouble",),
+            ("-mlong-double-64",),
         ),
         Target("s390x", "gnu", "2.17", "linux64-s390x", 22, "s390x", "s390x"),
         Target("riscv64", "gnu", "2.27", "linux64-riscv64", 243, "riscv64", "riscv64"),
