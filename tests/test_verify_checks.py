@@ -174,3 +174,15 @@ def test_hardening_holds_flags_to_their_promise(tmp_path: Path) -> None:
     check = _hardening(tree, flags="-O2 -fstack-protector-strong")
     assert not check.ok and "no __stack_chk_fail although CFLAGS" in check.detail
     assert _hardening(tree, flags="-O2").ok
+
+
+def test_a_policy_between_the_listed_ones_takes_the_whitelist_below_it() -> None:
+    """PEP 600 names a policy per glibc: riscv64's floor, 2.27, is manylinux_2_27."""
+    policy = get_policy("manylinux_2_27")
+    assert policy.glibc_max == (2, 27)
+    assert policy.lib_whitelist == get_policy("manylinux_2_17").lib_whitelist
+    assert policy.allows_glibc((2, 27)) and not policy.allows_glibc((2, 28))
+    assert get_policy("manylinux_2_19").glibc_max == (2, 19)
+    for name in ("manylinux_2_5", "manylinux_9_99", "manylinux_x"):
+        with pytest.raises(RelocpyError, match="unknown policy"):
+            get_policy(name)

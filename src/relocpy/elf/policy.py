@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -49,9 +50,19 @@ def all_policies() -> tuple[Policy, ...]:
 
 
 def get_policy(name: str) -> Policy:
+    """A policy by name. PEP 600 names one for every glibc (`manylinux_2_27`); one that
+    policies.json does not list takes the whitelist of the nearest listed one below it (the
+    lowest glibc zig gives riscv64 is 2.27, ppc64le's 2.19)."""
     for policy in all_policies():
         if policy.name == name:
             return policy
+    found = re.fullmatch(r"manylinux_(\d+)_(\d+)", name)
+    listed = [p for p in all_policies() if p.name.startswith("manylinux_")]
+    glibc = (int(found[1]), int(found[2])) if found else (0, 0)
+    below = [p for p in listed if p.glibc_max <= glibc]
+    if below and glibc <= max(p.glibc_max for p in listed):  # not past every known glibc
+        nearest = max(below, key=lambda p: p.glibc_max)
+        return Policy(name, glibc, nearest.lib_whitelist)
     known = ", ".join(p.name for p in all_policies())
     raise RelocpyError(f"unknown policy {name!r}; known policies: {known}")
 
