@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -96,6 +97,9 @@ def test_other_cpus_build_and_run_every_check_under_qemu(
     failed = [f"{c.name}: {c.detail}" for c in report.checks if not c.ok]
     assert not failed, failed
     checks = {c.name: c.detail for c in report.checks}
-    assert f"GLIBC_{floor}" in checks["glibc"] and readelf_name in checks["binutils-audit"]
+    # zig's stubs for the floor; the symbols taken may all be older (ppc64le's are 2.17's)
+    highest = re.search(r"highest GLIBC_(\d+)\.(\d+)", checks["glibc"])
+    assert highest and (int(highest[1]), int(highest[2])) <= tuple(map(int, floor.split(".")))
+    assert readelf_name in checks["binutils-audit"]
     gcc = {"ppc64le": "powerpc64le"}.get(arch, arch)
     assert f"compiled with {gcc}-linux-gnu-gcc" in checks["c-extension"]
