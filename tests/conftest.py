@@ -37,6 +37,13 @@ def link_caches(source: Path, dest: Path, kinds: tuple[str, ...]) -> None:
             subprocess.run(["cp", "-al", str(source / kind), str(dest / kind)], check=True)
 
 
+def passed_checks(report) -> dict[str, str]:
+    """A verify report's checks by name (their details), once none of them failed."""
+    failed = [f"{c.name}: {c.detail}" for c in report.checks if not c.ok]
+    assert not failed, failed
+    return {c.name: c.detail for c in report.checks}
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(session_home: Path) -> None:
     os.environ["RELOCPY_HOME"] = str(session_home)

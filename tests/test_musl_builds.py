@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
+from conftest import passed_checks
 from relocpy.core.archive import extract_archive
 from relocpy.core.errors import RelocpyError
 from relocpy.install.selection import Machine, select
@@ -26,9 +27,7 @@ def test_musl_static_build_runs_alone_in_an_empty_root(built_musl_static, tmp_pa
     assert (info["libc"], info["variant"], info["policy"]) == ("musl", "static", "static")
     assert info["build_options"]["static"] is True and info["glibc_floor"] is None
     report = verify(archives.gz)
-    failed = [f"{c.name}: {c.detail}" for c in report.checks if not c.ok]
-    assert not failed, failed
-    checks = {c.name: c.detail for c in report.checks}
+    checks = passed_checks(report)
     assert "alone in an empty root" in checks["empty-root"]
     assert "built-in modules import" in checks["extensions-import"]
     assert checks["c-extension"].startswith("skipped: a static interpreter")
@@ -92,9 +91,7 @@ def test_musl_dynamic_build_installs_a_musllinux_wheel_in_a_musl_only_root(
     info = json.loads(archives.metadata.read_text())
     assert (info["libc"], info["variant"], info["policy"]) == ("musl", "default", "musllinux_1_2")
     report = verify(archives.gz)
-    failed = [f"{c.name}: {c.detail}" for c in report.checks if not c.ok]
-    assert not failed, failed
-    checks = {c.name: c.detail for c in report.checks}
+    checks = passed_checks(report)
     assert "compiled with musl-gcc" in checks["c-extension"]
     assert "musllinux_1_2_x86_64.whl" in checks["musl-root"]
     assert "and it imports" in checks["musl-root"]
@@ -121,9 +118,7 @@ def test_aarch64_musl_dynamic_build_runs_every_check_under_qemu(built_aarch64_mu
     info = json.loads(archives.metadata.read_text())
     assert (info["libc"], info["policy"]) == ("musl", "musllinux_1_2")
     report = verify(archives.gz)
-    failed = [f"{c.name}: {c.detail}" for c in report.checks if not c.ok]
-    assert not failed, failed
-    checks = {c.name: c.detail for c in report.checks}
+    checks = passed_checks(report)
     assert "bin-aarch64-linux-musl/cc" in checks["c-extension"]
     assert "musllinux_1_2_aarch64.whl" in checks["musl-root"]
     assert "in a root with only ld-musl-aarch64.so.1" in checks["venv-pip"]
