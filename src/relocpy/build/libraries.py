@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -21,7 +20,7 @@ from filelock import FileLock
 
 from relocpy.build.toolchain import Toolchain
 from relocpy.core import home
-from relocpy.core.errors import BuildFailedError, RelocpyError
+from relocpy.core.errors import RelocpyError
 from relocpy.core.preflight import Requirement, require
 from relocpy.core.progress import QuietReporter, Reporter
 from relocpy.core.runner import (
@@ -34,6 +33,7 @@ from relocpy.core.targets import Target, host_target, is_cross
 from relocpy.recipes.library import LIBRARY_PREFIX, LibraryBuild, LibraryRecipe
 from relocpy.recipes.libs import RECIPES
 from relocpy.sources.catalog import SourcePin
+from relocpy.sources.debian import unpack_deb
 from relocpy.sources.fetch import fetch
 
 # Bump when the steps below change what a library build produces: every cached key changes.
@@ -213,15 +213,6 @@ def _tidy_output(prefix: Path, old_prefix: str) -> None:
         pc.write_text(relocate_pkgconfig(pc.read_text(), old_prefix))
 
 
-def _unpack_deb(deb: Path, into: Path) -> None:
-    into.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        ["dpkg-deb", "-x", str(deb), str(into)], capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise BuildFailedError(f"cannot unpack {deb.name}: {result.stderr.strip()}")
-
-
 def cross_configure_args(recipe: LibraryRecipe, target: Target) -> list[str]:
     """--host and --build for an autoconf configure of a library that runs on another CPU."""
     if not is_cross(target) or not recipe.autoconf_host:
@@ -326,7 +317,7 @@ def build_library(
             if recipe.source.debian_kind == "deb":
                 source = work / "src"
                 for deb in sources:
-                    _unpack_deb(deb, source)
+                    unpack_deb(deb, source)
             else:
                 source = unpack_source(sources[0], work / "src")
             deps = assemble(dependencies, work / "deps")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from relocpy.core.progress import Reporter
 from relocpy.core.runner import CommandGroup, run_logged
 from relocpy.core.targets import Target, host_target
 from relocpy.sources.catalog import SourcePin
+from relocpy.sources.catalog import debian_binary as debian_binary  # for recipes/libs/
 
 # Libraries are configured for the same placeholder prefix as CPython (see recipes/cpython.py).
 LIBRARY_PREFIX = "/install"
@@ -41,18 +41,6 @@ def debian_source(
     return SourcePin(
         package, version, filename, sha256, urls, package, debian_version, debian_kind="source"
     )
-
-
-def debian_binary(
-    package: str, debian_version: str, filename: str, sha256: str, pool: str | None = None
-) -> SourcePin:
-    """A pin on a Debian binary package; used only where the archive lacks the source.
-    `pool` is its directory in a Debian archive (pool/main/libx/libxau), for packages of
-    another CPU than this machine's, which its apt configuration does not list."""
-    return SourcePin(
-        package, debian_version, filename, sha256, (), package, debian_version, debian_kind="deb",
-        debian_pool=f"{pool}/{re.sub(r'_[0-9]+%3a', '_', filename)}" if pool else None,
-    )  # fmt: skip
 
 
 @dataclass

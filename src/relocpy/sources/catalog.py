@@ -41,6 +41,19 @@ class SourcePin:
         return tuple(int(re.match(r"\d+", part)[0]) for part in self.version.split("."))  # type: ignore[index]
 
 
+def debian_binary(
+    package: str, debian_version: str, filename: str, sha256: str, pool: str | None = None
+) -> SourcePin:
+    """A pin on a Debian binary package; used where the archive lacks the source (a recipe),
+    or for a program of another CPU that no source builds here (musl's loader for qemu).
+    `pool` is its directory in a Debian archive (pool/main/libx/libxau), for packages of
+    another CPU than this machine's, which its apt configuration does not list."""
+    return SourcePin(
+        package, debian_version, filename, sha256, (), package, debian_version, debian_kind="deb",
+        debian_pool=f"{pool}/{re.sub(r'_[0-9]+%3a', '_', filename)}" if pool else None,
+    )  # fmt: skip
+
+
 def load_cpython_pins(text: str | None = None) -> list[SourcePin]:
     """Parse the catalog (the packaged one unless `text` is given), oldest release first."""
     if text is None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from relocpy.core.errors import SourceUnavailableError
+from relocpy.core.errors import SourceUnavailableError, ToolFailedError
 
 # Suites whose Sources indices relocpy asks for: the releases that carry the CPython tarballs.
 SOURCE_SUITES = ("bullseye", "bookworm", "trixie", "sid")
@@ -308,3 +308,16 @@ class AptSourceArchive:
             errors = [line for line in result.stderr.splitlines() if line.startswith("E:")]
             reason = errors[0][2:].strip() if errors else f"exit status {result.returncode}"
             raise SourceUnavailableError(f"apt-get failed: {reason}")
+
+
+def unpack_deb(deb: Path, into: Path) -> None:
+    """A Debian binary package's files under `into` (`dpkg-deb -x`)."""
+    into.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        ["dpkg-deb", "-x", str(deb), str(into)], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise ToolFailedError(
+            f"cannot unpack {deb.name}: {result.stderr.strip()}",
+            hint="dpkg-deb comes with dpkg (apt-get install -y dpkg)",
+        )

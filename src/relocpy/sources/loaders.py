@@ -11,33 +11,29 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 from relocpy.core.emulation import LOADER_PREFIX_VARIABLE
-from relocpy.core.errors import MissingToolError
+from relocpy.core.errors import MissingToolError, ToolFailedError
 from relocpy.core.home import cache_dir
 from relocpy.core.progress import Reporter
 from relocpy.core.targets import HOST_ARCH, Target, needs_emulation
-from relocpy.sources.catalog import SourcePin
+from relocpy.sources.catalog import debian_binary
+from relocpy.sources.debian import unpack_deb
 from relocpy.sources.fetch import fetch
 
 # Where musl's dynamic loader (which is also its libc.so) lives on every musl system
 MUSL_LOADER = "/lib/ld-musl-{arch}.so.1"
 
 
-def _musl_deb(debian_arch: str, sha256: str) -> SourcePin:
-    """bookworm's musl (1.2.3, musllinux_1_2's floor, as the host's own) for `debian_arch`."""
-    filename = f"musl_1.2.3-1_{debian_arch}.deb"
-    return SourcePin(
-        "musl", "1.2.3-1", filename, sha256, (), "musl", "1.2.3-1",
-        debian_kind="deb", debian_pool=f"pool/main/m/musl/{filename}",
-    )  # fmt: skip
-
-
+# bookworm's musl (1.2.3, musllinux_1_2's floor, as the host's own), per CPU
 FOREIGN_MUSL = {
-    "aarch64": _musl_deb(
-        "arm64", "6ccf2bf0f479b00411cb8e1eeb048e648718170db5d63bbb4bf4a89350b81468"
+    "aarch64": debian_binary(
+        "musl",
+        "1.2.3-1",
+        "musl_1.2.3-1_arm64.deb",
+        "6ccf2bf0f479b00411cb8e1eeb048e648718170db5d63bbb4bf4a89350b81468",
+        pool="pool/main/m/musl",
     ),
 }
 
@@ -73,15 +69,11 @@ def ensure_foreign_musl(arch: str, reporter: Reporter, log: Path | None = None) 
     root.parent.mkdir(parents=True, exist_ok=True)
     partial = root.with_name(f".{root.name}.{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
-    result = subprocess.run(
-        ["dpkg-deb", "-x", str(deb), str(partial)], capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
+    try:
+        unpack_deb(deb, partial)
+    except ToolFailedError:
         shutil.rmtree(partial, ignore_errors=True)
-        raise MissingToolError(
-            f"cannot unpack {deb.name}: {result.stderr.strip()}",
-            hint="dpkg-deb comes with dpkg (apt-get install -y dpkg)",
-        )
+        raise
     try:
         os.rename(partial, root)
     except OSError:  # another process unpacked it first
