@@ -72,7 +72,7 @@ from relocpy.sources.fetch import (
     fetch,
     resolve_reachable,
 )
-from relocpy.sources.loaders import use_foreign_musl
+from relocpy.sources.loaders import enable_emulation
 from relocpy.verify.checks import check_required_modules
 
 
@@ -249,9 +249,8 @@ def build(
         build_python is not None,
     )  # fmt: skip
     require([*needs, *also_needs], f"the build of CPython {pin.version}")
-    emulation.enable(machine)  # before hours of building: a machine that cannot run it says so
-    if not static:  # a dynamic musl program of another CPU: its loader, for qemu
-        use_foreign_musl(machine, reporter)
+    # before hours of building: a machine that cannot run it says so
+    enable_emulation(machine, reporter, static)
     existed = Path(out_dir).exists()
     try:
         out_dir = writable_directory(out_dir)

@@ -57,12 +57,15 @@ def get_policy(name: str) -> Policy:
         if policy.name == name:
             return policy
     found = re.fullmatch(r"manylinux_(\d+)_(\d+)", name)
-    listed = [p for p in all_policies() if p.name.startswith("manylinux_")]
-    glibc = (int(found[1]), int(found[2])) if found else (0, 0)
-    below = [p for p in listed if p.glibc_max <= glibc]
-    if below and glibc <= max(p.glibc_max for p in listed):  # not past every known glibc
-        nearest = max(below, key=lambda p: p.glibc_max)
-        return Policy(name, glibc, nearest.lib_whitelist)
+    if found:
+        glibc = (int(found[1]), int(found[2]))
+        listed = sorted(
+            (p for p in all_policies() if p.name.startswith("manylinux_")),
+            key=lambda p: p.glibc_max,
+        )
+        below = [p for p in listed if p.glibc_max <= glibc]
+        if below and glibc <= listed[-1].glibc_max:  # not past every known glibc
+            return Policy(name, glibc, below[-1].lib_whitelist)
     known = ", ".join(p.name for p in all_policies())
     raise RelocpyError(f"unknown policy {name!r}; known policies: {known}")
 

@@ -49,10 +49,10 @@ _ARCHIVE = re.compile(
 )
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
-# ELF e_machine values of the CPUs relocpy names in triples
 # uv's names of CPU families where they are not python-build-standalone's (uv's own
 # download metadata maps ppc64le so; its other families are spelt alike)
 UV_ARCH_FAMILY = {"ppc64le": "powerpc64le"}
+# ELF e_machine values of the CPUs relocpy names in triples
 _ELF_MACHINES = {62: "x86_64", 183: "aarch64", 3: "i686", 40: "armv7", 21: "ppc64le", 22: "s390x"}
 _ELF_MACHINES[243] = "riscv64"
 

@@ -13,6 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
+from relocpy.core import emulation
 from relocpy.core.emulation import LOADER_PREFIX_VARIABLE
 from relocpy.core.errors import MissingToolError, ToolFailedError
 from relocpy.core.home import cache_dir
@@ -90,3 +91,11 @@ def use_foreign_musl(target: Target, reporter: Reporter, log: Path | None = None
     root = ensure_foreign_musl(target.arch, reporter, log)
     os.environ[LOADER_PREFIX_VARIABLE] = str(root)
     return root
+
+
+def enable_emulation(target: Target, reporter: Reporter, static: bool = False) -> None:
+    """Make this machine run `target`'s programs (`core.emulation.enable`: qemu-user, and a
+    glibc target's C library), and give a dynamic musl one of another CPU its loader."""
+    emulation.enable(target)
+    if not static:
+        use_foreign_musl(target, reporter)

@@ -18,19 +18,18 @@ from pathlib import Path
 from typing import Protocol
 
 from relocpy.build import probes
-from relocpy.core import emulation
 from relocpy.core.archive import extract_archive
 from relocpy.core.errors import RelocpyError
 from relocpy.core.preflight import Requirement, program
 from relocpy.core.progress import QuietReporter, Reporter
-from relocpy.core.targets import HOST_ARCH, Target, host_target, needs_emulation, target_of_elf
+from relocpy.core.targets import Target, host_target, needs_emulation, target_of_elf
 from relocpy.core.tree import InterpreterTree, clean_env, inspect_tree
 from relocpy.elf.ldpaths import resolve_needed
 from relocpy.elf.policy import Policy, get_policy, policy_for_glibc
 from relocpy.elf.read import ElfInfo, iter_elf_files, read_hardening
 from relocpy.recipes.cpython import modules_of
 from relocpy.repair.graft import GRAFTED_ORIGIN
-from relocpy.sources.loaders import musl_loader, use_foreign_musl
+from relocpy.sources.loaders import enable_emulation, musl_loader
 from relocpy.verify import binutils
 from relocpy.verify.roots import root_with_tree, write_extension_wheel
 
@@ -584,8 +583,8 @@ def runtime_checks(
             )
         )
     elif machine is not None and machine.libc == "musl":
+        reporter.step(f"runtime: building a C extension for {machine.name}")
         compiler = musl_compiler_runner(machine)
-        reporter.step(f"runtime: building a C extension with {_compiler_name(compiler)}")
         checks.append(
             compiler if isinstance(compiler, Check) else check_c_extension(tree, scratch, compiler)
         )
@@ -737,19 +736,12 @@ def check_empty_root(tree: InterpreterTree, scratch: Path) -> Check:
     )
 
 
-def _compiler_name(compiler: HostRunner | Check) -> str:
-    if isinstance(compiler, Check):
-        return "no compiler"
-    cc = dict(compiler.env_extra).get("CC", "cc")
-    return cc if "/" not in cc else f"zig cc ({Path(cc).parent.name.removeprefix('bin-')})"
-
-
 def musl_compiler_runner(machine: Target) -> HostRunner | Check:
     """A runner whose CC and LDSHARED compile a C extension for a musl tree: Debian's musl-gcc
     for this machine's CPU; for another CPU, for which Debian has no musl cross compiler,
     zig's cc for `<arch>-linux-musl` (the compiler the tree was built with). Or the failed
     check that names the package."""
-    if machine.arch != HOST_ARCH:
+    if needs_emulation(machine):
         from relocpy.build.zig import zig_toolchain
 
         cc = zig_toolchain(target=machine).cc
@@ -1054,9 +1046,7 @@ def verify(
             static = is_static_executable(_executable_info(tree, infos))
             if needs_emulation(machine):
                 reporter.step(f"runtime: {machine.arch} programs run under qemu-user here")
-                emulation.enable(machine)
-                if not static:
-                    use_foreign_musl(machine, reporter)
+                enable_emulation(machine, reporter, static)
             # relocpy's own builds (they carry metadata) must also have every standard module.
             complete = bool(metadata.get("relocpy_version"))
             report.checks += runtime_checks(

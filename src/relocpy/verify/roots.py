@@ -2,10 +2,8 @@
 
 An empty root holds the tree alone (a static build needs nothing else); a musl root adds musl's
 loader, which is also its C library, and nothing more (`sources.loaders` finds it, for another
-CPU too).
-The wheel wraps a C extension built for
-the tree into a binary wheel with a platform tag (musllinux_1_2_x86_64), as a wheel from an
-index would come.
+CPU too). The wheel wraps a C extension built for the tree into a binary wheel with a platform
+tag (musllinux_1_2_x86_64), as a wheel from an index would come.
 """
 
 from __future__ import annotations
