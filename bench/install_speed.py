@@ -35,13 +35,22 @@ from _results import report
 TOOLS = Path(sys.executable).parent
 
 
-def _timed(cmd: list[str], env: dict[str, str]) -> float:
+CPU: dict[str, list[float]] = {}  # CPU seconds (user + system, children included) per label
+
+
+def _timed(cmd: list[str], env: dict[str, str], label: str | None = None) -> float:
     # Each run starts on a settled disk: this VM's ext4 creates files 5-10 times slower while
     # the previous run's 100 MB are written back, and whichever tool runs second paid for it.
     os.sync()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if label:
+        used = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        CPU.setdefault(label, []).append(used)
+    return wall
 
 
 def _base_env() -> dict[str, str]:
@@ -52,7 +61,9 @@ def _base_env() -> dict[str, str]:
     }
 
 
-def relocpy_install(mirror: Path, version: str, cache: Path, data: Path) -> float:
+def relocpy_install(
+    mirror: Path, version: str, cache: Path, data: Path, label: str | None = None
+) -> float:
     env = {
         **_base_env(),
         "XDG_CACHE_HOME": str(cache),
@@ -60,11 +71,15 @@ def relocpy_install(mirror: Path, version: str, cache: Path, data: Path) -> floa
         "RELOCPY_BIN_DIR": str(data / "bin"),
     }
     return _timed(
-        [str(TOOLS / "relocpy"), "install", version, "--mirror", str(mirror), "--no-links"], env
+        [str(TOOLS / "relocpy"), "install", version, "--mirror", str(mirror), "--no-links"],
+        env,
+        label,
     )
 
 
-def uv_install(mirror: Path, version: str, cache: Path, root: Path) -> float:
+def uv_install(
+    mirror: Path, version: str, cache: Path, root: Path, label: str | None = None
+) -> float:
     env = {
         **_base_env(),
         "UV_PYTHON_INSTALL_DIR": str(root / "python"),
@@ -82,6 +97,7 @@ def uv_install(mirror: Path, version: str, cache: Path, root: Path) -> float:
             version,
         ],
         env,
+        label,
     )
 
 
@@ -109,7 +125,7 @@ def same_archive(mirror: Path, version: str) -> str:
 
 def phases(archive: Path, scratch: Path) -> dict[str, float]:
     """Where a fresh install's time goes, measured one phase at a time."""
-    from relocpy.core.archive import extract_archive, open_archive_stream
+    from relocpy.core.archive import EXTRACTOR_ENV, extract_archive, open_archive_stream
 
     out: dict[str, float] = {}
     scratch.mkdir(parents=True, exist_ok=True)
@@ -132,7 +148,18 @@ def phases(archive: Path, scratch: Path) -> dict[str, float]:
     out["decompress + tar parse"] = time.perf_counter() - start
     start = time.perf_counter()
     extract_archive(copy, scratch / "x")
-    out["extraction (files written by 4 threads)"] = time.perf_counter() - start
+    out["extraction (files written by GNU tar behind the scan; the default)"] = (
+        time.perf_counter() - start
+    )
+    os.environ[EXTRACTOR_ENV] = "python"
+    try:
+        start = time.perf_counter()
+        extract_archive(copy, scratch / "y")
+        out["extraction (files written by Python's 4 threads; RELOCPY_EXTRACTOR=python)"] = (
+            time.perf_counter() - start
+        )
+    finally:
+        del os.environ[EXTRACTOR_ENV]
     start = time.perf_counter()
     os.sync()
     out["sync to disk"] = time.perf_counter() - start
@@ -214,25 +241,41 @@ def main() -> int:
                 (
                     "relocpy cold",
                     lambda r=run: relocpy_install(
-                        mirror, args.version, work / f"rc-cache-{r}", work / f"rc-data-{r}"
+                        mirror,
+                        args.version,
+                        work / f"rc-cache-{r}",
+                        work / f"rc-data-{r}",
+                        "relocpy cold",
                     ),
                 ),
                 (
                     "uv cold",
                     lambda r=run: uv_install(
-                        mirror, args.version, work / f"uc-cache-{r}", work / f"uc-root-{r}"
+                        mirror,
+                        args.version,
+                        work / f"uc-cache-{r}",
+                        work / f"uc-root-{r}",
+                        "uv cold",
                     ),
                 ),
                 (
                     "relocpy warm",
                     lambda r=run: relocpy_install(
-                        mirror, args.version, work / "warm-r-cache", work / f"rw-data-{r}"
+                        mirror,
+                        args.version,
+                        work / "warm-r-cache",
+                        work / f"rw-data-{r}",
+                        "relocpy warm",
                     ),
                 ),
                 (
                     "uv warm",
                     lambda r=run: uv_install(
-                        mirror, args.version, work / "warm-uv-cache", work / f"uw-root-{r}"
+                        mirror,
+                        args.version,
+                        work / "warm-uv-cache",
+                        work / f"uw-root-{r}",
+                        "uv warm",
                     ),
                 ),
             ]
@@ -263,7 +306,10 @@ def main() -> int:
     med = statistics.median
 
     def row(label: str, values: list[float]) -> str:
-        return f"| {label} | {med(values):.3f} s | {', '.join(f'{t:.2f}' for t in values)} |"
+        return (
+            f"| {label} | {med(values):.3f} s | {med(CPU[label]):.3f} s |"
+            f" {', '.join(f'{t:.2f}' for t in values)} |"
+        )
 
     title = (
         f"### install {args.version}: relocpy vs uv (median of {args.runs}, side by side),"
@@ -275,15 +321,18 @@ def main() -> int:
         f"both install `{chosen}` ({(mirror / chosen).stat().st_size / 1e6:.1f} MB), into"
         f" {args.work or '/tmp'} (`{fs_type(work.parent)}`)",
         "",
-        "| what | median | runs |",
-        "| --- | --- | --- |",
+        f"{os.cpu_count()} CPUs; CPU = user + system seconds of the tool and its children",
+        "",
+        "| what | median wall | median CPU | runs (wall) |",
+        "| --- | --- | --- | --- |",
         *[row(name, values) for name, values in times.items()],
         *[
             f"| ratio relocpy / uv, {kind} | "
-            f"{med(times[f'relocpy {kind}']) / med(times[f'uv {kind}']):.2f} | |"
+            f"{med(times[f'relocpy {kind}']) / med(times[f'uv {kind}']):.2f} |"
+            f" {med(CPU[f'relocpy {kind}']) / med(CPU[f'uv {kind}']):.2f} | |"
             for kind in ("cold", "warm")
         ],
-        f"| peak RSS of a cold relocpy install | {peak_kib / 1024:.0f} MiB | |",
+        f"| peak RSS of a cold relocpy install | {peak_kib / 1024:.0f} MiB | | |",
         "",
         f"| `python -c pass` direct | {med(direct) * 1000:.1f} ms | |",
         f"| `relocpy run {args.version} -- python -c pass` | {med(via_run) * 1000:.1f} ms | |",

@@ -1,14 +1,35 @@
 from __future__ import annotations
 
+import errno
 import io
 import os
 import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from relocpy.core.archive import BadArchiveError, extract_archive, read_member, write_archives
+from relocpy.core import archive as archive_module
+from relocpy.core.archive import (
+    EXTRACTOR_ENV,
+    BadArchiveError,
+    extract_archive,
+    gnu_tar,
+    read_member,
+    write_archives,
+)
+
+
+@pytest.fixture(autouse=True, params=["gnu-tar", "python"])
+def extractor(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs with both writers: GNU tar behind the scan, and Python's own."""
+    if request.param == "python":
+        monkeypatch.setenv(EXTRACTOR_ENV, "python")
+    else:
+        monkeypatch.delenv(EXTRACTOR_ENV, raising=False)
+        assert gnu_tar() is not None, "GNU tar is part of every supported machine"
+    return request.param
 
 
 def _tree(root: Path) -> Path:
@@ -242,3 +263,158 @@ def test_benign_links_inside_the_tree_extract(tmp_path: Path) -> None:
     extract_archive(archive, tmp_path / "out")
     assert (tmp_path / "out/python/lib/up/python3").read_text() == "x"
     assert (tmp_path / "out/python/bin/copy").stat().st_nlink == 2
+
+
+# ---- GNU tar behind the scan, and Python's writer: the same trees, the same refusals ----------
+
+
+def _listing(root: Path) -> dict[str, tuple[object, ...]]:
+    """Everything an extraction decides about a tree: kinds, modes, mtimes, data, links."""
+    found: dict[str, tuple[object, ...]] = {}
+    for path in sorted(root.rglob("*")):
+        info = path.lstat()
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            found[rel] = ("link", os.readlink(path))
+        elif path.is_dir():
+            found[rel] = ("dir", oct(info.st_mode & 0o7777))
+        else:
+            found[rel] = (
+                "file", oct(info.st_mode & 0o7777), int(info.st_mtime), info.st_nlink,
+                path.read_bytes(),
+            )  # fmt: skip
+    for path in sorted(root.rglob("*")):  # directory times, after reading (reads keep them)
+        if path.is_dir() and not path.is_symlink():
+            found[path.relative_to(root).as_posix()] += (int(path.lstat().st_mtime),)
+    return found
+
+
+def _real_tree(root: Path) -> Path:
+    _tree(root)
+    deep = root / "lib" / ("d" * 90) / ("e" * 90)  # names over ustar's 100 bytes: pax headers
+    deep.mkdir(parents=True)
+    (deep / "m.py").write_text("m")
+    (root / "lib" / "up").symlink_to("../bin")
+    os.link(root / "bin" / "tool", root / "bin" / "tool-hard")
+    os.utime(root / "lib", (1_500_000_000, 1_500_000_000))
+    return root
+
+
+def test_gnu_tar_writes_a_plain_archive_as_python_would(
+    tmp_path: Path, extractor: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _real_tree(tmp_path / "t")
+    gz, zst = tmp_path / "a.tar.gz", tmp_path / "a.tar.zst"
+    write_archives(root, "python", gz, zst, lambda rel: True, mtime=1_600_000_000)
+    monkeypatch.setenv(EXTRACTOR_ENV, "python")
+    extract_archive(zst, tmp_path / "by-python")
+    monkeypatch.delenv(EXTRACTOR_ENV)
+
+    def no_python_writes(*args: object) -> None:
+        raise AssertionError("a plain archive's member reached the Python writer")
+
+    monkeypatch.setattr(archive_module._Extraction, "add", no_python_writes)
+    for archive in (gz, zst):
+        extract_archive(archive, tmp_path / f"by-tar-{archive.name}", top="python")
+        assert _listing(tmp_path / f"by-tar-{archive.name}") == _listing(tmp_path / "by-python")
+    listing = _listing(tmp_path / "by-python")
+    assert listing["python/lib/up"] == ("link", "../bin")
+    assert listing["python/bin/tool-hard"][3] == 2  # a hard link, not a copy
+
+
+def test_python_takes_over_from_the_first_member_that_is_not_plain(
+    tmp_path: Path, extractor: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = tmp_path / "mixed.tar"
+    with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tar:
+        for index in range(3):
+            info = tarfile.TarInfo(f"python/plain-{index}")
+            info.size, info.mode, info.mtime = 1, 0o644, 1_600_000_000
+            tar.addfile(info, io.BytesIO(b"p"))
+        odd = tarfile.TarInfo("python/odd")  # mode 600: not plain, tarfile reads from here on
+        odd.size, odd.mode, odd.mtime = 1, 0o600, 1_600_000_000
+        tar.addfile(odd, io.BytesIO(b"o"))
+        link = tarfile.TarInfo("python/plain-link")
+        link.type, link.linkname = tarfile.SYMTYPE, "plain-0"
+        tar.addfile(link)
+    added: list[str] = []
+    original = archive_module._Extraction.add
+
+    def counting(self: archive_module._Extraction, member: tarfile.TarInfo, tar: object) -> None:
+        added.append(member.name)
+        original(self, member, tar)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(archive_module._Extraction, "add", counting)
+    extract_archive(archive, tmp_path / "out", top="python")
+    if extractor == "gnu-tar":
+        assert added == ["python/odd", "python/plain-link"]
+    else:
+        assert len(added) == 5
+    out = tmp_path / "out" / "python"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "odd", "plain-0", "plain-1", "plain-2", "plain-link",
+    ]  # fmt: skip
+    assert (out / "odd").stat().st_mode & 0o777 == 0o644  # as Python writes any file
+    assert (out / "plain-link").read_text() == "p"
+
+
+def test_both_writers_agree_on_generated_archives(tmp_path: Path, extractor: str) -> None:
+    """Refused by one, refused by the other; extracted, the same tree."""
+    if extractor == "python":
+        pytest.skip("compares both writers in one run")
+    for seed in range(20_000, 20_400):
+        fmt = (tarfile.PAX_FORMAT, tarfile.USTAR_FORMAT)[seed % 2]
+        results = []
+        for writer in ("gnu-tar", "python"):
+            os.environ[EXTRACTOR_ENV] = writer
+            try:
+                case = tmp_path / f"{seed}-{writer}"
+                outcome = _run_case(hostile.generate(seed), case, fmt)
+                dest = case / "box" / "dest"
+                results.append((outcome, _listing(dest) if dest.exists() else None))
+            finally:
+                del os.environ[EXTRACTOR_ENV]
+        assert results[0] == results[1], seed
+
+
+def test_tar_errors_of_the_destination_are_the_os_errors(tmp_path: Path, extractor: str) -> None:
+    """A full disk under GNU tar is an OSError(ENOSPC), as from Python's writes: the
+    installer says "no space left" for both (tests/test_install_trees.py, with a real tmpfs)."""
+    if extractor == "python":
+        pytest.skip("GNU tar's messages")
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], capture_output=True
+    )
+    assert mounted.returncode == 0, mounted.stderr
+    try:
+        root = tmp_path / "t"
+        root.mkdir()
+        (root / "big").write_bytes(os.urandom(3_000_000))
+        gz, zst = tmp_path / "a.tar.gz", tmp_path / "a.tar.zst"
+        write_archives(root, "python", gz, zst, lambda rel: True)
+        with pytest.raises(OSError) as raised:
+            extract_archive(zst, small / "out")
+        assert raised.value.errno == errno.ENOSPC and "GNU tar" in str(raised.value)
+        assert not (small / "out").exists()
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
+def test_a_tar_that_stops_early_fails_the_extraction(tmp_path: Path, extractor: str) -> None:
+    """tar quitting in the middle (here: at once) breaks the pipe: its own words are the
+    error, and what it wrote is removed."""
+    if extractor == "python":
+        pytest.skip("GNU tar's failure")
+    quitter = tmp_path / "tar"
+    quitter.write_text("#!/bin/sh\necho 'tar: gave up' >&2\nexit 2\n")
+    quitter.chmod(0o755)
+    root = tmp_path / "t"
+    root.mkdir()
+    (root / "big").write_bytes(os.urandom(4_000_000))
+    gz, zst = tmp_path / "a.tar.gz", tmp_path / "a.tar.zst"
+    write_archives(root, "python", gz, zst, lambda rel: True)
+    with zst.open("rb") as raw, pytest.raises(BadArchiveError, match="tar: gave up"):
+        archive_module.extract_stream(raw, tmp_path / "out", zst.name, tar=str(quitter))
+    assert not (tmp_path / "out").exists()
