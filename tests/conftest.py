@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -218,3 +219,23 @@ def built_musl(tmp_path_factory: pytest.TempPathFactory, built_tree, built_musl_
         "3.13", out, target="x86_64-linux-musl", build_tag="20260101", stripped=False,
         build_python=built_tree.executable,
     )  # fmt: skip
+
+
+def wheel_with_a_script(directory: Path) -> Path:
+    """A pure-Python wheel whose console script `relocpy-hello` prints where it runs from."""
+    wheel = directory / "relocpy_hello-1.0-py3-none-any.whl"
+    dist = "relocpy_hello-1.0.dist-info"
+    files = {
+        "relocpy_hello.py": "import sys\ndef main():\n    print('hello from', sys.prefix)\n",
+        f"{dist}/METADATA": "Metadata-Version: 2.1\nName: relocpy-hello\nVersion: 1.0\n",
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: relocpy-test\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+        f"{dist}/entry_points.txt": "[console_scripts]\nrelocpy-hello = relocpy_hello:main\n",
+    }
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+        archive.writestr(
+            f"{dist}/RECORD", "".join(f"{n},,\n" for n in files) + f"{dist}/RECORD,,\n"
+        )
+    return wheel

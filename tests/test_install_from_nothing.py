@@ -8,12 +8,11 @@ import os
 import shutil
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
 
-from conftest import link_caches
+from conftest import link_caches, wheel_with_a_script
 
 RELOCPY = [sys.executable, "-m", "relocpy"]
 CLEAN = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "LANG": "C.UTF-8"}
@@ -76,31 +75,11 @@ def test_run_reads_python_version(installed_from_nothing, tmp_path: Path) -> Non
     assert result.stdout.strip() == "Python 3.11.2"
 
 
-def _wheel_with_a_script(directory: Path) -> Path:
-    """A pure-Python wheel whose console script `relocpy-hello` prints where it runs from."""
-    wheel = directory / "relocpy_hello-1.0-py3-none-any.whl"
-    dist = "relocpy_hello-1.0.dist-info"
-    files = {
-        "relocpy_hello.py": "import sys\ndef main():\n    print('hello from', sys.prefix)\n",
-        f"{dist}/METADATA": "Metadata-Version: 2.1\nName: relocpy-hello\nVersion: 1.0\n",
-        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: relocpy-test\nRoot-Is-Purelib: true\n"
-        "Tag: py3-none-any\n",
-        f"{dist}/entry_points.txt": "[console_scripts]\nrelocpy-hello = relocpy_hello:main\n",
-    }
-    with zipfile.ZipFile(wheel, "w") as archive:
-        for name, text in files.items():
-            archive.writestr(name, text)
-        archive.writestr(
-            f"{dist}/RECORD", "".join(f"{n},,\n" for n in files) + f"{dist}/RECORD,,\n"
-        )
-    return wheel
-
-
 @pytest.mark.parametrize("installer", ["pip", "uv"])
 def test_console_scripts_survive_two_moves(built_tree, tmp_path: Path, installer: str) -> None:
     first = tmp_path / "first" / "python"
     shutil.copytree(built_tree.root, first, symlinks=True)
-    wheel = _wheel_with_a_script(tmp_path)
+    wheel = wheel_with_a_script(tmp_path)
     python = first / "bin" / built_tree.executable.name
     if installer == "pip":
         cmd = [str(python), "-m", "pip", "install", "--no-index", "--no-deps", str(wheel)]

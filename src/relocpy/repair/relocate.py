@@ -160,14 +160,14 @@ def repair_in_place(
     report.text_files = _fix_text_files(root, tree, prefix, original.build_dirs)
 
     _ensure_python_link(root, tree)
-    hook = add_script_hooks(tree)
+    hooks = add_script_hooks(tree)
 
     reporter.step("removing recorded build paths from binaries")
     report.binary_files = _fix_binaries(root, old_paths)
 
     reporter.step("recompiling bytecode")
     report.recompiled = _recompile_bytecode(root, tree, old_paths, log)
-    report.recompiled += recompile(tree, [hook], log)
+    report.recompiled += recompile(tree, hooks, log)
     reporter.step(f"checking every ELF file against {policy.name}")
     check_glibc_policy(root, policy)
     return report
@@ -213,14 +213,19 @@ def check_glibc_policy(root: Path, policy: Policy) -> None:
 
 SCRIPTS_HOOK = "_relocpy_scripts.py"
 SCRIPTS_PTH = "_relocpy_scripts.pth"
+SITECUSTOMIZE = "sitecustomize.py"
+_SITECUSTOMIZE_MARK = '"""relocpy: console scripts'
 PYVENV_CFG = "relocatable = true\n"
 
 
-def add_script_hooks(tree: InterpreterTree) -> Path:
+def add_script_hooks(tree: InterpreterTree) -> list[Path]:
     """Keep console scripts that pip or uv add later working after a move: uv writes
     relocatable scripts for an interpreter whose pyvenv.cfg says `relocatable = true` (without a
-    `home` key CPython does not take the tree for a virtual environment), and for pip a `.pth`
-    hook rewrites the scripts pip wrote when its process ends (runtime/scripts_hook.py)."""
+    `home` key CPython does not take the tree for a virtual environment), and for pip a hook
+    rewrites the scripts pip wrote when its process ends (runtime/scripts_hook.py). The hook is
+    armed by a `sitecustomize.py` in site-packages, which costs the start-up less than a `.pth`
+    file; where the prefix has a sitecustomize of its own, by a `.pth` file. Returns the
+    modules written (to compile)."""
     from importlib import resources
 
     cfg = tree.root / "pyvenv.cfg"
@@ -228,10 +233,16 @@ def add_script_hooks(tree: InterpreterTree) -> Path:
         cfg.write_text(PYVENV_CFG)
     site = tree.stdlib / "site-packages"
     site.mkdir(parents=True, exist_ok=True)
-    hook = resources.files("relocpy").joinpath("runtime", "scripts_hook.py").read_text()
-    (site / SCRIPTS_HOOK).write_text(hook)
-    (site / SCRIPTS_PTH).write_text("import _relocpy_scripts\n")
-    return site / SCRIPTS_HOOK
+    runtime = resources.files("relocpy").joinpath("runtime")
+    (site / SCRIPTS_HOOK).write_text(runtime.joinpath("scripts_hook.py").read_text())
+    custom = site / SITECUSTOMIZE
+    theirs = [p for p in (custom, tree.stdlib / SITECUSTOMIZE) if p.exists()]
+    if any(not p.read_text(errors="replace").startswith(_SITECUSTOMIZE_MARK) for p in theirs):
+        (site / SCRIPTS_PTH).write_text("import _relocpy_scripts; _relocpy_scripts.register()\n")
+        return [site / SCRIPTS_HOOK]
+    custom.write_text(runtime.joinpath("sitecustomize.py").read_text())
+    (site / SCRIPTS_PTH).unlink(missing_ok=True)  # (a tree repaired by an older relocpy)
+    return [site / SCRIPTS_HOOK, custom]
 
 
 def _ensure_python_link(root: Path, tree: InterpreterTree) -> None:

@@ -4,7 +4,9 @@ pip writes `#!/absolute/path/bin/python3.X` (or, for long paths, a /bin/sh line 
 path). When a process that used pip ends, such scripts in this tree's own bin/ get relocpy's
 /bin/sh trampoline instead, which runs the interpreter beside the script wherever the tree is.
 (uv reads `relocatable = true` in the tree's pyvenv.cfg and writes such scripts itself.)
-Installed as `_relocpy_scripts.py` with a `.pth` file by `relocpy build` and `relocpy repair`.
+Installed as `_relocpy_scripts.py` by `relocpy build` and `relocpy repair`, beside the
+`sitecustomize.py` (runtime/sitecustomize.py) that calls `at_exit` when the process ends; in a
+prefix that has a sitecustomize of its own, a `.pth` file calls `register` instead.
 """
 
 import atexit
@@ -80,11 +82,12 @@ def fix_scripts(prefix=None):
     return fixed
 
 
-def _at_exit():
+def at_exit():
     # Only the tree itself (a venv made from it has its own bin/ and pyvenv.cfg), and only
     # after pip ran in this process.
     if "pip" in sys.modules and sys.prefix == sys.base_prefix:
         fix_scripts()
 
 
-atexit.register(_at_exit)
+def register():
+    atexit.register(at_exit)
