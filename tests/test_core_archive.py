@@ -418,3 +418,12 @@ def test_a_tar_that_stops_early_fails_the_extraction(tmp_path: Path, extractor: 
     with zst.open("rb") as raw, pytest.raises(BadArchiveError, match="tar: gave up"):
         archive_module.extract_stream(raw, tmp_path / "out", zst.name, tar=str(quitter))
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"\x28\xb5\x2f\xfd" + b"\0" * 10, b"not a tar"])
+def test_an_empty_or_broken_stream_is_refused(tmp_path: Path, content: bytes) -> None:
+    archive = tmp_path / "x.tar"
+    archive.write_bytes(content)
+    with pytest.raises(BadArchiveError, match="corrupt or truncated"):
+        extract_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -721,8 +721,10 @@ def _through_gnu_tar(reader: _ReadAhead, job: _Extraction, tar: str) -> bytes | 
     scan = TarScan()
     process: _TarProcess | None = None
     rest: bytes | None = None
+    empty = True
     try:
         while not scan.ended and (chunk := reader._next_chunk()):
+            empty = False
             out: list[bytes | memoryview] = []
             try:
                 for kind, value in scan.feed(chunk):
@@ -740,6 +742,8 @@ def _through_gnu_tar(reader: _ReadAhead, job: _Extraction, tar: str) -> bytes | 
                 process.write(out[0] if len(out) == 1 else b"".join(out))
             if rest is not None:
                 break
+        if empty:
+            raise EOFError("the archive is empty")  # (tarfile's words: "empty file")
         if rest is None and not scan.ended and not scan.at_boundary:
             raise EOFError("the archive ends inside a member")
         if process is not None:
