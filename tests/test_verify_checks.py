@@ -186,3 +186,17 @@ def test_a_policy_between_the_listed_ones_takes_the_whitelist_below_it() -> None
     for name in ("manylinux_2_5", "manylinux_9_99", "manylinux_x"):
         with pytest.raises(RelocpyError, match="unknown policy"):
             get_policy(name)
+
+
+def test_a_stripped_archive_is_described_by_the_install_only_metadata(tmp_path: Path) -> None:
+    """relocpy writes one metadata file for both flavours: verify of the stripped archive must
+    read it too (without it, a --no-pie release failed the hardening check as "asked for PIE")."""
+    import json
+
+    from relocpy.verify.checks import _metadata_for
+
+    stem = "cpython-3.13.5+20261204-x86_64-unknown-linux-gnu-install_only"
+    (tmp_path / f"{stem}.json").write_text(json.dumps({"build_options": {"pie": False}}))
+    for name in (f"{stem}.tar.zst", f"{stem}_stripped.tar.zst", f"{stem}_stripped.tar.gz"):
+        assert _metadata_for(tmp_path / name) == {"build_options": {"pie": False}}, name
+    assert _metadata_for(tmp_path / "cpython-3.12.0-other_stripped.tar.zst") == {}

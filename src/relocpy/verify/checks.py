@@ -893,13 +893,19 @@ def grafted_files(metadata: dict[str, object]) -> frozenset[str]:
 
 
 def _metadata_for(archive: Path) -> dict[str, object]:
-    """The metadata JSON written beside an archive (relocpy's), checked; {} if there is none."""
+    """The metadata JSON written beside an archive (relocpy's), checked; {} if there is none.
+    A stripped archive has none of its own: the install_only one describes both flavours."""
     from relocpy.core.records import RecordError, expect, read_json
 
     name = archive.name
     for suffix in (".tar.gz", ".tar.zst", ".tgz"):
-        if name.endswith(suffix):
-            meta = archive.with_name(name[: -len(suffix)] + ".json")
+        if not name.endswith(suffix):
+            continue
+        stem = name[: -len(suffix)]
+        for meta in (
+            archive.with_name(stem + ".json"),
+            archive.with_name(stem.removesuffix("_stripped") + ".json"),
+        ):
             if meta.is_file():
                 data = read_json(meta)
                 if not isinstance(data, dict):
