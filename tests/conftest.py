@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -239,3 +241,17 @@ def wheel_with_a_script(directory: Path) -> Path:
             f"{dist}/RECORD", "".join(f"{n},,\n" for n in files) + f"{dist}/RECORD,,\n"
         )
     return wheel
+
+
+@contextlib.contextmanager
+def small_tmpfs(path: Path, size: str) -> Iterator[Path]:
+    """`path` as a tmpfs of `size` (as `mount -o size=`) for the duration: a disk that fills."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+    )
+    assert mounted.returncode == 0, mounted.stderr
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)

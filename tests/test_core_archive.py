@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import small_tmpfs
 from relocpy.core import archive as archive_module
 from relocpy.core.archive import (
     EXTRACTOR_ENV,
@@ -118,7 +119,6 @@ def test_truncated_archive_is_refused(tmp_path: Path) -> None:
 
 def test_gzip_members_are_standard_and_deterministic(tmp_path: Path) -> None:
     import gzip as gzip_module
-    import subprocess
 
     from relocpy.core.archive import GZIP_LEVEL_SMALLEST, gzip_bytes
 
@@ -382,13 +382,7 @@ def test_tar_errors_of_the_destination_are_the_os_errors(tmp_path: Path, extract
     installer says "no space left" for both (tests/test_install_trees.py, with a real tmpfs)."""
     if extractor == "python":
         pytest.skip("GNU tar's messages")
-    small = tmp_path / "small"
-    small.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], capture_output=True
-    )
-    assert mounted.returncode == 0, mounted.stderr
-    try:
+    with small_tmpfs(tmp_path / "small", "1m") as small:
         root = tmp_path / "t"
         root.mkdir()
         (root / "big").write_bytes(os.urandom(3_000_000))
@@ -398,8 +392,6 @@ def test_tar_errors_of_the_destination_are_the_os_errors(tmp_path: Path, extract
             extract_archive(zst, small / "out")
         assert raised.value.errno == errno.ENOSPC and "GNU tar" in str(raised.value)
         assert not (small / "out").exists()
-    finally:
-        subprocess.run(["umount", str(small)], check=True)
 
 
 def test_a_tar_that_stops_early_fails_the_extraction(tmp_path: Path, extractor: str) -> None:

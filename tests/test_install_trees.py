@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 import hostile_archives as hostile
+from conftest import small_tmpfs
 from fake_tree import make_fake_archives, write_unchecked_index
 from mirror_server import MirrorServer
 from relocpy.core import home
-from relocpy.core.archive import BadArchiveError
+from relocpy.core.archive import EXTRACTOR_ENV, BadArchiveError
 from relocpy.core.errors import ChecksumMismatchError, RelocpyError, UnknownVersionError
 from relocpy.install.trees import (
     InstallError,
@@ -318,14 +319,13 @@ def test_truncated_archive_installs_nothing(relocpy_home: Path, tmp_path: Path) 
     _assert_nothing_installed()
 
 
-def test_full_disk_installs_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    small = tmp_path / "small"
-    small.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(small)], capture_output=True
-    )
-    assert mounted.returncode == 0, mounted.stderr
-    try:
+@pytest.mark.parametrize("writer", ["gnu-tar", "python"])
+def test_full_disk_installs_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer: str
+) -> None:
+    if writer == "python":
+        monkeypatch.setenv(EXTRACTOR_ENV, "python")
+    with small_tmpfs(tmp_path / "small", "6m") as small:
         monkeypatch.setenv("RELOCPY_HOME", str(small))
         mirror = tmp_path / "m"
         mirror.mkdir()
@@ -344,8 +344,6 @@ def test_full_disk_installs_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             install("3.98", str(many))
         _assert_nothing_installed()
         assert not list((small / "cache" / "unpacked").iterdir())
-    finally:
-        subprocess.run(["umount", str(small)], check=True)
 
 
 def test_unknown_version_and_unreachable_mirror(relocpy_home: Path, fake_mirror: Path) -> None:
@@ -499,3 +497,19 @@ def test_an_edit_through_one_install_does_not_outlive_it(
     shutil.rmtree(again.root)  # a second install key would be needed otherwise
     third = install("3.99.1", str(fake_mirror), links=False)
     assert not (third.root / "lib" / "python3.99" / "module_x.py").exists()
+
+
+def test_the_reflink_probe_agrees_with_cp(tmp_path: Path) -> None:
+    """The probe asks the kernel what `cp --reflink=always` asks (FICLONE), without a
+    process; it is remembered in the directory."""
+    from relocpy.install.trees import reflinks_work
+
+    (tmp_path / "a").write_bytes(b"x")
+    cp = subprocess.run(
+        ["cp", "--reflink=always", str(tmp_path / "a"), str(tmp_path / "b")], capture_output=True
+    )
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    assert reflinks_work(probe) is (cp.returncode == 0)
+    assert (probe / ".reflinks").read_text() == ("yes\n" if cp.returncode == 0 else "no\n")
+    assert sorted(p.name for p in probe.iterdir()) == [".reflinks"]
