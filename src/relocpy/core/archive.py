@@ -367,12 +367,17 @@ _IN_FLIGHT_BYTES = 64 << 20  # memory held by writes not done yet
 _TAR_BUFFER = 64 << 10  # tarfile's reads (its default, 10 KiB, costs a Python call per 10 KiB)
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    """All of `data` to `fd` (a write to a pipe or a full disk can take part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def _write_new_file(dir_fd: int, base: str, mode: int, data: bytes, mtime: int) -> None:
     fd = os.open(base, _O_NEW_FILE, mode, dir_fd=dir_fd)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        _write_all(fd, data)
         os.utime(fd, (mtime, mtime))
     finally:
         os.close(fd)
@@ -623,28 +628,24 @@ def extract_archive(path: Path, dest: Path, top: str | None = None) -> None:
 # 0.07 s against about 0.3 s). Every member it gets has passed the same checks first (`TarScan`,
 # `_Extraction.claim`); symlinks never reach it.
 EXTRACTOR_ENV = "RELOCPY_EXTRACTOR"  # "python": never use GNU tar
-_gnu_tar_path: list[str | None] = []
 
 
 def gnu_tar() -> str | None:
     """GNU tar's path if the `tar` on PATH is GNU tar, and RELOCPY_EXTRACTOR does not say
-    "python" (looked up once)."""
-    if os.environ.get(EXTRACTOR_ENV) == "python":
+    "python"."""
+    return None if os.environ.get(EXTRACTOR_ENV) == "python" else _find_gnu_tar()
+
+
+@functools.cache
+def _find_gnu_tar() -> str | None:
+    found = shutil.which("tar")
+    if found is None or not os.path.isdir("/proc/self/fd"):  # tar is sent to an open fd there
         return None
-    if not _gnu_tar_path:
-        found = shutil.which("tar")
-        if not os.path.isdir("/proc/self/fd"):  # tar is pointed at an open directory there
-            found = None
-        if found is not None:
-            try:
-                version = subprocess.run(
-                    [found, "--version"], capture_output=True, text=True, timeout=10
-                ).stdout
-            except (OSError, subprocess.SubprocessError):
-                version = ""
-            found = found if version.startswith("tar (GNU tar)") else None
-        _gnu_tar_path.append(found)
-    return _gnu_tar_path[0]
+    try:
+        done = subprocess.run([found, "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return found if done.stdout.startswith("tar (GNU tar)") else None
 
 
 # tar's messages for errors of the destination (LC_ALL=C), as the OSError they were
@@ -678,10 +679,8 @@ class _TarProcess:
             fcntl.fcntl(self._fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
 
     def write(self, data: bytes) -> None:
-        view = memoryview(data)
         try:
-            while view:
-                view = view[os.write(self._fd, view) :]
+            _write_all(self._fd, data)
         except BrokenPipeError:
             self.finish()  # raises tar's error
             raise
@@ -690,9 +689,7 @@ class _TarProcess:
         """End the archive and wait for tar; its failure raised as the OSError or
         BadArchiveError it stands for."""
         with contextlib.suppress(BrokenPipeError):  # (tar may have stopped already)
-            view = memoryview(END_OF_ARCHIVE)
-            while view:
-                view = view[os.write(self._fd, view) :]
+            _write_all(self._fd, END_OF_ARCHIVE)
         with contextlib.suppress(BrokenPipeError):
             self._proc.stdin.close()  # type: ignore[union-attr]
         status = self._proc.wait()
@@ -786,9 +783,7 @@ def extract_stream(
                 with tarfile.open(fileobj=stream, mode="r|", bufsize=_TAR_BUFFER) as tarred:
                     for member in tarred:
                         job.add(member, tarred)
-                while stream.read(1 << 20):  # the rest must decompress too (integrity)
-                    pass
-            while reader._next_chunk():  # (after GNU tar's part)
+            while reader._next_chunk():  # the rest must decompress too (integrity, truncation)
                 pass
         job.finish()
     except BaseException as exc:

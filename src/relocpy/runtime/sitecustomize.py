@@ -12,7 +12,7 @@ import sys
 
 
 def _relocpy_scripts_at_exit():
-    if "pip" in sys.modules and sys.prefix == sys.base_prefix:
+    if "pip" in sys.modules:  # (the hook's own `at_exit` decides the rest)
         import _relocpy_scripts
 
         _relocpy_scripts.at_exit()
