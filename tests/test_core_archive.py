@@ -419,3 +419,31 @@ def test_an_empty_or_broken_stream_is_refused(tmp_path: Path, content: bytes) ->
     with pytest.raises(BadArchiveError, match="corrupt or truncated"):
         extract_archive(archive, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_gnu_tar_dies_with_the_process_that_started_it(extractor: str) -> None:
+    """A killed install must leave no tar writing on into its temporary directory (which the
+    next install removes): tar runs under `setpriv --pdeathsig KILL`."""
+    import sys
+    import time
+
+    if extractor == "python":
+        pytest.skip("GNU tar's process")
+    assert archive_module._dies_with_us(), "util-linux's setpriv is on every supported machine"
+    code = (
+        "import subprocess, time\n"
+        "from relocpy.core.archive import _dies_with_us\n"
+        "child = subprocess.Popen([*_dies_with_us(), 'sleep', '60'])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    stat = Path(f"/proc/{child}/stat")
+    deadline = time.monotonic() + 10
+    while stat.exists() and stat.read_text().split(") ")[-1][0] != "Z":  # gone, or a zombie
+        assert time.monotonic() < deadline, "the child outlived its parent"
+        time.sleep(0.05)

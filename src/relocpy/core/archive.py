@@ -648,6 +648,21 @@ def _find_gnu_tar() -> str | None:
     return found if done.stdout.startswith("tar (GNU tar)") else None
 
 
+@functools.cache
+def _dies_with_us() -> list[str]:
+    """A command prefix that kills the program it runs when this process dies (util-linux's
+    `setpriv --pdeathsig KILL`), or none where setpriv lacks it. A GNU tar left behind by a
+    killed install would go on writing into a directory the next install is removing."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return []
+    try:
+        done = subprocess.run([setpriv, "--help"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [setpriv, "--pdeathsig", "KILL"] if "--pdeathsig" in done.stdout else []
+
+
 # tar's messages for errors of the destination (LC_ALL=C), as the OSError they were
 _TAR_DESTINATION_ERRORS = {
     "No space left on device": errno.ENOSPC,
@@ -668,8 +683,8 @@ class _TarProcess:
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115 (finish or kill closes it)
         where = f"/proc/self/fd/{root_fd}"
         self._proc = subprocess.Popen(
-            [tar, "-x", "-f", "-", "--no-same-owner", "--no-same-permissions",
-             "--keep-old-files", "-C", where],
+            [*_dies_with_us(), tar, "-x", "-f", "-", "--no-same-owner",
+             "--no-same-permissions", "--keep-old-files", "-C", where],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._errors,
             pass_fds=(root_fd,), umask=0o022, env={"LC_ALL": "C", "PATH": os.defpath},
         )  # fmt: skip
