@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 BLOCK = 512
 END_OF_ARCHIVE = bytes(2 * BLOCK)
@@ -47,8 +47,7 @@ class NotPlain(Exception):
         self.rest = b""
 
 
-@dataclass(frozen=True)
-class Header:
+class Header(NamedTuple):
     kind: str  # "file", "dir", "sym" or "hard"
     name: str  # as stored (pax path, or prefix/name); not canonical yet
     linkname: str
@@ -69,10 +68,13 @@ def _octal(field: bytes, what: str) -> int:
 def _checksum_ok(block: bytes) -> bool:
     """As GNU tar and tarfile: the sum of the header's bytes, its checksum field read as
     spaces, taken unsigned or (as some old tars wrote it) signed."""
-    stored = _octal(block[148:156], "the checksum")
+    field = block[148:156]
+    stored = _octal(field, "the checksum")
+    unsigned = sum(block) - sum(field) + 8 * 32
+    if stored == unsigned:
+        return True
     rest = block[:148] + block[156:]
-    unsigned = sum(rest) + 8 * 32
-    return stored == unsigned or stored == unsigned - 256 * len(rest.translate(None, _LOW))
+    return stored == unsigned - 256 * len(rest.translate(None, _LOW))
 
 
 def parse_pax(payload: bytes) -> dict[str, str]:
@@ -131,13 +133,17 @@ class TarScan:
                 pos += take
                 self._skip -= take
                 continue
-            take = min(self._want - len(self._buf), size - pos)
-            self._buf += view[pos : pos + take]
-            pos += take
-            if len(self._buf) < self._want:
-                return
-            block = bytes(self._buf)
-            self._buf.clear()
+            if not self._buf and pos + self._want <= size:  # all in this chunk: one copy
+                block = bytes(view[pos : pos + self._want])
+                pos += self._want
+            else:
+                take = min(self._want - len(self._buf), size - pos)
+                self._buf += view[pos : pos + take]
+                pos += take
+                if len(self._buf) < self._want:
+                    return
+                block = bytes(self._buf)
+                self._buf.clear()
             try:
                 event = self._block(block)
             except NotPlain as exc:

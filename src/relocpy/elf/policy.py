@@ -10,7 +10,6 @@ import os
 import re
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 
 from relocpy.core.errors import RelocpyError
 
@@ -38,6 +37,8 @@ MUSL_POLICIES = (
 
 @cache
 def all_policies() -> tuple[Policy, ...]:
+    from importlib import resources  # (3 ms, with tempfile: not at every `relocpy install`)
+
     text = resources.files("relocpy.elf").joinpath("policies.json").read_text(encoding="utf-8")
     policies = []
     for entry in json.loads(text)["policies"]:

@@ -7,7 +7,6 @@ Pure functions over `MirrorEntry` lists and a `Machine`; the order is documented
 from __future__ import annotations
 
 import os
-import platform
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -60,7 +59,7 @@ class Machine:
 
     @classmethod
     def current(cls) -> Machine:
-        arch = platform.machine() or "x86_64"
+        arch = os.uname().machine or "x86_64"  # (platform.machine(), without importing platform)
         level = cpu_level(_cpu_flags()) if arch == "x86_64" else ""
         try:
             gnu = bool(os.confstr("CS_GNU_LIBC_VERSION"))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from relocpy.core import home
+from relocpy.core.children import dies_with_us
 from relocpy.core.errors import RelocpyError, UnknownVersionError
 from relocpy.core.progress import QuietReporter, Reporter
 from relocpy.core.versions import matches, parse_request, version_key
@@ -179,9 +180,8 @@ def _install_locked(
             shutil.rmtree(final)
         tmp = pythons / f".tmp-{key}-{os.getpid()}"
         try:
-            unpacked = _unpacked(entry, mirror, reporter)
             tree = tmp / "python"
-            mode = _link_tree(unpacked, tree)
+            mode = _unpacked_into(entry, mirror, reporter, tree)
             record = {
                 "version": entry.version,
                 "build": entry.build,
@@ -252,9 +252,10 @@ def _drop_store(done: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def _unpacked(entry: MirrorEntry, mirror: Mirror, reporter: Reporter) -> Path:
-    """`unpacked/<sha256>/python`: each archive is extracted once; installs link from it. A
-    store whose files changed since (an edit through an install) is extracted again.
+def _unpacked_into(entry: MirrorEntry, mirror: Mirror, reporter: Reporter, tree: Path) -> str:
+    """Make `tree` from `unpacked/<sha256>/python` (see `_link_tree`; returns how): each archive
+    is extracted once; installs link from it. A store whose files changed since (an edit
+    through an install) is extracted again.
 
     An archive not downloaded yet is unpacked while it downloads (one pass: no copy to read
     again, no second pass to hash it); the tree counts only once the download's sha256 matches
@@ -267,7 +268,7 @@ def _unpacked(entry: MirrorEntry, mirror: Mirror, reporter: Reporter) -> Path:
     if (done / "python").is_dir():
         changed = store_changes(done)
         if not changed:
-            return done / "python"
+            return _link_tree(done / "python", tree)
         reporter.step(
             f"the unpacked copy of {entry.name} was modified ({', '.join(changed[:3])}"
             f"{' …' if len(changed) > 3 else ''}): unpacking it again"
@@ -312,11 +313,17 @@ def _unpacked(entry: MirrorEntry, mirror: Mirror, reporter: Reporter) -> Path:
             raise BadArchiveError(
                 f"{entry.name} does not hold a CPython tree: {exc.message}"
             ) from None
-        (tmp / STORE_MANIFEST).write_text(json.dumps(_file_stamps(tmp / "python")))
+        # the install's copy is made while this process reads the stamps for the manifest
+        linking = _LinkJob(tmp / "python", tree)
+        try:
+            stamps = _file_stamps(tmp / "python")
+        finally:
+            mode = linking.wait()
+        (tmp / STORE_MANIFEST).write_text(json.dumps(stamps))
         os.rename(tmp, done)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return done / "python"
+    return mode
 
 
 _FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
@@ -355,20 +362,39 @@ def _link_tree(source: Path, target: Path) -> str:
     """Recreate `source` at `target`: reflink copies where the file system clones files (each
     install then owns its files), else hard links into the store (whose files `store_changes`
     checks before every install and uninstall), else copies. Returns which was used."""
-    # GNU cp does it in C, several times faster than the loop below, which stays as the
-    # fallback (another file system, a cp without -l).
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if shutil.which("cp"):
-        if reflinks_work(source.parent):
-            mode, flags = "reflink", ["-a", "--reflink=always"]
-        else:
-            mode, flags = "hardlink", ["-al"]
-        done = subprocess.run(
-            ["cp", *flags, "--", str(source), str(target)], capture_output=True, check=False
-        )
-        if done.returncode == 0:
-            return mode
-        shutil.rmtree(target, ignore_errors=True)
+    return _LinkJob(source, target).wait()
+
+
+class _LinkJob:
+    """`_link_tree`, started: GNU cp runs (in C, several times faster than `_copy_tree`) while
+    the caller goes on; `wait` ends it, or copies in Python where cp could not (another file
+    system, a cp without -l)."""
+
+    def __init__(self, source: Path, target: Path) -> None:
+        self.source, self.target = source, target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self._cp: subprocess.Popen[bytes] | None = None
+        self.mode = "copy"
+        if shutil.which("cp"):
+            if reflinks_work(source.parent):
+                self.mode, flags = "reflink", ["-a", "--reflink=always"]
+            else:
+                self.mode, flags = "hardlink", ["-al"]
+            self._cp = subprocess.Popen(
+                [*dies_with_us(), "cp", *flags, "--", str(source), str(target)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+
+    def wait(self) -> str:
+        if self._cp is not None:
+            if self._cp.wait() == 0:
+                return self.mode
+            shutil.rmtree(self.target, ignore_errors=True)
+        _copy_tree(self.source, self.target)
+        return "copy"
+
+
+def _copy_tree(source: Path, target: Path) -> None:
     for dirpath, dirnames, filenames in os.walk(source):
         rel = os.path.relpath(dirpath, source)
         out = target if rel == "." else target / rel
@@ -381,7 +407,6 @@ def _link_tree(source: Path, target: Path) -> str:
                     dirnames.remove(name)
             elif name in filenames:
                 shutil.copy2(src, out / name)
-    return "copy"
 
 
 # ---- launchers in the bin directory ---------------------------------------------------------
