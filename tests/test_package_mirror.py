@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import re
@@ -118,6 +119,39 @@ def test_index_refuses_random_bytes_named_as_an_archive(tmp_path: Path) -> None:
     fake = tmp_path / "cpython-3.13.5+20260101-x86_64-unknown-linux-gnu-install_only.tar.gz"
     fake.write_bytes(os.urandom(1000))
     with pytest.raises(MirrorError, match=re.escape(f"{fake.name} does not open as an archive")):
+        write_index(tmp_path)
+    assert not (tmp_path / "index.json").exists()
+
+
+def _frames(data: bytes, *cuts: int) -> bytes:
+    """`data` zstd-compressed as one frame per piece between `cuts`, a skippable frame after
+    the first (as pzstd or `cat a.zst b.zst` write)."""
+    import struct
+
+    import zstandard
+
+    bounds = [0, *cuts, len(data)]
+    frames = [zstandard.ZstdCompressor().compress(data[a:b]) for a, b in itertools.pairwise(bounds)]
+    skippable = struct.pack("<II", 0x184D2A50, 3) + b"abc"
+    return frames[0] + skippable + b"".join(frames[1:])
+
+
+def test_index_reads_an_archive_of_several_zstd_frames(tmp_path: Path) -> None:
+    import zstandard
+
+    _, zst = make_fake_archives(tmp_path, "3.99.0", "20260101")
+    tar = zstandard.ZstdDecompressor().stream_reader(zst.read_bytes()).read()
+    zst.write_bytes(_frames(tar, 1024, len(tar) // 2))
+    write_index(tmp_path)
+    assert {e.name for e in scan_directory(tmp_path)} >= {zst.name}
+
+
+@pytest.mark.parametrize("tail", [b"garbage!", b"\x28\xb5\x2f\xfd\x00"])
+def test_index_refuses_bytes_after_a_zstd_frame(tmp_path: Path, tail: bytes) -> None:
+    """Not a frame, or a frame cut short: an error that names the file, not a crash."""
+    _, zst = make_fake_archives(tmp_path, "3.99.0", "20260101")
+    zst.write_bytes(zst.read_bytes() + tail)
+    with pytest.raises(MirrorError, match=re.escape(f"{zst.name} does not open as an archive")):
         write_index(tmp_path)
     assert not (tmp_path / "index.json").exists()
 

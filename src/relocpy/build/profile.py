@@ -20,13 +20,18 @@ import hashlib
 import io
 import json
 import shutil
-import tarfile
 import tempfile
 from pathlib import Path
 
 import zstandard
 
-from relocpy.core.archive import BadArchiveError, extract_archive, read_member, write_tar
+from relocpy.core.archive import (
+    UNREADABLE,
+    BadArchiveError,
+    extract_archive,
+    read_member,
+    write_tar,
+)
 from relocpy.core.errors import BuildFailedError, RelocpyError
 
 SUFFIX = ".pgo-profile.tar.zst"
@@ -80,7 +85,7 @@ def read_identity(path: Path) -> dict[str, object]:
     """The manifest of a profile file (what it was trained on)."""
     try:
         raw = read_member(path, f"{TOP}/{MANIFEST}")
-    except (OSError, EOFError, tarfile.TarError, zstandard.ZstdError) as exc:
+    except UNREADABLE as exc:
         raise BadArchiveError(f"{path.name} is not a readable profile: {exc}") from exc
     if raw is None:
         raise BadArchiveError(

@@ -28,7 +28,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import deflate
 import zstandard
@@ -174,22 +174,28 @@ class _Chunks(io.RawIOBase):
 
 
 class _ZstdStream(_Chunks):
-    """Streaming zstd decompression that fails on a truncated frame instead of ending early."""
+    """Streaming zstd decompression of one frame or several in a row (RFC 8878: pzstd and
+    `cat a.zst b.zst` write several; skippable frames give nothing), that fails on a truncated
+    frame instead of ending early, and on anything after a frame that is not one."""
 
     def __init__(self, raw: BinaryIO) -> None:
         super().__init__(raw)
-        self._decompressor = zstandard.ZstdDecompressor().decompressobj()
+        self._decompressor: Any = None  # a frame's ZstdDecompressionObj, inside a frame
+        self._next = b""  # read past the end of the last frame: the start of the next one
 
     def _next_chunk(self) -> bytes:
         while True:
-            chunk = self._source.read(1 << 20)
+            chunk, self._next = self._next or self._source.read(1 << 20), b""
             if not chunk:
-                if not self._decompressor.eof:
+                if self._decompressor is not None:
                     raise EOFError("zstd stream ended before the end of its frame")
                 return b""
+            if self._decompressor is None:
+                self._decompressor = zstandard.ZstdDecompressor().decompressobj()
+            out = self._decompressor.decompress(chunk)
             if self._decompressor.eof:
-                raise zstandard.ZstdError("trailing data after the zstd frame")
-            if out := self._decompressor.decompress(chunk):
+                self._next, self._decompressor = self._decompressor.unused_data, None
+            if out:
                 return out
 
 
@@ -260,6 +266,13 @@ class _Prefixed(_Chunks):
             head, self._head = self._head, None
             return head
         return self._source.read(1 << 20)
+
+
+# What reading a corrupt or truncated archive raises, whichever the compression: callers that
+# read an archive catch these (and say which archive), not a list of their own.
+UNREADABLE: tuple[type[Exception], ...] = (
+    OSError, EOFError, ValueError, tarfile.TarError, zstandard.ZstdError, lzma.LZMAError
+)  # fmt: skip
 
 
 def decompressing(raw: BinaryIO, buffered: bool = True) -> BinaryIO:
@@ -817,10 +830,7 @@ def extract_stream(
             if exc.errno in _DESTINATION_ERRNOS:
                 raise
             raise BadArchiveError(f"{name} cannot be extracted safely: {exc}") from exc
-        corrupt = (
-            OSError, tarfile.TarError, EOFError, zstandard.ZstdError, ValueError, lzma.LZMAError
-        )  # fmt: skip
-        if isinstance(exc, corrupt):  # ValueError: an mtime or size no file can have
+        if isinstance(exc, UNREADABLE):  # ValueError: an mtime or size no file can have
             raise BadArchiveError(f"{name} is corrupt or truncated: {exc}") from exc
         raise
     job.close()

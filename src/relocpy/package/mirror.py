@@ -194,7 +194,7 @@ def inspect_archive(path: Path) -> ArchiveFacts:
     header of `python/bin/pythonX.Y`."""
     import tarfile  # (tarfile and the decompressors are for indexing, not for installs)
 
-    from relocpy.core.archive import BadArchiveError, open_archive_stream
+    from relocpy.core.archive import UNREADABLE, BadArchiveError, open_archive_stream
 
     version = None
     machine = None
@@ -220,10 +220,10 @@ def inspect_archive(path: Path) -> ArchiveFacts:
                     pending_exe[name] = handle.read(20) if handle else b""
             while stream.read(_CHUNK):
                 pass
-    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        raise MirrorError(f"{path.name} does not open as an archive: {exc}") from exc
     except BadArchiveError as exc:
         raise MirrorError(exc.message) from exc
+    except UNREADABLE as exc:
+        raise MirrorError(f"{path.name} does not open as an archive: {exc}") from exc
     if version is None:
         raise MirrorError(
             f"{path.name} holds no CPython (no python/include/python3.X/patchlevel.h)"
