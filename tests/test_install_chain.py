@@ -140,6 +140,62 @@ def test_a_hostile_mirror_entry_is_refused(home: Path, tmp_path: Path) -> None:
         chain.plan("3.99", mirrors=[str(mirror)], mode="no-build", machine=HERE)
 
 
+@pytest.mark.parametrize(
+    "index", ["{not json", '{"archives": 5}', "[]", '{"archives": [{"name": 3}]}', None]
+)
+def test_a_broken_mirror_given_on_the_command_line_does_not_turn_into_a_build(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, index: str | None
+) -> None:
+    """A mirror named with --mirror whose index cannot be read (not JSON, not an index, not
+    there) is an error that says why, not a miss: no build of several minutes starts."""
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    if index is not None:
+        (broken / "index.json").write_text(index)
+
+    def no_build(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a build started")
+
+    monkeypatch.setattr(chain, "_build_into_cache", no_build)
+    with pytest.raises(chain.NotAvailableError, match="the mirror given with --mirror") as caught:
+        chain.provide("3.99", mirrors=[str(broken)], machine=HERE)
+    assert f"{broken}: not used: " in caught.value.message
+    assert "--build-only" in (caught.value.hint or "")
+    assert installed() == []
+    # another mirror that has it is still used
+    good = _mirror(tmp_path, "good", "3.99.0")
+    done, plan = chain.provide("3.99", mirrors=[str(broken), str(good)], machine=HERE)
+    assert plan.location == str(good) and done.installation.version == "3.99.0"
+    assert len(plan.unusable) == 1 and plan.unusable[0].startswith(f"mirror {broken}: not used")
+
+
+def test_a_broken_mirror_of_the_environment_is_named_before_a_build(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mirrors of RELOCPY_MIRROR or the config are tried in passing: one that is down does not
+    stop the chain, but the progress says so before the build it leads to."""
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "index.json").write_text("{not json")
+    monkeypatch.setenv("RELOCPY_MIRROR", str(broken))
+    steps: list[str] = []
+
+    class Steps:
+        def step(self, text: str) -> None:
+            steps.append(text)
+
+        def __getattr__(self, name: str) -> object:
+            return lambda *args, **kwargs: None
+
+    def stop_at_the_build(chosen: chain.Plan, reporter: object) -> str:
+        raise RuntimeError("the build would start here")
+
+    monkeypatch.setattr(chain, "_build_into_cache", stop_at_the_build)
+    with pytest.raises(RuntimeError, match="the build would start here"):
+        chain.provide("3.13", machine=HERE, reporter=Steps())  # type: ignore[arg-type]
+    assert steps and steps[0].startswith(f"mirror {broken}: not used: ")
+
+
 def test_python_version_files(tmp_path: Path) -> None:
     project = tmp_path / "project" / "src" / "deep"
     project.mkdir(parents=True)

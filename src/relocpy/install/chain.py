@@ -37,6 +37,7 @@ class Plan:
     spec: object | None = None  # the MatrixSpec a build would make
     estimate: str | None = None  # what the build will cost
     notes: list[str] = field(default_factory=list)  # per source tried, what it had
+    unusable: list[str] = field(default_factory=list)  # mirrors that could not be read, and why
 
     @property
     def chosen(self) -> Candidate | None:
@@ -59,15 +60,21 @@ class Plan:
         return lines
 
 
+class _Unusable(Exception):
+    """A mirror or cache whose index cannot be read (unreachable, not JSON, not an index)."""
+
+
 def _offers(location: str, request: str, machine: Machine) -> tuple[list[Candidate], str]:
-    """The candidates a mirror has for `request`, and a note saying what it had."""
+    """The candidates a mirror has for `request`, and a note saying what it had; _Unusable
+    (with the note) if its index cannot be read."""
     from relocpy.core.records import RecordError
     from relocpy.package.mirror import Mirror, MirrorError
 
     try:
         entries = Mirror(location).entries()
     except (MirrorError, RecordError) as exc:
-        return [], f"{location}: not used: {exc.message}"
+        why = exc.message.removeprefix(f"{location}: ")
+        raise _Unusable(f"{location}: not used: {why}") from None
     candidates = explain(request, entries, machine)
     eligible = sum(c.eligible for c in candidates)
     if eligible:
@@ -145,22 +152,51 @@ def plan(
     if have:
         return Plan(request, "installed", installation=have[0], notes=["installed: yes"])
     notes.append("installed: none")
+    unusable: list[str] = []
+    named: list[str] = []  # unusable mirrors named on the command line
     if mode != "build-only":
         for location in mirrors_in_order(mirrors, config):
-            candidates, note = _offers(location, request, machine)
+            try:
+                candidates, note = _offers(location, request, machine)
+            except _Unusable as exc:
+                candidates, note = [], str(exc)
+                unusable.append(f"mirror {note}")
+                if location in (mirrors or []):
+                    named.append(note)
             notes.append(f"mirror {note}")
             if candidates and candidates[0].eligible:
-                return Plan(request, "mirror", location, None, candidates, notes=notes)
+                return Plan(
+                    request, "mirror", location, None, candidates, notes=notes, unusable=unusable
+                )
         cache = home.binaries_dir()
         if (cache / "index.json").is_file():
-            candidates, note = _offers(str(cache), request, machine)
+            try:
+                candidates, note = _offers(str(cache), request, machine)
+            except _Unusable as exc:
+                candidates, note = [], str(exc)
+                unusable.append(f"binary cache {note}")
             notes.append(f"binary cache {note}")
             if candidates and candidates[0].eligible:
-                return Plan(request, "binary cache", str(cache), None, candidates, notes=notes)
+                return Plan(
+                    request,
+                    "binary cache",
+                    str(cache),
+                    None,
+                    candidates,
+                    notes=notes,
+                    unusable=unusable,
+                )
         else:
             notes.append(f"binary cache {cache}: empty")
     else:
         notes.append("mirrors and binary cache: skipped (--build-only)")
+    if named and mode == "auto":  # not a miss: a broken mirror must not turn into a long build
+        raise NotAvailableError(
+            f"{request}: the mirror given with --mirror cannot be used, and no other source"
+            " has a build, so nothing was installed or built:\n  " + "\n  ".join(named),
+            hint="fix the mirror or name another; to build from source instead, drop --mirror"
+            " or pass --build-only",
+        )
     if mode == "no-build":
         raise NotAvailableError(
             f"no mirror and no cached build has {request!r} for this machine:\n  "
@@ -169,7 +205,9 @@ def plan(
             " build it (drop --no-build)",
         )
     spec = build_spec(request, config.build)
-    return Plan(request, "build", notes=notes, spec=spec, estimate=estimate(spec))
+    return Plan(
+        request, "build", notes=notes, unusable=unusable, spec=spec, estimate=estimate(spec)
+    )
 
 
 def _check_source(spec: object, plan_notes: list[str], reporter: Reporter) -> None:
@@ -208,6 +246,8 @@ def provide(
 
     reporter = reporter or QuietReporter()
     chosen = plan(request, mirrors=mirrors, mode=mode, config=config, machine=machine)
+    for note in chosen.unusable:  # a mirror of the config or of RELOCPY_MIRROR that is down
+        reporter.step(note)
     if chosen.source == "installed":
         assert chosen.installation is not None
         reporter.step(f"{request}: already installed at {chosen.installation.root}")
