@@ -136,6 +136,7 @@ def test_pgo_training_is_an_axis_of_profile_guided_specs() -> None:
         ('[matrix]\nversion = [3.13 x]\nopt = "lto"\n', 2, "not valid TOML"),
         ("[matrix]\n", None, "no [matrix] table"),
         ('[matrix]\nversion = ["3.13"]\n[extras]\nx = 1\n', 3, "unknown table [extras]"),
+        ('opt = ["pgo"]\n[matrix]\nversion = ["3.13"]\n', 1, "'opt' outside a table"),
     ],
 )
 def test_errors_name_the_line_and_problem(text: str, line: int | None, words: str) -> None:

@@ -168,8 +168,9 @@ _KEY = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
 
 
 def line_of(text: str, table: str, key: str | None = None, index: int = 0) -> int | None:
-    """1-based line of `key` in `[table]` (or in the `index`-th `[[table]]`), or of the header."""
-    current, seen, header_line = None, -1, None
+    """1-based line of `key` in `[table]` (or in the `index`-th `[[table]]`), or of the header;
+    table "" is the top of the file, before any header."""
+    current, seen, header_line = ("" if table == "" else None), -1, None
     for number, line in enumerate(text.splitlines(), 1):
         header = _HEADER.match(line)
         if header:
@@ -237,11 +238,18 @@ def parse_matrix(text: str, path: str = "<matrix>") -> Matrix:
     except tomllib.TOMLDecodeError as exc:
         raise MatrixError(f"{path}: not valid TOML: {exc}") from exc
     unknown_tables = set(data) - {"matrix", "lists", "exclude", "include", "defaults"}
+    hint = "a matrix file has [matrix], [defaults], [lists], [[exclude]] and [[include]]"
     for name in sorted(unknown_tables):
+        value = data[name]
+        if isinstance(value, dict) or (isinstance(value, list) and value and all(
+            isinstance(item, dict) for item in value
+        )):  # fmt: skip
+            raise where.error(f"unknown table [{name}]", name, hint=hint)
         raise where.error(
-            f"unknown table [{name}]",
+            f"{name!r} outside a table (axes go under [matrix], settings under [defaults])",
+            "",
             name,
-            hint="a matrix file has [matrix], [defaults], [lists], [[exclude]] and [[include]]",
+            hint=hint,
         )
     lists = data.get("lists", {})
     if not isinstance(lists, dict):
