@@ -75,3 +75,32 @@ def test_falls_back_to_debian_when_upstream_is_unreachable(tmp_path: Path) -> No
         unreachable, mirrors=[UrlMirror(), DebianMirror()], cache=SourceCache(tmp_path / "cache")
     )
     assert hashlib.sha256(path.read_bytes()).hexdigest() == pin.sha256
+
+
+def test_the_probes_of_where_sources_are_said_once_a_day(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding which tarballs this machine can fetch takes seconds (an apt index, a request
+    per file): the progress says so when it runs, and not while its record is fresh."""
+    import relocpy.sources.fetch as fetch_module
+
+    monkeypatch.setenv("RELOCPY_HOME", str(tmp_path / "home"))
+    probes: list[int] = []
+
+    def probe(pins: list[SourcePin], archive: object) -> dict[str, str]:
+        probes.append(len(pins))
+        return {"3.13.5": "Debian python3.13 3.13.5-2"}
+
+    monkeypatch.setattr(fetch_module, "_probe", probe)
+    steps: list[str] = []
+
+    class Steps:
+        def step(self, text: str) -> None:
+            steps.append(text)
+
+    pins = [resolve_cpython("3.13.5")]
+    first = fetch_module.where_served(pins, SourceCache(tmp_path / "c"), Steps())  # type: ignore[arg-type]
+    again = fetch_module.where_served(pins, SourceCache(tmp_path / "c"), Steps())  # type: ignore[arg-type]
+    assert first == again == {"3.13.5": "Debian python3.13 3.13.5-2"}
+    assert len(probes) == 1 and len(steps) == 1
+    assert "which CPython source tarballs this machine can fetch" in steps[0]

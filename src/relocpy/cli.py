@@ -420,9 +420,10 @@ def _install(args: argparse.Namespace) -> int:
         )
     for request in _requests(args.versions):
         if args.dry_run:
-            print(
-                "\n".join(plan(request, mirrors=args.mirror, mode=mode, config=config).describe())
+            chosen = plan(
+                request, mirrors=args.mirror, mode=mode, config=config, reporter=console_reporter()
             )
+            print("\n".join(chosen.describe()))
             continue
         done, _ = provide(
             request,

@@ -85,14 +85,14 @@ def _offers(location: str, request: str, machine: Machine) -> tuple[list[Candida
     return candidates, f"{location}: no build of {request} for this machine{why}; it has {has}"
 
 
-def build_spec(request: str, choice: BuildChoice) -> object:
+def build_spec(request: str, choice: BuildChoice, reporter: Reporter | None = None) -> object:
     """The MatrixSpec a build on a miss makes: the newest release matching `request` whose
     source this machine can get (see `relocpy.sources.fetch.resolve_reachable`)."""
     from relocpy.matrix.spec import MatrixSpec
     from relocpy.sources.fetch import resolve_reachable
 
     wanted = parse_request(request)
-    pin = resolve_reachable(str(wanted).removesuffix("t"))
+    pin = resolve_reachable(str(wanted).removesuffix("t"), reporter)
     return MatrixSpec(
         version=pin.version,
         opt=choice.opt,
@@ -140,8 +140,10 @@ def plan(
     mode: str = "auto",
     config: Config | None = None,
     machine: Machine | None = None,
+    reporter: Reporter | None = None,
 ) -> Plan:
-    """Where `request` would come from (nothing is downloaded or built)."""
+    """Where `request` would come from (nothing is downloaded or built; `reporter` hears of
+    the probes of where sources can be fetched, before a build)."""
     if mode not in MODES:
         raise RelocpyError(f"unknown mode {mode!r}", hint=f"choose one of {', '.join(MODES)}")
     parse_request(request)  # a bad request fails before anything else
@@ -161,6 +163,8 @@ def plan(
             except _Unusable as exc:
                 candidates, note = [], str(exc)
                 unusable.append(f"mirror {note}")
+                if reporter is not None:  # a mirror of the config that is down: said at once
+                    reporter.step(unusable[-1])
                 if location in (mirrors or []):
                     named.append(note)
             notes.append(f"mirror {note}")
@@ -175,6 +179,8 @@ def plan(
             except _Unusable as exc:
                 candidates, note = [], str(exc)
                 unusable.append(f"binary cache {note}")
+                if reporter is not None:
+                    reporter.step(unusable[-1])
             notes.append(f"binary cache {note}")
             if candidates and candidates[0].eligible:
                 return Plan(
@@ -204,7 +210,7 @@ def plan(
             hint="add a mirror (--mirror, RELOCPY_MIRROR or the config file), or let relocpy"
             " build it (drop --no-build)",
         )
-    spec = build_spec(request, config.build)
+    spec = build_spec(request, config.build, reporter)
     return Plan(
         request, "build", notes=notes, unusable=unusable, spec=spec, estimate=estimate(spec)
     )
@@ -245,9 +251,9 @@ def provide(
     from relocpy.package.mirror import Mirror
 
     reporter = reporter or QuietReporter()
-    chosen = plan(request, mirrors=mirrors, mode=mode, config=config, machine=machine)
-    for note in chosen.unusable:  # a mirror of the config or of RELOCPY_MIRROR that is down
-        reporter.step(note)
+    chosen = plan(
+        request, mirrors=mirrors, mode=mode, config=config, machine=machine, reporter=reporter
+    )
     if chosen.source == "installed":
         assert chosen.installation is not None
         reporter.step(f"{request}: already installed at {chosen.installation.root}")

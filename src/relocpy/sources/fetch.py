@@ -252,10 +252,13 @@ def _probe(pins: list[SourcePin], archive: AptSourceArchive) -> dict[str, str]:
     return served
 
 
-def where_served(pins: list[SourcePin], cache: SourceCache | None = None) -> dict[str, str]:
+def where_served(
+    pins: list[SourcePin], cache: SourceCache | None = None, reporter: Reporter | None = None
+) -> dict[str, str]:
     """version -> the mirror that serves its tarball here: "cache", "python.org", or
     "Debian <package> <version>" when the archive lists it *and* the file answers (a listing
-    alone proves nothing: some answer 404). Probes are remembered for a day."""
+    alone proves nothing: some answer 404). Probes are remembered for a day; `reporter` hears
+    when they run (several seconds)."""
     import json
     import time
 
@@ -272,6 +275,11 @@ def where_served(pins: list[SourcePin], cache: SourceCache | None = None) -> dic
         from relocpy.sources.catalog import load_cpython_pins
 
         # every release at once, whatever was asked: the record stands for the whole catalog
+        if reporter is not None:
+            reporter.step(
+                "finding which CPython source tarballs this machine can fetch"
+                " (python.org, Debian's source packages; remembered for a day)"
+            )
         probes = _probe(load_cpython_pins(), AptSourceArchive(home.cache_dir() / "apt"))
         record.parent.mkdir(parents=True, exist_ok=True)
         tmp = record.with_name(f".{record.name}.{os.getpid()}")
@@ -301,7 +309,7 @@ def resolve_reachable(request: str, reporter: Reporter | None = None) -> SourceP
     )
     if len(wanted.version) == 3 or len(pins) == 1 or SourceCache().lookup(newest):
         return newest
-    served = where_served(pins)
+    served = where_served(pins, reporter=reporter)
     for pin in pins:
         if pin.version in served:
             if pin is not newest and reporter is not None:
