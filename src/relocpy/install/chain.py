@@ -85,6 +85,14 @@ def _offers(location: str, request: str, machine: Machine) -> tuple[list[Candida
     return candidates, f"{location}: no build of {request} for this machine{why}; it has {has}"
 
 
+def _say(unusable: list[str], reporter: Reporter | None) -> None:
+    """Name the sources that could not be read (a mirror of the config that is down), once the
+    plan does not end in an error that names them anyway."""
+    if reporter is not None:
+        for note in unusable:
+            reporter.step(note)
+
+
 def build_spec(request: str, choice: BuildChoice, reporter: Reporter | None = None) -> object:
     """The MatrixSpec a build on a miss makes: the newest release matching `request` whose
     source this machine can get (see `relocpy.sources.fetch.resolve_reachable`)."""
@@ -163,12 +171,11 @@ def plan(
             except _Unusable as exc:
                 candidates, note = [], str(exc)
                 unusable.append(f"mirror {note}")
-                if reporter is not None:  # a mirror of the config that is down: said at once
-                    reporter.step(unusable[-1])
                 if location in (mirrors or []):
                     named.append(note)
             notes.append(f"mirror {note}")
             if candidates and candidates[0].eligible:
+                _say(unusable, reporter)
                 return Plan(
                     request, "mirror", location, None, candidates, notes=notes, unusable=unusable
                 )
@@ -179,10 +186,9 @@ def plan(
             except _Unusable as exc:
                 candidates, note = [], str(exc)
                 unusable.append(f"binary cache {note}")
-                if reporter is not None:
-                    reporter.step(unusable[-1])
             notes.append(f"binary cache {note}")
             if candidates and candidates[0].eligible:
+                _say(unusable, reporter)
                 return Plan(
                     request,
                     "binary cache",
@@ -210,6 +216,7 @@ def plan(
             hint="add a mirror (--mirror, RELOCPY_MIRROR or the config file), or let relocpy"
             " build it (drop --no-build)",
         )
+    _say(unusable, reporter)
     spec = build_spec(request, config.build, reporter)
     return Plan(
         request, "build", notes=notes, unusable=unusable, spec=spec, estimate=estimate(spec)
