@@ -114,6 +114,13 @@ def test_unreachable_mirror(tmp_path: Path) -> None:
 # ---- what a mirror index accepts -------------------------------------------------------------
 
 
+def test_indexing_a_directory_without_archives_writes_nothing_there(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a mirror")
+    with pytest.raises(MirrorError, match="no interpreter archives"):
+        write_index(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
 def test_index_refuses_random_bytes_named_as_an_archive(tmp_path: Path) -> None:
     make_fake_archives(tmp_path, "3.99.0", "20260101")
     fake = tmp_path / "cpython-3.13.5+20260101-x86_64-unknown-linux-gnu-install_only.tar.gz"

@@ -359,7 +359,8 @@ def scan_directory(directory: Path) -> list[MirrorEntry]:
             " indexed:\n  " + "\n  ".join(problems),
             hint="remove or rename them, then index again",
         )
-    _write_json(cache_path, fresh)
+    if fresh or cache_path.exists():  # a directory with no archive gets no file of ours
+        _write_json(cache_path, fresh)
     return entries
 
 
