@@ -315,7 +315,7 @@ def resolve_reachable(request: str, reporter: Reporter | None = None) -> SourceP
             if pin is not newest and reporter is not None:
                 reporter.step(
                     f"CPython {newest.version}, the newest {request}, cannot be fetched here"
-                    f" (no mirror serves {newest.filename}); building {pin.version}, the newest"
+                    f" (no mirror serves {newest.filename}); taking {pin.version}, the newest"
                     f" {request} whose source this machine can get ({served[pin.version]})"
                 )
             return pin
