@@ -165,40 +165,26 @@ def plan(
     unusable: list[str] = []
     named: list[str] = []  # unusable mirrors named on the command line
     if mode != "build-only":
-        for location in mirrors_in_order(mirrors, config):
+        sources = [("mirror", location) for location in mirrors_in_order(mirrors, config)]
+        cache = home.binaries_dir()
+        cached = (cache / "index.json").is_file()
+        if cached:
+            sources.append(("binary cache", str(cache)))
+        for kind, location in sources:
             try:
                 candidates, note = _offers(location, request, machine)
             except _Unusable as exc:
                 candidates, note = [], str(exc)
-                unusable.append(f"mirror {note}")
-                if location in (mirrors or []):
+                unusable.append(f"{kind} {note}")
+                if kind == "mirror" and location in (mirrors or []):
                     named.append(note)
-            notes.append(f"mirror {note}")
+            notes.append(f"{kind} {note}")
             if candidates and candidates[0].eligible:
                 _say(unusable, reporter)
                 return Plan(
-                    request, "mirror", location, None, candidates, notes=notes, unusable=unusable
+                    request, kind, location, None, candidates, notes=notes, unusable=unusable
                 )
-        cache = home.binaries_dir()
-        if (cache / "index.json").is_file():
-            try:
-                candidates, note = _offers(str(cache), request, machine)
-            except _Unusable as exc:
-                candidates, note = [], str(exc)
-                unusable.append(f"binary cache {note}")
-            notes.append(f"binary cache {note}")
-            if candidates and candidates[0].eligible:
-                _say(unusable, reporter)
-                return Plan(
-                    request,
-                    "binary cache",
-                    str(cache),
-                    None,
-                    candidates,
-                    notes=notes,
-                    unusable=unusable,
-                )
-        else:
+        if not cached:
             notes.append(f"binary cache {cache}: empty")
     else:
         notes.append("mirrors and binary cache: skipped (--build-only)")
