@@ -255,3 +255,17 @@ def small_tmpfs(path: Path, size: str) -> Iterator[Path]:
         yield path
     finally:
         subprocess.run(["umount", str(path)], check=True)
+
+
+SKIPPABLE_ZSTD_FRAME = bytes.fromhex("502a4d18") + (4).to_bytes(4, "little") + b"skip"
+
+
+def zstd_frames(data: bytes, *cuts: int) -> list[bytes]:
+    """`data` zstd-compressed as one frame per piece between `cuts` (RFC 8878 lets a stream
+    hold several, as pzstd writes; concatenated, they decompress to `data`)."""
+    import itertools
+
+    import zstandard
+
+    bounds = [0, *cuts, len(data)]
+    return [zstandard.ZstdCompressor().compress(data[a:b]) for a, b in itertools.pairwise(bounds)]

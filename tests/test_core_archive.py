@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import errno
 import io
-import itertools
 import os
 import shutil
 import subprocess
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from conftest import small_tmpfs
+from conftest import SKIPPABLE_ZSTD_FRAME, small_tmpfs, zstd_frames
 from relocpy.core import archive as archive_module
 from relocpy.core.archive import (
     EXTRACTOR_ENV,
@@ -357,18 +356,14 @@ def test_gnu_tar_gets_every_byte_when_writev_takes_part(
 def test_an_archive_of_several_zstd_frames_extracts_whole(tmp_path: Path) -> None:
     """RFC 8878 streams may hold several frames and skippable frames (pzstd writes them): all
     of it is read, and a frame cut short or bytes that are not a frame are refused."""
-    import struct
-
     root = _real_tree(tmp_path / "t")
     gz, zst = tmp_path / "a.tar.gz", tmp_path / "a.tar.zst"
     write_archives(root, "python", gz, zst, lambda rel: True, mtime=1_600_000_000)
     tar = zstandard.ZstdDecompressor().stream_reader(zst.read_bytes()).read()
     extract_archive(zst, tmp_path / "one-frame")
-    cuts = [0, 700, len(tar) // 2, len(tar)]  # one cut inside a header, one anywhere
-    frames = [zstandard.ZstdCompressor().compress(tar[a:b]) for a, b in itertools.pairwise(cuts)]
-    skippable = struct.pack("<II", 0x184D2A50, 4) + b"skip"
+    frames = zstd_frames(tar, 700, len(tar) // 2)  # one cut inside a header, one anywhere
     several = tmp_path / "several.tar.zst"
-    several.write_bytes(frames[0] + skippable + frames[1] + frames[2])
+    several.write_bytes(frames[0] + SKIPPABLE_ZSTD_FRAME + frames[1] + frames[2])
     extract_archive(several, tmp_path / "several")
     assert _listing(tmp_path / "several") == _listing(tmp_path / "one-frame")
     for bad, why in [

@@ -14,6 +14,7 @@ import pytest
 from fake_tree import make_fake_archives, write_unchecked_index
 from mirror_server import MirrorServer
 from relocpy.core.errors import ChecksumMismatchError, RelocpyError
+from relocpy.core.progress import QuietReporter
 from relocpy.install import chain
 from relocpy.install.config import (
     BuildChoice,
@@ -178,22 +179,15 @@ def test_a_broken_mirror_of_the_environment_is_named_before_a_build(
     broken.mkdir()
     (broken / "index.json").write_text("{not json")
     monkeypatch.setenv("RELOCPY_MIRROR", str(broken))
-    steps: list[str] = []
-
-    class Steps:
-        def step(self, text: str) -> None:
-            steps.append(text)
-
-        def __getattr__(self, name: str) -> object:
-            return lambda *args, **kwargs: None
+    reporter = QuietReporter()  # (records the steps)
 
     def stop_at_the_build(chosen: chain.Plan, reporter: object) -> str:
         raise RuntimeError("the build would start here")
 
     monkeypatch.setattr(chain, "_build_into_cache", stop_at_the_build)
     with pytest.raises(RuntimeError, match="the build would start here"):
-        chain.provide("3.13", machine=HERE, reporter=Steps())  # type: ignore[arg-type]
-    assert steps and steps[0].startswith(f"mirror {broken}: not used: ")
+        chain.provide("3.13", machine=HERE, reporter=reporter)
+    assert reporter.steps and reporter.steps[0].startswith(f"mirror {broken}: not used: ")
 
 
 def test_python_version_files(tmp_path: Path) -> None:

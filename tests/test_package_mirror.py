@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 import os
 import re
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SKIPPABLE_ZSTD_FRAME, zstd_frames
 from fake_tree import make_fake_archives
 from mirror_server import MirrorServer
 from relocpy.core.errors import ChecksumMismatchError, RelocpyError
@@ -130,25 +130,13 @@ def test_index_refuses_random_bytes_named_as_an_archive(tmp_path: Path) -> None:
     assert not (tmp_path / "index.json").exists()
 
 
-def _frames(data: bytes, *cuts: int) -> bytes:
-    """`data` zstd-compressed as one frame per piece between `cuts`, a skippable frame after
-    the first (as pzstd or `cat a.zst b.zst` write)."""
-    import struct
-
-    import zstandard
-
-    bounds = [0, *cuts, len(data)]
-    frames = [zstandard.ZstdCompressor().compress(data[a:b]) for a, b in itertools.pairwise(bounds)]
-    skippable = struct.pack("<II", 0x184D2A50, 3) + b"abc"
-    return frames[0] + skippable + b"".join(frames[1:])
-
-
 def test_index_reads_an_archive_of_several_zstd_frames(tmp_path: Path) -> None:
     import zstandard
 
     _, zst = make_fake_archives(tmp_path, "3.99.0", "20260101")
     tar = zstandard.ZstdDecompressor().stream_reader(zst.read_bytes()).read()
-    zst.write_bytes(_frames(tar, 1024, len(tar) // 2))
+    first, *rest = zstd_frames(tar, 1024, len(tar) // 2)
+    zst.write_bytes(first + SKIPPABLE_ZSTD_FRAME + b"".join(rest))
     write_index(tmp_path)
     assert {e.name for e in scan_directory(tmp_path)} >= {zst.name}
 

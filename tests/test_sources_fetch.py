@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from relocpy.core.errors import ChecksumMismatchError, SourceUnavailableError
+from relocpy.core.progress import QuietReporter
 from relocpy.sources.catalog import SourcePin, resolve_cpython
 from relocpy.sources.fetch import DebianMirror, SourceCache, UrlMirror, fetch
 
@@ -92,15 +93,10 @@ def test_the_probes_of_where_sources_are_said_once_a_day(
         return {"3.13.5": "Debian python3.13 3.13.5-2"}
 
     monkeypatch.setattr(fetch_module, "_probe", probe)
-    steps: list[str] = []
-
-    class Steps:
-        def step(self, text: str) -> None:
-            steps.append(text)
-
+    reporter = QuietReporter()  # (records the steps)
     pins = [resolve_cpython("3.13.5")]
-    first = fetch_module.where_served(pins, SourceCache(tmp_path / "c"), Steps())  # type: ignore[arg-type]
-    again = fetch_module.where_served(pins, SourceCache(tmp_path / "c"), Steps())  # type: ignore[arg-type]
+    first = fetch_module.where_served(pins, SourceCache(tmp_path / "c"), reporter)
+    again = fetch_module.where_served(pins, SourceCache(tmp_path / "c"), reporter)
     assert first == again == {"3.13.5": "Debian python3.13 3.13.5-2"}
-    assert len(probes) == 1 and len(steps) == 1
-    assert "which CPython source tarballs this machine can fetch" in steps[0]
+    assert len(probes) == 1 and len(reporter.steps) == 1
+    assert "which CPython source tarballs this machine can fetch" in reporter.steps[0]
