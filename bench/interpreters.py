@@ -14,6 +14,9 @@ them use the same glibc, and the root gets python3.X and valgrind from its own a
 `LABEL=ARCHIVE@EXECUTABLE` unpacks ARCHIVE and puts EXECUTABLE in place of bin/python3.X:
 how the step before BOLT is measured, from the `.prebolt` copy a `--keep-work` BOLT build
 leaves in its work directory (the executable is the only file BOLT changes).
+`--plain LABEL=PATH` adds an interpreter that is already installed where the others run (PATH
+as the root sees it): how a plain `./configure --enable-optimizations --with-lto` build of the
+same source by another compiler is compared (`--startup pass` when it lacks `_ssl`/`_sqlite3`).
 
 1. speed: bench/workloads.py, every workload in a fresh process; each round runs every
    workload on every interpreter in a new random order. Per interpreter: the geometric mean
@@ -159,6 +162,8 @@ def main() -> None:
     parser.add_argument("--roots", type=Path, default=Path("/var/tmp/relocpy-bench-roots"))
     parser.add_argument("--debian", help="Debian's interpreter (default /usr/bin/python3.X)")
     parser.add_argument("--ours", action="append", default=[], metavar="LABEL=ARCHIVE[@EXE]")
+    parser.add_argument("--plain", action="append", default=[], metavar="LABEL=PATH")
+    parser.add_argument("--startup", choices=["pass", "imports", "both"], default="both")
     parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("--loops", type=int, default=3)
     parser.add_argument("--startup-runs", type=int, default=40)
@@ -180,6 +185,14 @@ def main() -> None:
     for item in args.ours:
         label, _, spec = item.partition("=")
         interps.append(_unpack(label, spec, short, place, work))
+    for item in args.plain:
+        label, _, path = item.partition("=")
+        interps.append(Interpreter(label, path, f"{path}, installed in the root as it is"))
+    startup = {
+        title: flags
+        for title, flags in STARTUP.items()
+        if args.startup == "both" or (args.startup == "pass") == (flags == ["-c", "pass"])
+    }
     lines: list[str] = []
     say: Callable[[str], None] = lines.append
     try:
@@ -252,7 +265,7 @@ def main() -> None:
             say(f"### Start-up ({args.startup_runs} interleaved runs each; paired ratio to"
                 " Debian's: median [95% interval]; instructions)\n")  # fmt: skip
             say(head)
-            for title, flags in STARTUP.items():
+            for title, flags in startup.items():
                 samples: dict[str, list[float]] = {label: [] for label in labels}
                 for _ in range(args.startup_runs):
                     order = interps[:]

@@ -151,3 +151,30 @@ def test_clang_builds_for_glibc_217_with_pgo_thinlto_and_bolt(tmp_path: Path) ->
     shutil.copy2(tmp_path / "main.prebolt", again)
     bolt_executable(run, again, [], fdata)
     assert subprocess.run(["./again", str(library)], cwd=tmp_path).returncode == 0
+
+
+ENVIRONMENT = """#include <stdio.h>
+#include <time.h>
+extern char **environ;
+int main(void) {
+  tzset();
+  printf("%s %s/%s %ld %d\\n", environ && environ[0] ? environ[0] : "-", tzname[0], tzname[1],
+         timezone, daylight);
+  return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("pie", ["-no-pie", "-pie"])
+def test_gcc_programs_read_the_environment_glibc_fills(tmp_path: Path, pie: str) -> None:
+    """gcc reads `environ` and `tzname` of an executable through a copy in the executable;
+    the stubs' aliases make glibc fill that copy. Against zig's stubs as they come, the
+    environment was empty and the time zone GMT (CPython's os.environ was empty)."""
+    toolchain = gcc_glibc_toolchain("2.17")
+    (tmp_path / "env.c").write_text(ENVIRONMENT)
+    subprocess.run([toolchain.cc, "-O2", pie, "env.c", "-o", "env"], cwd=tmp_path, check=True)
+    result = subprocess.run(
+        ["./env"], cwd=tmp_path, capture_output=True, text=True,
+        env={"FOO": "1", "TZ": "America/New_York"},
+    )  # fmt: skip
+    assert result.stdout.split() == ["FOO=1", "EST/EDT", "18000", "1"], result.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 from conftest import compile_c
 from relocpy.elf.policy import get_policy
 from relocpy.elf.read import iter_elf_files
-from relocpy.verify.checks import audit_elf, audit_leftovers, find_leftovers
+from relocpy.verify.checks import audit_elf, audit_leftovers, check_environment, find_leftovers
 
 LIB = "int answer(void) { return 42; }\n"
 EXE = "int answer(void);\nint main(void){return answer() - 42;}\n"
@@ -200,3 +200,15 @@ def test_a_stripped_archive_is_described_by_the_install_only_metadata(tmp_path: 
     for name in (f"{stem}.tar.zst", f"{stem}_stripped.tar.zst", f"{stem}_stripped.tar.gz"):
         assert _metadata_for(tmp_path / name) == {"build_options": {"pie": False}}, name
     assert _metadata_for(tmp_path / "cpython-3.12.0-other_stripped.tar.zst") == {}
+
+
+def test_the_environment_check_sees_an_empty_os_environ(tmp_path: Path) -> None:
+    """An interpreter whose os.environ is empty (what an executable reading an unfilled copy of
+    `environ` shows) fails the check; one that has it passes."""
+    assert check_environment(sys.executable).ok
+    wrapper = tmp_path / "python"
+    wrapper.write_text(f'#!/bin/sh\nexec env -i "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    check = check_environment(str(wrapper))
+    assert not check.ok
+    assert "a child does not get it either" in check.detail and "copy" in check.detail

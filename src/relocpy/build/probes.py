@@ -55,6 +55,18 @@ PyMODINIT_FUNC PyInit_relocpy_cprobe(void) { return PyModule_Create(&module); }
 """
 
 # Compile PROBE_C the way distutils/setuptools do: with the compiler and flags sysconfig names.
+# The environment the interpreter was started with, as os.environ sees it and as a child started
+# with the default environment sees it (both read the C library's `environ`).
+ENVIRONMENT_MARK = "RELOCPY_ENVIRONMENT_PROBE"
+ENVIRONMENT = r"""
+import json, os, subprocess, sys
+mark = "RELOCPY_ENVIRONMENT_PROBE"
+child = subprocess.run([sys.executable, "-c", f"import os; print(os.environ.get({mark!r}, ''))"],
+                       capture_output=True, text=True)
+print(json.dumps({"own": os.environ.get(mark, ""), "names": len(os.environ),
+                  "child": child.stdout.strip()}))
+"""
+
 BUILD_EXTENSION = r"""
 import importlib, os, shlex, subprocess, sys, sysconfig
 src, out_dir = sys.argv[1], sys.argv[2]

@@ -29,6 +29,7 @@ from relocpy.build.zig import (
 from relocpy.core.errors import MissingToolError, RelocpyError
 from relocpy.core.preflight import Requirement, require
 from relocpy.core.progress import QuietReporter, Reporter, append_log
+from relocpy.elf.aliases import GLIBC_DATA_ALIASES, join_aliases
 
 _ARCH = "x86_64"
 # Bumped when the cc wrapper changes what it compiles or links (it enters the identity, and
@@ -36,7 +37,9 @@ _ARCH = "x86_64"
 # gcc, which CPython's configure needs to see to use its PGO and LTO flags. 5: no
 # RELOCPY_HOME path in debug info (the toolchains directory mapped, zig's start files built
 # with its library directory as /dev/fd/9): builds in different homes are byte-identical.
-_WRAPPER_VERSION = 5
+# 6: the stubs' environ, tzname, ... are aliases again (elf.aliases): with 5, executables gcc
+# linked read an environment glibc never filled (os.environ was empty).
+_WRAPPER_VERSION = 6
 # zig's header directories for x86_64 glibc, most specific first (as zig cc passes them)
 _HEADER_DIRS = ("x86-linux-gnu", "generic-glibc", "x86-linux-any", "any-linux-any")
 # What the sysroot's lib/ holds: zig's start files, libc_nonshared.a and one stub per library
@@ -120,6 +123,9 @@ def ensure_sysroot(glibc: str, reporter: Reporter | None = None, log: Path | Non
                 if not found:
                     raise RelocpyError(f"zig built no {source} for glibc {glibc}")
                 shutil.copy2(found[0], staging / "lib" / target)
+            for library, aliases in GLIBC_DATA_ALIASES.items():
+                joined = join_aliases(staging / "lib" / library, aliases)
+                append_log(log, f"{library}: made weak aliases again: {', '.join(joined)}")
             for name in ("crti.o", "crtn.o"):  # _init/_fini prologue and epilogue, not versioned
                 path = _gcc_file(name)
                 if not os.path.isabs(path):

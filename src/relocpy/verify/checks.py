@@ -391,6 +391,37 @@ def check_imports(
     return Check(name, True, detail)
 
 
+def check_environment(python: str, runner: Runner = HOST) -> Check:
+    """os.environ holds the environment the interpreter was started with, and a child started
+    with the default environment gets it too. Both read the C library's `environ`; an
+    executable linked against stubs that lost glibc's aliases reads a copy glibc never fills
+    (relocpy.elf.aliases), and its os.environ is empty."""
+    mark = "seen"
+    runner = HostRunner(((probes.ENVIRONMENT_MARK, mark),)) if runner is HOST else runner
+    result = runner.run([python, "-c", probes.ENVIRONMENT])
+    if result.returncode != 0:
+        return Check("environment", False, _why(result))
+    data = json.loads(result.stdout)
+    if data["own"] == mark and data["child"] == mark:
+        return Check(
+            "environment",
+            True,
+            f"os.environ has the {data['names']} variables it was given; a child gets them",
+        )
+    seen = (
+        "os.environ is empty"
+        if not data["names"]
+        else f"os.environ lacks {probes.ENVIRONMENT_MARK}"
+    )
+    child = "a child gets it" if data["child"] == mark else "a child does not get it either"
+    return Check(
+        "environment",
+        False,
+        f"{seen}, {child}: the executable reads a copy of the C library's `environ` that the"
+        " library never fills (a copy relocation without glibc's aliases; see relocpy.elf.aliases)",
+    )
+
+
 def is_free_threaded(tree: InterpreterTree) -> bool:
     """A free-threaded build: its ABI flags carry a `t` (python3.13t, lib/python3.13t)."""
     return tree.ldversion.endswith("t")
@@ -529,6 +560,7 @@ def runtime_checks(
     )
     if result.returncode != 0:
         return checks
+    checks.append(check_environment(python))
     data, why = _locations(tree)
     if data is None:
         checks.append(Check("sysconfig-paths", False, why))
