@@ -43,6 +43,7 @@ def test_repaired_pyenv_prefix_passes_verify(short: str, pyenv_prefix, tmp_path:
         "glibc",
         "leftover-paths",
         "starts",
+        "environment",
         "sysconfig-paths",
         "extensions-import",
         "ssl-ca-store",

@@ -61,10 +61,10 @@ ENVIRONMENT_MARK = "RELOCPY_ENVIRONMENT_PROBE"
 ENVIRONMENT = r"""
 import json, os, subprocess, sys
 mark = "RELOCPY_ENVIRONMENT_PROBE"
-child = subprocess.run([sys.executable, "-c", f"import os; print(os.environ.get({mark!r}, ''))"],
-                       capture_output=True, text=True)
+child = subprocess.Popen([sys.executable, "-c", "import os; print(os.environ.get(%r, ''))" % mark],
+                         stdout=subprocess.PIPE, universal_newlines=True)
 print(json.dumps({"own": os.environ.get(mark, ""), "names": len(os.environ),
-                  "child": child.stdout.strip()}))
+                  "child": child.communicate()[0].strip()}))
 """
 
 BUILD_EXTENSION = r"""
