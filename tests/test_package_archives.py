@@ -17,6 +17,7 @@ from relocpy.package.archives import (
     include_in_test_suite,
     pin_timestamps,
     target_triple,
+    uncheck_hash_pycs,
 )
 
 
@@ -103,6 +104,43 @@ def test_triples_and_flavours_follow_python_build_standalone() -> None:
     assert target_triple() == "x86_64-unknown-linux-gnu"
     assert target_triple("x86-64-v3") == "x86_64_v3-unknown-linux-gnu"
     assert flavour_name("install_only", free_threaded=True) == "freethreaded+install_only"
+
+
+def test_checked_hash_pycs_become_unchecked_and_read_no_source(tmp_path: Path) -> None:
+    """What `make install` writes with SOURCE_DATE_EPOCH set (checked hash-based bytecode)
+    becomes unchecked: the hash stays, imports take the .pyc without reading the source (an
+    edited source is seen only with --check-hash-based-pycs always); timestamp and unchecked
+    bytecode is left as it is."""
+    package = tmp_path / "lib" / "pkg"
+    package.mkdir(parents=True)
+    sources = {name: package / f"{name}.py" for name in ("checked", "stamped", "unchecked")}
+    modes = {
+        "checked": py_compile.PycInvalidationMode.CHECKED_HASH,
+        "stamped": py_compile.PycInvalidationMode.TIMESTAMP,
+        "unchecked": py_compile.PycInvalidationMode.UNCHECKED_HASH,
+    }
+    pycs = {}
+    for name, source in sources.items():
+        source.write_text("VALUE = 1\n")
+        pycs[name] = Path(
+            py_compile.compile(str(source), invalidation_mode=modes[name], doraise=True)
+        )
+    before = {name: pyc.read_bytes() for name, pyc in pycs.items()}
+    assert uncheck_hash_pycs(tmp_path) == 1
+    after = pycs["checked"].read_bytes()
+    assert int.from_bytes(after[4:8], "little") == 0b01  # hash-based, source not checked
+    assert after[8:] == before["checked"][8:]
+    assert pycs["stamped"].read_bytes() == before["stamped"]
+    assert pycs["unchecked"].read_bytes() == before["unchecked"]
+    assert uncheck_hash_pycs(tmp_path) == 0
+    sources["checked"].write_text("VALUE = 2\n")
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path / "lib")}
+    code = ["-c", "import pkg.checked; print(pkg.checked.VALUE)"]
+    seen = [
+        subprocess.run([sys.executable, *flags, *code], env=env, capture_output=True, text=True)
+        for flags in ([], ["--check-hash-based-pycs", "always"])
+    ]
+    assert [r.stdout.strip() for r in seen] == ["1", "2"], [r.stderr for r in seen]
 
 
 def test_pin_timestamps_keeps_bytecode_valid(tmp_path: Path) -> None:

@@ -57,6 +57,7 @@ from relocpy.package.archives import (
     strip_package,
     strip_program,
     target_triple,
+    uncheck_hash_pycs,
     write_test_suite,
 )
 from relocpy.package.pybi import write_pybi
@@ -358,6 +359,7 @@ def build(
             tree = inspect_tree(staged.prefix_dir)
             epoch = source_date_epoch(tag)
             pin_timestamps(tree.root, epoch)
+            uncheck_hash_pycs(tree.root)
             packaged = package_tree(
                 tree,
                 partial,

@@ -88,6 +88,36 @@ def pin_timestamps(root: Path, epoch: int) -> int:
     return stamped
 
 
+_PYC_HASH_BASED = 0b01
+_PYC_CHECK_SOURCE = 0b10
+
+
+def uncheck_hash_pycs(root: Path) -> int:
+    """Make the checked hash-based `.pyc` files under `root` unchecked; returns how many.
+
+    CPython's `make install` compiles the standard library with SOURCE_DATE_EPOCH set, and
+    py_compile then writes checked hash-based bytecode: each import opens and reads the source
+    too, and hashes it (3.13's `import json, ssl, asyncio, sqlite3`: twice the opens, +3.4%
+    instructions). An unchecked one keeps its source's hash, so it stays byte-reproducible,
+    stays valid after any move, copy or unpacking whatever the mtimes, and reads no source.
+    Edits to a standard-library source are then not seen until its `.pyc` is removed, or with
+    `python --check-hash-based-pycs always`.
+    """
+    changed = 0
+    for pyc in sorted(root.rglob("__pycache__/*.pyc")):
+        with pyc.open("r+b") as handle:
+            header = handle.read(8)
+            if len(header) < 8:
+                continue
+            flags = int.from_bytes(header[_PYC_FLAGS], "little")
+            if flags != _PYC_HASH_BASED | _PYC_CHECK_SOURCE:
+                continue
+            handle.seek(_PYC_FLAGS.start)
+            handle.write(_PYC_HASH_BASED.to_bytes(4, "little"))
+        changed += 1
+    return changed
+
+
 def include_in_install_only(rel: str, short_version: str) -> bool:
     """The member filter: no test suite, no static libpython, no bytecode of tests."""
     parts = rel.split("/")
