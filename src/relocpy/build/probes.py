@@ -54,19 +54,19 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "relocpy_cprobe", NUL
 PyMODINIT_FUNC PyInit_relocpy_cprobe(void) { return PyModule_Create(&module); }
 """
 
-# Compile PROBE_C the way distutils/setuptools do: with the compiler and flags sysconfig names.
 # The environment the interpreter was started with, as os.environ sees it and as a child started
-# with the default environment sees it (both read the C library's `environ`).
-ENVIRONMENT_MARK = "RELOCPY_ENVIRONMENT_PROBE"
+# with the default environment sees it (both read the C library's `environ`); argv[1] names
+# the variable to look for.
 ENVIRONMENT = r"""
 import json, os, subprocess, sys
-mark = "RELOCPY_ENVIRONMENT_PROBE"
+mark = sys.argv[1]
 child = subprocess.Popen([sys.executable, "-c", "import os; print(os.environ.get(%r, ''))" % mark],
                          stdout=subprocess.PIPE, universal_newlines=True)
 print(json.dumps({"own": os.environ.get(mark, ""), "names": len(os.environ),
                   "child": child.communicate()[0].strip()}))
 """
 
+# Compile PROBE_C the way distutils/setuptools do: with the compiler and flags sysconfig names.
 BUILD_EXTENSION = r"""
 import importlib, os, shlex, subprocess, sys, sysconfig
 src, out_dir = sys.argv[1], sys.argv[2]

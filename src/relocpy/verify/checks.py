@@ -391,14 +391,18 @@ def check_imports(
     return Check(name, True, detail)
 
 
-def check_environment(python: str, runner: Runner = HOST) -> Check:
+_ENVIRONMENT_MARK = "RELOCPY_ENVIRONMENT_PROBE"
+
+
+def check_environment(python: str) -> Check:
     """os.environ holds the environment the interpreter was started with, and a child started
     with the default environment gets it too. Both read the C library's `environ`; an
     executable linked against stubs that lost glibc's aliases reads a copy glibc never fills
     (relocpy.elf.aliases), and its os.environ is empty."""
     mark = "seen"
-    runner = HostRunner(((probes.ENVIRONMENT_MARK, mark),)) if runner is HOST else runner
-    result = runner.run([python, "-c", probes.ENVIRONMENT])
+    result = _run(
+        [python, "-c", probes.ENVIRONMENT, _ENVIRONMENT_MARK], env_extra={_ENVIRONMENT_MARK: mark}
+    )
     if result.returncode != 0:
         return Check("environment", False, _why(result))
     data = json.loads(result.stdout)
@@ -408,11 +412,7 @@ def check_environment(python: str, runner: Runner = HOST) -> Check:
             True,
             f"os.environ has the {data['names']} variables it was given; a child gets them",
         )
-    seen = (
-        "os.environ is empty"
-        if not data["names"]
-        else f"os.environ lacks {probes.ENVIRONMENT_MARK}"
-    )
+    seen = "os.environ is empty" if not data["names"] else f"os.environ lacks {_ENVIRONMENT_MARK}"
     child = "a child gets it" if data["child"] == mark else "a child does not get it either"
     return Check(
         "environment",
