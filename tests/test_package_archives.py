@@ -113,11 +113,13 @@ def test_checked_hash_pycs_become_unchecked_and_read_no_source(tmp_path: Path) -
     bytecode is left as it is."""
     package = tmp_path / "lib" / "pkg"
     package.mkdir(parents=True)
-    sources = {name: package / f"{name}.py" for name in ("checked", "stamped", "unchecked")}
+    names = ("checked", "stamped", "unchecked", "patched")
+    sources = {name: package / f"{name}.py" for name in names}
     modes = {
         "checked": py_compile.PycInvalidationMode.CHECKED_HASH,
         "stamped": py_compile.PycInvalidationMode.TIMESTAMP,
         "unchecked": py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        "patched": py_compile.PycInvalidationMode.CHECKED_HASH,
     }
     pycs = {}
     for name, source in sources.items():
@@ -125,6 +127,9 @@ def test_checked_hash_pycs_become_unchecked_and_read_no_source(tmp_path: Path) -
         pycs[name] = Path(
             py_compile.compile(str(source), invalidation_mode=modes[name], doraise=True)
         )
+    # changed after make install compiled it (as a static build patches ctypes): it must stay
+    # checked, or the old bytecode would run
+    sources["patched"].write_text("VALUE = 3\n")
     before = {name: pyc.read_bytes() for name, pyc in pycs.items()}
     assert uncheck_hash_pycs(tmp_path) == 1
     after = pycs["checked"].read_bytes()
@@ -132,15 +137,16 @@ def test_checked_hash_pycs_become_unchecked_and_read_no_source(tmp_path: Path) -
     assert after[8:] == before["checked"][8:]
     assert pycs["stamped"].read_bytes() == before["stamped"]
     assert pycs["unchecked"].read_bytes() == before["unchecked"]
+    assert pycs["patched"].read_bytes() == before["patched"]
     assert uncheck_hash_pycs(tmp_path) == 0
     sources["checked"].write_text("VALUE = 2\n")
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path / "lib")}
-    code = ["-c", "import pkg.checked; print(pkg.checked.VALUE)"]
+    code = ["-c", "import pkg.checked, pkg.patched; print(pkg.checked.VALUE, pkg.patched.VALUE)"]
     seen = [
         subprocess.run([sys.executable, *flags, *code], env=env, capture_output=True, text=True)
         for flags in ([], ["--check-hash-based-pycs", "always"])
     ]
-    assert [r.stdout.strip() for r in seen] == ["1", "2"], [r.stderr for r in seen]
+    assert [r.stdout.strip() for r in seen] == ["1 3", "2 3"], [r.stderr for r in seen]
 
 
 def test_pin_timestamps_keeps_bytecode_valid(tmp_path: Path) -> None:

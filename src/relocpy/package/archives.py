@@ -92,26 +92,41 @@ _PYC_HASH_BASED = 0b01
 _PYC_CHECK_SOURCE = 0b10
 
 
+def _source_hash(pyc_header: bytes, source: bytes) -> bytes:
+    """The hash a hash-based `.pyc` with this header holds for `source`: CPython keys it with
+    the pyc's magic number. This interpreter's algorithm (SipHash-1-3 since 3.11) matches
+    trees of 3.11 and later; for older ones it differs, and their bytecode stays checked."""
+    import _imp
+
+    return _imp.source_hash(int.from_bytes(pyc_header[:4], "little"), source)
+
+
 def uncheck_hash_pycs(root: Path) -> int:
-    """Make the checked hash-based `.pyc` files under `root` unchecked; returns how many.
+    """Make the checked hash-based `.pyc` files under `root` unchecked where they still match
+    their source; returns how many.
 
     CPython's `make install` compiles the standard library with SOURCE_DATE_EPOCH set, and
     py_compile then writes checked hash-based bytecode: each import opens and reads the source
     too, and hashes it (3.13's `import json, ssl, asyncio, sqlite3`: twice the opens, +3.4%
     instructions). An unchecked one keeps its source's hash, so it stays byte-reproducible,
     stays valid after any move, copy or unpacking whatever the mtimes, and reads no source.
-    Edits to a standard-library source are then not seen until its `.pyc` is removed, or with
+    A source changed after it was compiled (a static build's patched ctypes) keeps checked
+    bytecode, which CPython recompiles from the source. Edits to a standard-library source
+    made later are not seen until its `.pyc` is removed, or with
     `python --check-hash-based-pycs always`.
     """
     changed = 0
     for pyc in sorted(root.rglob("__pycache__/*.pyc")):
+        source = pyc.parent.parent / (pyc.name.split(".", 1)[0] + ".py")
         with pyc.open("r+b") as handle:
-            header = handle.read(8)
-            if len(header) < 8:
+            header = handle.read(16)
+            if len(header) < 16:
                 continue
             flags = int.from_bytes(header[_PYC_FLAGS], "little")
-            if flags != _PYC_HASH_BASED | _PYC_CHECK_SOURCE:
+            if flags != _PYC_HASH_BASED | _PYC_CHECK_SOURCE or not source.is_file():
                 continue
+            if _source_hash(header, source.read_bytes()) != header[8:16]:
+                continue  # stale: CPython checks it and compiles the source
             handle.seek(_PYC_FLAGS.start)
             handle.write(_PYC_HASH_BASED.to_bytes(4, "little"))
         changed += 1
