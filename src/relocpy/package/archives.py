@@ -22,6 +22,7 @@ from relocpy.core.targets import Target, needs_emulation
 from relocpy.core.tree import InterpreterTree
 from relocpy.elf.policy import policy_for_glibc
 from relocpy.elf.read import iter_elf_files
+from relocpy.repair.relocate import source_of_pyc
 
 TARGET_TRIPLE = f"{platform.machine() or 'x86_64'}-unknown-linux-gnu"
 _TEST_DIRS = {"test", "tests", "idle_test"}
@@ -59,6 +60,7 @@ def variant_name(free_threaded: bool = False, static: bool = False) -> str:
 _PYC_FLAGS = slice(4, 8)
 _PYC_MTIME = slice(8, 12)
 _PYC_SIZE = slice(12, 16)
+_PYC_HASH = slice(8, 16)  # in a hash-based pyc, where the mtime and size are
 
 
 def pin_timestamps(root: Path, epoch: int) -> int:
@@ -70,7 +72,7 @@ def pin_timestamps(root: Path, epoch: int) -> int:
     """
     stamped = 0
     for pyc in sorted(root.rglob("__pycache__/*.pyc")):
-        source = pyc.parent.parent / (pyc.name.split(".", 1)[0] + ".py")
+        source = source_of_pyc(pyc)
         data = bytearray(pyc.read_bytes())
         if len(data) < 16 or int.from_bytes(data[_PYC_FLAGS], "little") != 0:
             continue  # hash-based pycs carry no time
@@ -117,7 +119,7 @@ def uncheck_hash_pycs(root: Path) -> int:
     """
     changed = 0
     for pyc in sorted(root.rglob("__pycache__/*.pyc")):
-        source = pyc.parent.parent / (pyc.name.split(".", 1)[0] + ".py")
+        source = source_of_pyc(pyc)
         with pyc.open("r+b") as handle:
             header = handle.read(16)
             if len(header) < 16:
@@ -125,7 +127,7 @@ def uncheck_hash_pycs(root: Path) -> int:
             flags = int.from_bytes(header[_PYC_FLAGS], "little")
             if flags != _PYC_HASH_BASED | _PYC_CHECK_SOURCE or not source.is_file():
                 continue
-            if _source_hash(header, source.read_bytes()) != header[8:16]:
+            if _source_hash(header, source.read_bytes()) != header[_PYC_HASH]:
                 continue  # stale: CPython checks it and compiles the source
             handle.seek(_PYC_FLAGS.start)
             handle.write(_PYC_HASH_BASED.to_bytes(4, "little"))

@@ -359,7 +359,7 @@ def _recompile_bytecode(
     for pyc in sorted(tree.stdlib.rglob("*.pyc")):
         if not any(n in pyc.read_bytes() for n in needles):
             continue
-        source = _source_of(pyc)
+        source = source_of_pyc(pyc)
         if not source.is_file():
             pyc.unlink()  # sourceless and unfixable: Python recreates it if ever needed
             continue
@@ -403,6 +403,7 @@ def _run_recompile(root: Path, tree: InterpreterTree, jobs: list[str], log: Path
     return len(jobs)
 
 
-def _source_of(pyc: Path) -> Path:
-    # lib/python3.X/pkg/__pycache__/mod.cpython-312.opt-1.pyc -> lib/python3.X/pkg/mod.py
+def source_of_pyc(pyc: Path) -> Path:
+    """The source a `__pycache__` bytecode file was compiled from:
+    lib/python3.X/pkg/__pycache__/mod.cpython-312.opt-1.pyc -> lib/python3.X/pkg/mod.py"""
     return pyc.parent.parent / (pyc.name.split(".", 1)[0] + ".py")
