@@ -1,6 +1,6 @@
 """An OCI registry as the binary cache and mirror, against a real registry on loopback
 (docker-registry with a basic-auth realm): push, pull, install, credentials, a deleted blob,
-a tampered manifest and blob, an interrupted push, two pushes of one spec at once, and the CI
+a tampered manifest and blob, an interrupted push, jobs pushing one spec at once, and the CI
 pipelines generated against it."""
 
 from __future__ import annotations
@@ -293,33 +293,163 @@ OciBinaryCache(sys.argv[3]).push(local, entry, QuietReporter())
 """
 
 
-def test_two_jobs_pushing_one_spec_at_once_are_safe(
+def test_jobs_pushing_one_spec_at_once_are_safe(
     logged_in: Registry, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    local, entry = fake_spec(tmp_path, "3.99.2")
-    copy = tmp_path / "copy"
-    shutil.copytree(local.root, copy)  # the second job's own cache, the same bytes
+    """Four jobs push each of five specs at once, every job from its own cache of the same
+    bytes. docker-registry rewrites a blob's link file in place, so without the client's retries
+    about one push in 60 failed here (a HEAD answered 500, a manifest 400 DIGEST_INVALID)."""
     url = logged_in.url(repository(request))
     env = {**os.environ, "PYTHONPATH": SRC}
-    jobs = [
-        subprocess.Popen(
-            [sys.executable, "-c", PUSH, str(root), entry.spec_hash, url],
-            env=env,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for root in (local.root, copy)
-    ]
-    for job in jobs:
-        assert job.wait(timeout=120) == 0, job.stderr.read() if job.stderr else ""
+    specs = []
+    for n in range(5):
+        local, entry = fake_spec(tmp_path, f"3.99.{n}")
+        roots = [local.root]
+        for k in range(3):  # the other jobs' own caches, the same bytes
+            roots.append(tmp_path / f"copy-{n}-{k}")
+            shutil.copytree(local.root, roots[-1])
+        jobs = [
+            subprocess.Popen(
+                [sys.executable, "-c", PUSH, str(root), entry.spec_hash, url],
+                env=env,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for root in roots
+        ]
+        for job in jobs:
+            assert job.wait(timeout=120) == 0, job.stderr.read() if job.stderr else ""
+        specs.append((local, entry))
     remote = OciBinaryCache(url)
-    found = remote.lookup(entry.spec_hash)
-    assert found is not None and found.files == entry.files
-    for stored in entry.files:
-        pulled = tmp_path / "pulled" / stored.name
-        pulled.parent.mkdir(exist_ok=True)
-        remote.fetch(found, stored.name, pulled, QuietReporter())
-        assert pulled.read_bytes() == (local.root / stored.name).read_bytes()
+    for local, entry in specs:
+        found = remote.lookup(entry.spec_hash)
+        assert found is not None and found.files == entry.files
+        for stored in entry.files:
+            pulled = tmp_path / "pulled" / stored.name
+            pulled.parent.mkdir(exist_ok=True)
+            remote.fetch(found, stored.name, pulled, QuietReporter())
+            assert pulled.read_bytes() == (local.root / stored.name).read_bytes()
+
+
+def test_a_manifest_naming_a_blob_never_pushed_is_refused_at_once(
+    logged_in: Registry, request: pytest.FixtureRequest
+) -> None:
+    client = OciClient(logged_in.url(repository(request)))
+    absent = "sha256:" + hashlib.sha256(b"never pushed").hexdigest()
+    empty, _ = client.push_blob(b"{}")
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+        "layers": [{"mediaType": "application/octet-stream", "digest": absent, "size": 12}],
+    }
+    with pytest.raises(OciError, match=f"lacks the blob {absent}") as raised:
+        client.put_manifest("t", manifest)
+    assert raised.value.status == 400 and "MANIFEST_BLOB_UNKNOWN" in raised.value.codes
+    assert client.tags() == []
+
+
+class _FlakyRegistry:
+    """A registry that answers each request of `faults` (method and path prefix) with a fault
+    the given number of times, then as it should; it has every blob but those under `absent`.
+    Every request is recorded."""
+
+    def __init__(
+        self, faults: dict[tuple[str, str], tuple[int, int, str]], absent: str = "/none"
+    ) -> None:
+        import http.server
+        import threading
+
+        self.seen: list[str] = []
+        left = {key: count for key, (count, _, _) in faults.items()}
+        seen = self.seen
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _answer(self, code: int, body: bytes = b"", **headers: str) -> None:
+                self.send_response(code)
+                for key, value in headers.items():
+                    self.send_header(key.replace("_", "-"), value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def _handle(self) -> None:
+                seen.append(f"{self.command} {self.path}")
+                if length := int(self.headers.get("Content-Length") or 0):
+                    self.rfile.read(length)
+                for (method, prefix), (_, code, error) in faults.items():
+                    key = (method, prefix)
+                    if self.command == method and self.path.startswith(prefix) and left[key] > 0:
+                        left[key] -= 1
+                        self._answer(code, json.dumps({"errors": [{"code": error}]}).encode())
+                        return
+                if self.command == "HEAD" and self.path.startswith(absent):
+                    self._answer(404)
+                elif self.command == "POST":
+                    self._answer(202, Location="/v2/relocpy/blobs/uploads/1")
+                elif self.command == "PUT":
+                    self._answer(201, Location=self.path)
+                else:
+                    self._answer(200, b"{}", Content_Type="application/json")
+
+            do_GET = do_HEAD = do_PUT = do_POST = _handle
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"oci://127.0.0.1:{self.server.server_address[1]}/relocpy"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_a_read_meeting_a_server_error_and_a_manifest_meeting_a_rewritten_link_are_retried(
+    monkeypatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    for key in ("RELOCPY_OCI_TOKEN", "RELOCPY_OCI_USERNAME", "RELOCPY_OCI_PASSWORD"):
+        monkeypatch.delenv(key, raising=False)
+    blob = "sha256:" + "ab" * 32
+    manifest = {"schemaVersion": 2, "config": {"digest": blob}, "layers": [{"digest": blob}]}
+    flaky = _FlakyRegistry(
+        {
+            ("HEAD", "/v2/relocpy/blobs/"): (2, 500, "UNKNOWN"),
+            ("PUT", "/v2/relocpy/manifests/"): (1, 400, "DIGEST_INVALID"),
+        }
+    )
+    try:
+        client = OciClient(flaky.url)
+        assert client.has_blob(blob)  # two 500s, then the answer
+        assert [s.split(" ")[0] for s in flaky.seen] == ["HEAD"] * 3
+        flaky.seen.clear()
+        client.put_manifest("t", manifest)  # refused once while the blob is there: retried
+        assert [s.split(" ")[0] for s in flaky.seen] == ["PUT", "HEAD", "HEAD", "PUT"]
+    finally:
+        flaky.server.shutdown()
+    lasting = _FlakyRegistry(
+        {
+            ("HEAD", "/v2/relocpy/blobs/" + blob): (99, 503, "UNAVAILABLE"),
+            ("POST", "/v2/relocpy/blobs/uploads/"): (99, 500, "UNKNOWN"),
+            ("PUT", "/v2/relocpy/manifests/"): (99, 400, "MANIFEST_BLOB_UNKNOWN"),
+        },
+        absent="/v2/relocpy/blobs/sha256:" + hashlib.sha256(b"new").hexdigest(),
+    )
+    try:
+        client = OciClient(lasting.url)
+        with pytest.raises(OciError, match="answered 503 for HEAD"):
+            client.has_blob(blob)
+        assert len(lasting.seen) == 5  # a lasting fault ends the tries, in under 2 s
+        lasting.seen.clear()
+        with pytest.raises(OciError, match="answered 500 for POST"):
+            client.push_blob(b"new")
+        assert [s.split(" ")[0] for s in lasting.seen] == ["HEAD", "POST"]  # no write repeated
+        lasting.seen.clear()
+        other = {"config": {"digest": "sha256:" + "cd" * 32}, "layers": []}
+        with pytest.raises(OciError, match="answered 400 for PUT"):
+            client.put_manifest("t", other)  # every blob there, the refusal lasts
+        assert [s.split(" ")[0] for s in lasting.seen] == ["PUT", "HEAD"] * 4 + ["PUT"]
+    finally:
+        lasting.server.shutdown()
 
 
 MATRIX = """

@@ -10,6 +10,12 @@ failure (wrong credentials and refused connections included) with sleeps that ad
 two minutes before an error reaches the user, and it writes pulled blobs without checking
 their digests. Here a refusal is one clear error at once, and nothing unchecked is kept.
 
+Two answers are retried, briefly (`_RETRY_DELAYS`, under 2 s in all): a server error (5xx) to a
+read, and a manifest refused because a layer it names is "unknown" while every such blob is
+there. Both happen when jobs push the same blobs at once: registries such as distribution 2.8
+rewrite a repository's link file of a blob in place, and a request that reads it meanwhile sees
+an empty file (HEAD answers 500, a manifest PUT 400 DIGEST_INVALID / MANIFEST_BLOB_UNKNOWN).
+
 Credentials, first found wins: `RELOCPY_OCI_TOKEN` (a bearer token), `RELOCPY_OCI_USERNAME`
 with `RELOCPY_OCI_PASSWORD`, or the registry's entry in docker's `config.json`
 (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`). Basic credentials answer both a
@@ -24,6 +30,7 @@ import hashlib
 import json
 import os
 import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -45,10 +52,20 @@ _REPO = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+_RETRY_DELAYS = (0.1, 0.3, 0.6, 0.9)  # seconds, between the tries of a transient failure
+_SERVER_ERRORS = frozenset({500, 502, 503, 504})
+_LAYER_RACE = frozenset({"MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "DIGEST_INVALID"})
 
 
 class OciError(RelocpyError):
     """A registry that cannot be reached, refuses us, or serves something inconsistent."""
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, status: int = 0, codes: Iterable[str] = ()
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status  # the HTTP status, 0 if the registry did not answer
+        self.codes = frozenset(codes)  # the distribution error codes of the answer
 
 
 class OciNotFound(OciError):
@@ -173,8 +190,10 @@ class OciClient:
         data: bytes | IO[bytes] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Any:
-        """The response to one request, authenticating once if challenged."""
-        for attempt in range(2):
+        """The response to one request, authenticating once if challenged and retrying a read
+        that meets a server error."""
+        authenticated, delays = False, iter(_RETRY_DELAYS if method in ("GET", "HEAD") else ())
+        while True:
             request = urllib.request.Request(url, data=data, method=method)
             for key, value in (headers or {}).items():
                 request.add_header(key, value)
@@ -183,11 +202,16 @@ class OciClient:
             try:
                 return urllib.request.urlopen(request, timeout=self.timeout)
             except urllib.error.HTTPError as exc:
-                if exc.code == 401 and attempt == 0 and self._authenticate(exc):
+                if exc.code == 401 and not authenticated and self._authenticate(exc):
+                    authenticated = True
                     if hasattr(data, "seek"):
                         data.seek(0)  # type: ignore[union-attr]
                     continue
-                raise self._http_error(exc, method, url) from None
+                delay = next(delays, None) if exc.code in _SERVER_ERRORS else None
+                if delay is None:
+                    raise self._http_error(exc, method, url) from None
+                exc.close()
+                time.sleep(delay)
             except (urllib.error.URLError, OSError) as exc:
                 reason = getattr(exc, "reason", exc)
                 raise OciError(
@@ -195,16 +219,15 @@ class OciClient:
                     hint="check the host and port of the oci:// location, and that the registry"
                     " runs",
                 ) from None
-        raise AssertionError("unreachable")
 
     def _http_error(self, exc: urllib.error.HTTPError, method: str, url: str) -> OciError:
         path = urllib.parse.urlsplit(url).path
         try:
             body = json.loads(exc.read() or b"{}")
-            codes = ", ".join(e.get("code", "?") for e in body.get("errors", []))
+            codes = [str(e.get("code", "?")) for e in body.get("errors", [])]
         except (ValueError, AttributeError, OSError):
-            codes = ""
-        detail = f" ({codes})" if codes else ""
+            codes = []
+        detail = f" ({', '.join(codes)})" if codes else ""
         if exc.code in (401, 403):
             said = (
                 "refused the credentials from " + self.credentials.source
@@ -215,10 +238,14 @@ class OciClient:
                 f"the registry {self.where.host} {said}: {exc.code} for {method} {path}{detail}",
                 hint="set RELOCPY_OCI_USERNAME and RELOCPY_OCI_PASSWORD, or RELOCPY_OCI_TOKEN,"
                 f" or log in with `docker login {self.where.host}`",
+                status=exc.code,
+                codes=codes,
             )
         kind = OciNotFound if exc.code == 404 else OciError
         return kind(
-            f"the registry {self.where.host} answered {exc.code} for {method} {path}{detail}"
+            f"the registry {self.where.host} answered {exc.code} for {method} {path}{detail}",
+            status=exc.code,
+            codes=codes,
         )
 
     def _authenticate(self, exc: urllib.error.HTTPError) -> bool:
@@ -293,9 +320,28 @@ class OciClient:
             raise OciError(f"{tag!r} is not a valid tag")
         body = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
         url = f"{self.where.api}/manifests/{tag}"
-        with self._open("PUT", url, body, {"Content-Type": MANIFEST_TYPE}):
-            pass
-        return sha256_digest(body)
+        delays = iter(_RETRY_DELAYS)
+        while True:
+            try:
+                with self._open("PUT", url, body, {"Content-Type": MANIFEST_TYPE}):
+                    return sha256_digest(body)
+            except OciError as exc:
+                raced = exc.status == 400 and exc.codes & _LAYER_RACE
+                delay = next(delays, None) if raced else None
+                if delay is None:
+                    raise
+                named = [manifest.get("config", {}), *manifest.get("layers", [])]
+                missing = [d["digest"] for d in named if "digest" in d]
+                missing = [digest for digest in missing if not self.has_blob(digest)]
+                if missing:
+                    raise OciError(
+                        f"the registry {self.where.host} refused the manifest {tag}: it lacks"
+                        f" the blob{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
+                        hint="push the blobs before the manifest",
+                        status=exc.status,
+                        codes=exc.codes,
+                    ) from None
+                time.sleep(delay)  # every blob is there: another push was rewriting its link
 
     def tags(self) -> list[str]:
         found: list[str] = []
