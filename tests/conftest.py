@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
+import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,31 +160,99 @@ def built_free_threaded(tmp_path_factory: pytest.TempPathFactory, built_archive)
     return build("3.13", out, free_threaded=True, build_tag="20260101", stripped=False)
 
 
+CROSS_BUILDS = {  # name: the build's options, besides version 3.13 and the build Python
+    "aarch64": {"target": "aarch64-linux-gnu"},
+    "musl-static": {"target": "x86_64-linux-musl", "static": True},
+}
+
+CROSS_JOB = """
+import ctypes, json, signal, sys
+from pathlib import Path
+from relocpy.core.progress import PlainReporter
+from relocpy.pipeline import build
+signal.signal(signal.SIGTERM, signal.default_int_handler)  # stopped as by ^C: nothing left
+ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: stopped if the session dies
+out, build_python, options = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
+build("3.13", out, build_tag="20260101", stripped=False, build_python=build_python,
+      reporter=PlainReporter(), **options)
+"""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests of the cross builds run last: the builds start in the background with the
+    session's first test (`_cross_builds_started`), and every other test runs meanwhile."""
+    items.sort(key=lambda item: "cross_builds" in getattr(item, "fixturenames", ()))
+
+
+class _CrossBuilds:
+    """The session's builds for other machines, each made by a background process at low
+    priority (nice 10), in a RELOCPY_HOME of their own, while the session's other tests run:
+    those mostly keep one core busy, and these builds take what is left."""
+
+    def __init__(self, factory: pytest.TempPathFactory, session_home: Path, python: Path):
+        home = factory.mktemp("relocpy-home-cross")
+        link_caches(session_home / "cache", home / "cache", ("sources", "apt"))
+        src = str(Path(__file__).resolve().parent.parent / "src")
+        env = {**os.environ, "RELOCPY_HOME": str(home), "PYTHONPATH": src}
+        self.jobs: dict[str, tuple[Path, Path, subprocess.Popen[bytes]]] = {}
+        for name, options in CROSS_BUILDS.items():
+            out = factory.mktemp(f"dist-{name}")
+            log = home / f"{name}.log"
+            with log.open("wb") as handle:
+                command = [sys.executable, "-c", CROSS_JOB, str(out), str(python)]
+                process = subprocess.Popen(
+                    ["nice", "-n", "10", *command, json.dumps(options)],
+                    stdout=handle, stderr=subprocess.STDOUT, env=env,
+                )  # fmt: skip
+            self.jobs[name] = (out, log, process)
+
+    def results(self) -> dict[str, object]:
+        from relocpy.pipeline import read_build_output
+
+        for name, (_, log, process) in self.jobs.items():
+            if process.wait() != 0:
+                tail = log.read_text(errors="replace")[-4000:]
+                pytest.fail(f"the {name} build failed (its whole output: {log}):\n{tail}")
+        return {name: read_build_output(out) for name, (out, _, _) in self.jobs.items()}
+
+    def stop(self) -> None:
+        """Stops what still runs, as ^C stops a build: its commands, then its work files."""
+        for _, _, process in self.jobs.values():
+            if process.poll() is None:
+                process.terminate()
+        for _, _, process in self.jobs.values():
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cross_builds_started(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, session_home: Path
+) -> Iterator[_CrossBuilds | None]:
+    """Starts the cross builds with the session's first test, if any test needs them."""
+    if not any("cross_builds" in getattr(i, "fixturenames", ()) for i in request.session.items):
+        yield None
+        return
+    built_tree = request.getfixturevalue("built_tree")
+    job = _CrossBuilds(tmp_path_factory, session_home, built_tree.executable)
+    yield job
+    job.stop()
+
+
 @pytest.fixture(scope="session")
-def cross_builds(tmp_path_factory: pytest.TempPathFactory, built_tree) -> dict[str, object]:
-    """The session's builds for other machines, made at the same time in two threads (each
-    build's configure steps use one core; together they keep both busy), once per session,
-    with the session's own x86_64 3.13 as their build Python:
+def cross_builds(_cross_builds_started: _CrossBuilds | None) -> dict[str, object]:
+    """The session's builds for other machines, once per session, with the session's own
+    x86_64 3.13 as their build Python (see _CrossBuilds):
     - "aarch64": CPython 3.13 for aarch64 (zig, glibc 2.17, every library cross-compiled);
       its checks run under qemu-user;
     - "musl-static": CPython 3.13 for x86_64 musl, static: one executable with every module
       built in; its checks include a run in an empty root.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from relocpy.pipeline import build
-
-    def one(name: str, **options: object) -> object:
-        out = tmp_path_factory.mktemp(f"dist-{name}")
-        return build(
-            "3.13", out, build_tag="20260101", stripped=False,
-            build_python=built_tree.executable, **options,
-        )  # fmt: skip
-
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cross-build") as pool:
-        arm = pool.submit(one, "aarch64", target="aarch64-linux-gnu")
-        musl = pool.submit(one, "musl-static", target="x86_64-linux-musl", static=True)
-        return {"aarch64": arm.result(), "musl-static": musl.result()}
+    assert _cross_builds_started is not None
+    return _cross_builds_started.results()
 
 
 @pytest.fixture(scope="session")

@@ -783,11 +783,12 @@ def read_build_output(out_dir: Path) -> BuildResult:
     )
     pybis = sorted(out_dir.glob("*.pybi"))
     profile = beside(PROFILE_SUFFIX)
+    suite = out_dir / f"{stem.removesuffix('-install_only')}-test_suite.tar.gz"
     return BuildResult(
         archives,
         out_dir / f"{stem}.log",
         float(info.get("build_seconds", 0.0)),
-        out_dir / f"{stem.removesuffix('-install_only')}-test_suite.tar.gz",
+        suite if suite.is_file() else None,  # a static build writes none
         pybis[0] if len(pybis) == 1 else None,
         profile,
     )
