@@ -297,8 +297,9 @@ def test_jobs_pushing_one_spec_at_once_are_safe(
     logged_in: Registry, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """Four jobs push each of five specs at once, every job from its own cache of the same
-    bytes. docker-registry rewrites a blob's link file in place, so without the client's retries
-    about one push in 60 failed here (a HEAD answered 500, a manifest 400 DIGEST_INVALID)."""
+    bytes. Without the client's retries, about one push in 60 failed here: a request that read
+    a blob's link while another job committed that blob (a HEAD answered 500, a manifest PUT
+    400 DIGEST_INVALID)."""
     url = logged_in.url(repository(request))
     env = {**os.environ, "PYTHONPATH": SRC}
     specs = []

@@ -12,9 +12,10 @@ their digests. Here a refusal is one clear error at once, and nothing unchecked 
 
 Two answers are retried, briefly (`_RETRY_DELAYS`, under 2 s in all): a server error (5xx) to a
 read, and a manifest refused because a layer it names is "unknown" while every such blob is
-there. Both happen when jobs push the same blobs at once: registries such as distribution 2.8
-rewrite a repository's link file of a blob in place, and a request that reads it meanwhile sees
-an empty file (HEAD answers 500, a manifest PUT 400 DIGEST_INVALID / MANIFEST_BLOB_UNKNOWN).
+there. docker-registry 2.8 (Debian's) answers so when jobs push the same blobs at once: while
+one job commits a blob, another job's request that reads the repository's link to that blob
+fails (HEAD 500; a manifest PUT 400 DIGEST_INVALID, MANIFEST_BLOB_UNKNOWN), and succeeds a
+moment later.
 
 Credentials, first found wins: `RELOCPY_OCI_TOKEN` (a bearer token), `RELOCPY_OCI_USERNAME`
 with `RELOCPY_OCI_PASSWORD`, or the registry's entry in docker's `config.json`
