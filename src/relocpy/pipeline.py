@@ -334,9 +334,8 @@ def build(
                     f"CPython {pin.version} built without standard modules; {missing.detail}",
                     hint=f"the log says why: {log}",
                 )
-            reporter.step(
-                "writing archives (install_only and install_only_stripped; .tar.gz, .tar.zst)"
-            )
+            flavours = "install_only and install_only_stripped" if stripped else "install_only"
+            reporter.step(f"writing archives ({flavours}; .tar.gz, .tar.zst)")
             metadata = _build_metadata(
                 pin,
                 spec,
