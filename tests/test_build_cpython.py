@@ -697,3 +697,30 @@ def test_ssl_and_hashlib_stay_apart_without_both_objects(tmp_path: Path) -> None
     assert not share_openssl(run, prefix)
     assert not (dynload / "_hashlib.cpython-311-x86_64-linux-gnu.so").is_symlink()
     assert "stay apart" in log.read_text()
+
+
+@pytest.mark.parametrize(
+    ("flavour", "suite"),
+    [
+        ("install_only", "test_suite"),
+        ("freethreaded+install_only", "freethreaded+test_suite"),
+        ("static+install_only", None),  # a static build writes no test suite
+    ],
+)
+def test_a_build_directory_is_read_back_for_each_flavour(
+    tmp_path: Path, flavour: str, suite: str | None
+) -> None:
+    from relocpy.pipeline import read_build_output
+
+    stem = f"cpython-3.13.15+20260101-x86_64-unknown-linux-musl-{flavour}"
+    (tmp_path / f"{stem}.json").write_text(json.dumps({"build_seconds": 12.5}))
+    for suffix in (".tar.gz", ".tar.zst", "_stripped.tar.gz", "_stripped.tar.zst"):
+        (tmp_path / f"{stem}{suffix}").write_bytes(b"")
+    if suite:
+        (tmp_path / f"{stem.removesuffix(flavour)}{suite}.tar.gz").write_bytes(b"")
+    result = read_build_output(tmp_path)
+    assert result.archives.gz.name == f"{stem}.tar.gz" and result.seconds == 12.5
+    assert result.archives.stripped_zst == tmp_path / f"{stem}_stripped.tar.zst"
+    assert result.test_suite == (
+        tmp_path / f"{stem.removesuffix(flavour)}{suite}.tar.gz" if suite else None
+    )

@@ -757,7 +757,8 @@ def _publish(packaged: PackagedArchives, partial: Path, out_dir: Path) -> Packag
 def read_build_output(out_dir: Path) -> BuildResult:
     """The BuildResult of a finished build's output directory (its one install_only build)."""
     out_dir = Path(out_dir)
-    metadata = sorted(p for p in out_dir.glob("cpython-*-install_only.json"))
+    # install_only, or with the build's options: freethreaded+install_only, static+install_only
+    metadata = sorted(p for p in out_dir.glob("cpython-*install_only.json"))
     if len(metadata) != 1:
         raise RelocpyError(
             f"{out_dir} holds {len(metadata)} install_only builds, not one",
@@ -782,7 +783,7 @@ def read_build_output(out_dir: Path) -> BuildResult:
     )
     pybis = sorted(out_dir.glob("*.pybi"))
     profile = beside(PROFILE_SUFFIX)
-    suite = out_dir / f"{stem.removesuffix('-install_only')}-test_suite.tar.gz"
+    suite = out_dir / f"{stem.removesuffix('install_only')}test_suite.tar.gz"
     return BuildResult(
         archives,
         out_dir / f"{stem}.log",
