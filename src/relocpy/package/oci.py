@@ -342,7 +342,7 @@ class OciClient:
                         status=exc.status,
                         codes=exc.codes,
                     ) from None
-                time.sleep(delay)  # every blob is there: another push was rewriting its link
+                time.sleep(delay)  # every blob is there: another push was committing one
 
     def tags(self) -> list[str]:
         found: list[str] = []
