@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -350,6 +352,29 @@ def test_a_manifest_naming_a_blob_never_pushed_is_refused_at_once(
     assert client.tags() == []
 
 
+class _QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A stand-in registry's request handler: logs nothing, answers in one call."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def answer(self, code: int, body: bytes = b"", **headers: str) -> None:
+        self.send_response(code)
+        for key, value in headers.items():
+            self.send_header(key.replace("_", "-"), value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
+def _serve(handler: type[_QuietHandler]) -> tuple[http.server.ThreadingHTTPServer, str]:
+    """`handler` served on loopback in a thread; the server and its oci:// location."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"oci://127.0.0.1:{server.server_address[1]}/relocpy"
+
+
 class _FlakyRegistry:
     """A registry that answers each request of `faults` (method and path prefix) with a fault
     the given number of times, then as it should; it has every blob but those under `absent`.
@@ -358,26 +383,11 @@ class _FlakyRegistry:
     def __init__(
         self, faults: dict[tuple[str, str], tuple[int, int, str]], absent: str = "/none"
     ) -> None:
-        import http.server
-        import threading
-
         self.seen: list[str] = []
         left = {key: count for key, (count, _, _) in faults.items()}
         seen = self.seen
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _answer(self, code: int, body: bytes = b"", **headers: str) -> None:
-                self.send_response(code)
-                for key, value in headers.items():
-                    self.send_header(key.replace("_", "-"), value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
-
+        class Handler(_QuietHandler):
             def _handle(self) -> None:
                 seen.append(f"{self.command} {self.path}")
                 if length := int(self.headers.get("Content-Length") or 0):
@@ -386,25 +396,23 @@ class _FlakyRegistry:
                     key = (method, prefix)
                     if self.command == method and self.path.startswith(prefix) and left[key] > 0:
                         left[key] -= 1
-                        self._answer(code, json.dumps({"errors": [{"code": error}]}).encode())
+                        self.answer(code, json.dumps({"errors": [{"code": error}]}).encode())
                         return
                 if self.command == "HEAD" and self.path.startswith(absent):
-                    self._answer(404)
+                    self.answer(404)
                 elif self.command == "POST":
-                    self._answer(202, Location="/v2/relocpy/blobs/uploads/1")
+                    self.answer(202, Location="/v2/relocpy/blobs/uploads/1")
                 elif self.command == "PUT":
-                    self._answer(201, Location=self.path)
+                    self.answer(201, Location=self.path)
                 else:
-                    self._answer(200, b"{}", Content_Type="application/json")
+                    self.answer(200, b"{}", Content_Type="application/json")
 
             do_GET = do_HEAD = do_PUT = do_POST = _handle
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"oci://127.0.0.1:{self.server.server_address[1]}/relocpy"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.url = _serve(Handler)
 
 
-def test_a_read_meeting_a_server_error_and_a_manifest_meeting_a_rewritten_link_are_retried(
+def test_a_read_meeting_a_server_error_and_a_manifest_refused_with_its_blobs_there_are_retried(
     monkeypatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
@@ -539,24 +547,12 @@ class _TokenRegistry:
     /v2/ answers 401 with a Bearer challenge; /token trades basic credentials for a token."""
 
     def __init__(self) -> None:
-        import http.server
-        import threading
-
         seen: list[str] = []
         self.seen = seen
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(_QuietHandler):
             def _send(self, code: int, body: dict[str, object], **headers: str) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                for key, value in headers.items():
-                    self.send_header(key.replace("_", "-"), value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.answer(code, json.dumps(body).encode(), **headers)
 
             def do_GET(self) -> None:
                 auth = self.headers.get("Authorization", "")
@@ -578,9 +574,7 @@ class _TokenRegistry:
                 )
                 self._send(401, {"errors": [{"code": "UNAUTHORIZED"}]}, WWW_Authenticate=challenge)
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"oci://127.0.0.1:{self.server.server_address[1]}/relocpy"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.url = _serve(Handler)
 
 
 def test_token_realms_and_tokens_from_the_environment(monkeypatch, tmp_path: Path) -> None:

@@ -332,8 +332,8 @@ class OciClient:
                 if delay is None:
                     raise
                 named = [manifest.get("config", {}), *manifest.get("layers", [])]
-                missing = [d["digest"] for d in named if "digest" in d]
-                missing = [digest for digest in missing if not self.has_blob(digest)]
+                digests = [d["digest"] for d in named if "digest" in d]
+                missing = [digest for digest in digests if not self.has_blob(digest)]
                 if missing:
                     raise OciError(
                         f"the registry {self.where.host} refused the manifest {tag}: it lacks"
